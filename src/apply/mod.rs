@@ -1,0 +1,5 @@
+//! Carrying out a plan on a target: one driver per target (`local` for now).
+
+pub mod local;
+
+pub use local::{LocalState, LocalTarget};

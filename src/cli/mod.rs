@@ -1,0 +1,94 @@
+//! Command-line interface: one file per subcommand, each parsing its arguments and calling the
+//! library.
+
+mod apply;
+mod destroy;
+mod init;
+mod plan;
+mod render;
+mod validate;
+mod verify;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use notif_infra::ops::LocalOptions;
+
+#[derive(Parser)]
+#[command(
+    name = "notif-infra",
+    version,
+    about = "Stand up NATS infrastructure from one topology file: render, plan, apply, verify, destroy."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a starter topology (one of the shipped examples)
+    Init(init::InitArgs),
+    /// Parse and check a topology; writes nothing
+    Validate(validate::ValidateArgs),
+    /// Write every artefact for the hosts the topology declares
+    Render(render::RenderArgs),
+    /// Show what apply would change (exit 0: nothing, 2: changes, 1: error)
+    Plan(plan::PlanArgs),
+    /// Render, start or update the servers, and verify them
+    Apply(apply::ApplyArgs),
+    /// Check the live servers: links, JetStream meta group, message probes
+    Verify(verify::VerifyArgs),
+    /// Stop the servers and remove their state
+    Destroy(destroy::DestroyArgs),
+}
+
+/// Where servers run. Only `local` exists so far.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Target {
+    /// nats-server processes on this machine, on 127.0.0.1
+    Local,
+}
+
+/// Options every command that touches a target takes.
+#[derive(Args)]
+pub struct TargetArgs {
+    /// The topology file
+    pub file: PathBuf,
+    #[arg(long, value_enum, default_value = "local")]
+    pub target: Target,
+    /// Where the local target keeps configs, keys, data, logs and pid files
+    #[arg(long, env = "NOTIF_INFRA_STATE_DIR", default_value = ".notif-infra")]
+    pub state_dir: PathBuf,
+    /// The nats-server binary (otherwise NATS_SERVER_BIN, the project's .tools/bin, then PATH)
+    #[arg(long)]
+    pub nats_server: Option<PathBuf>,
+}
+
+impl TargetArgs {
+    pub fn local(&self, port_base: Option<u16>) -> LocalOptions {
+        match self.target {
+            Target::Local => LocalOptions {
+                topology: self.file.clone(),
+                state_root: self.state_dir.clone(),
+                nats_server: self.nats_server.clone(),
+                port_base,
+            },
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Init(a) => init::run(a),
+        Command::Validate(a) => validate::run(a),
+        Command::Render(a) => render::run(a),
+        Command::Plan(a) => runtime.block_on(plan::run(a)),
+        Command::Apply(a) => runtime.block_on(apply::run(a)),
+        Command::Verify(a) => runtime.block_on(verify::run(a)),
+        Command::Destroy(a) => runtime.block_on(destroy::run(a)),
+    }
+}

@@ -1,0 +1,27 @@
+use anyhow::Result;
+use clap::Args;
+use std::process::ExitCode;
+
+use notif_infra::ops;
+use notif_infra::plan::render_human;
+use notif_infra::ui::{self, Format};
+
+#[derive(Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    target: super::TargetArgs,
+    /// First port of the local target's range (kept from the last apply when not given)
+    #[arg(long, env = "NOTIF_INFRA_PORT_BASE")]
+    port_base: Option<u16>,
+    #[arg(short = 'o', long, value_enum, default_value = "human")]
+    output: Format,
+}
+
+pub async fn run(a: PlanArgs) -> Result<ExitCode> {
+    let plan = ops::plan_local(&a.target.local(a.port_base)).await?;
+    match a.output {
+        Format::Human => print!("{}", render_human(&plan, true)),
+        Format::Json => ui::json(&plan),
+    }
+    Ok(if plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,58 @@
+use anyhow::Result;
+use clap::Args;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use notif_infra::topology::{self, TopologyError};
+use notif_infra::ui::{self, Format};
+
+#[derive(Args)]
+pub struct ValidateArgs {
+    file: PathBuf,
+    /// Also require what the local target needs (every referenced environment variable set)
+    #[arg(long, value_enum)]
+    target: Option<super::Target>,
+    #[arg(short = 'o', long, value_enum, default_value = "human")]
+    output: Format,
+}
+
+pub fn run(a: ValidateArgs) -> Result<ExitCode> {
+    let result = topology::load(&a.file).and_then(|loaded| {
+        let missing = match a.target {
+            Some(super::Target::Local) => topology::check_env(&loaded.topology, |v| std::env::var(v).ok()),
+            None => Vec::new(),
+        };
+        if missing.is_empty() {
+            Ok(loaded)
+        } else {
+            Err(TopologyError::invalid(&loaded.source, [loaded.warnings.clone(), missing].concat()))
+        }
+    });
+    match (result, a.output) {
+        (Ok(loaded), Format::Human) => {
+            ui::warnings(&loaded);
+            let t = &loaded.topology;
+            println!(
+                "`{}` is a valid topology `{}`: {} region(s), {} node(s), {} leafnode(s), {} account(s), {} warning(s)",
+                loaded.source.path,
+                t.name,
+                t.regions.len(),
+                t.regions.iter().map(|r| r.nodes.len()).sum::<usize>(),
+                t.leafnodes.len(),
+                t.accounts.len(),
+                loaded.warnings.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        (Ok(loaded), Format::Json) => {
+            ui::json(&json!({ "ok": true, "file": loaded.source.path, "diagnostics": loaded.warnings }));
+            Ok(ExitCode::SUCCESS)
+        }
+        (Err(TopologyError::Invalid { file, diagnostics }), Format::Json) => {
+            ui::json(&json!({ "ok": false, "file": file.path, "diagnostics": diagnostics }));
+            Ok(ExitCode::FAILURE)
+        }
+        (Err(e), _) => Err(e.into()),
+    }
+}

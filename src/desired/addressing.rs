@@ -1,0 +1,96 @@
+//! Where each server listens and how peers reach it, for one target.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::model::{Ports, Topology};
+
+/// Ports a server gets on the local target: `base + 10 * slot + offset`, offsets
+/// client 0, cluster 1, gateway 2, leafnode 3, monitor 4.
+pub const LOCAL_PORT_STRIDE: u16 = 10;
+pub const DEFAULT_LOCAL_PORT_BASE: u16 = 14000;
+
+#[derive(Debug, Clone)]
+pub enum Addressing {
+    /// Hosts, ports and paths as the topology declares them: artefacts for real hosts.
+    Declared,
+    /// Every server on 127.0.0.1 under one state directory, ports derived from its slot.
+    Local {
+        port_base: u16,
+        /// Slot of each server; a server keeps its slot (and so its ports) when others come or go.
+        slots: BTreeMap<String, u16>,
+        state_dir: PathBuf,
+    },
+}
+
+/// How one server is addressed under an `Addressing`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub listen_host: String,
+    pub host: String,
+    pub ports: Ports,
+    pub store_dir: String,
+}
+
+impl Addressing {
+    pub fn endpoint(&self, topology: &Topology, server: &str, host: &str, ports: Ports) -> Endpoint {
+        match self {
+            Addressing::Declared => Endpoint {
+                listen_host: topology.settings.listen_host.clone(),
+                host: host.to_string(),
+                ports,
+                store_dir: format!("{}/{server}", topology.settings.jetstream_store_dir.trim_end_matches('/')),
+            },
+            Addressing::Local {
+                port_base,
+                slots,
+                state_dir,
+            } => {
+                let slot = slots[server];
+                let port = |offset: u16| port_base + LOCAL_PORT_STRIDE * slot + offset;
+                Endpoint {
+                    listen_host: "127.0.0.1".into(),
+                    host: "127.0.0.1".into(),
+                    ports: Ports {
+                        client: port(0),
+                        cluster: port(1),
+                        gateway: port(2),
+                        leafnode: port(3),
+                        monitor: port(4),
+                    },
+                    store_dir: state_dir.join("data").join(server).display().to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// Slots for the local target: servers already placed keep theirs, new ones take the lowest free
+/// slots in topology order. Fails when the ports would run past 65535.
+pub fn assign_slots(topology: &Topology, port_base: u16, previous: &BTreeMap<String, u16>) -> Result<BTreeMap<String, u16>, String> {
+    let names = topology.server_names();
+    let mut slots: BTreeMap<String, u16> = previous
+        .iter()
+        .filter(|(name, _)| names.contains(&name.as_str()))
+        .map(|(n, s)| (n.clone(), *s))
+        .collect();
+    let mut next = 0u16;
+    for name in names {
+        if slots.contains_key(name) {
+            continue;
+        }
+        while slots.values().any(|s| *s == next) {
+            next += 1;
+        }
+        slots.insert(name.to_string(), next);
+    }
+    let highest = slots.values().copied().max().unwrap_or(0);
+    let top = u32::from(port_base) + u32::from(LOCAL_PORT_STRIDE) * u32::from(highest) + 4;
+    if top > 65535 {
+        return Err(format!(
+            "port base {port_base} leaves no room for {} servers (ports would reach {top})",
+            slots.len()
+        ));
+    }
+    Ok(slots)
+}

@@ -1,0 +1,576 @@
+//! The desired state, computed purely from the model: one server config per server, the links
+//! that must exist between them, and the message probes that prove the links carry traffic.
+
+mod addressing;
+mod render;
+
+pub use addressing::{Addressing, DEFAULT_LOCAL_PORT_BASE, Endpoint, LOCAL_PORT_STRIDE, assign_slots};
+pub use render::{RenderedFile, render_files};
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::model::{Password, Permissions, Rule, Topology};
+use crate::units::format_duration;
+
+/// The account every client lands in when the topology declares none.
+pub const GLOBAL_ACCOUNT: &str = "$G";
+
+/// An nkey pair the tool generated; the seed is a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NkeyPair {
+    pub public: String,
+    pub seed: String,
+}
+
+/// Which generated keys a topology needs, by id (also their file names in the secret store).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KeyId {
+    /// The verifier's user in an application account.
+    Probe(String),
+    /// The nkey a leafnode authenticates to its hub with.
+    LeafLink(String),
+}
+
+impl KeyId {
+    pub fn file_stem(&self) -> String {
+        match self {
+            KeyId::Probe(account) => format!("probe-{account}"),
+            KeyId::LeafLink(leaf) => format!("leaf-{leaf}"),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            KeyId::Probe(account) => format!("verification user of account `{account}`"),
+            KeyId::LeafLink(leaf) => format!("leafnode link key of `{leaf}`"),
+        }
+    }
+}
+
+/// Keys needed by `topology`: a probe user per application account (none without accounts,
+/// where clients need no credentials) and a link key per leafnode bound to an account.
+pub fn needed_keys(topology: &Topology) -> Vec<KeyId> {
+    let probes = topology.app_accounts().map(|a| KeyId::Probe(a.name.clone()));
+    let leafs = topology
+        .leafnodes
+        .iter()
+        .filter(|l| l.account.is_some())
+        .map(|l| KeyId::LeafLink(l.name.clone()));
+    probes.chain(leafs).collect()
+}
+
+pub type Keys = BTreeMap<KeyId, NkeyPair>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Node,
+    Leaf,
+}
+
+/// Everything one nats-server config says, in the order the template writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerConf {
+    pub server_name: String,
+    pub listen: String,
+    pub http: String,
+    pub server_tags: Vec<String>,
+    pub max_payload: Option<u64>,
+    pub lame_duck_duration: Option<String>,
+    pub lame_duck_grace_period: Option<String>,
+    pub debug: bool,
+    pub trace: bool,
+    pub logtime: bool,
+    pub cluster: Option<ClusterConf>,
+    pub gateway: Option<GatewayConf>,
+    pub leafnode_listener: Option<LeafListenerConf>,
+    pub leaf_remotes: Vec<LeafRemoteConf>,
+    pub jetstream: Option<JetStreamConf>,
+    pub system_account: Option<String>,
+    pub accounts: Vec<AccountConf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterConf {
+    pub name: String,
+    pub listen: String,
+    pub routes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayConf {
+    pub name: String,
+    pub listen: String,
+    pub gateways: Vec<RemoteGatewayConf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteGatewayConf {
+    pub name: String,
+    pub urls: Vec<String>,
+}
+
+/// Leafnodes authenticate as a user of the account they bind to (a link user allowed only
+/// leafnode connections), so the listener itself carries no authorization block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeafListenerConf {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeafRemoteConf {
+    pub urls: Vec<String>,
+    pub account: Option<String>,
+    /// The link key's seed: a secret, which makes the whole config file one.
+    pub nkey_seed: Option<String>,
+    pub deny_import: Vec<String>,
+    pub deny_export: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JetStreamConf {
+    pub store_dir: String,
+    pub max_memory_store: Option<u64>,
+    pub max_file_store: Option<u64>,
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountConf {
+    pub name: String,
+    pub jetstream: bool,
+    pub users: Vec<UserConf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserConf {
+    /// What the user is for, written as a comment (generated users have no name).
+    pub comment: Option<String>,
+    pub user: Option<String>,
+    /// The config token: `$VAR` (resolved by nats-server from its environment) or a quoted hash.
+    pub password: Option<String>,
+    pub nkey: Option<String>,
+    /// `LEAFNODE` for leafnode link users; empty means every connection type.
+    pub allowed_connection_types: Vec<String>,
+    pub publish: Option<RuleConf>,
+    pub subscribe: Option<RuleConf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleConf {
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+}
+
+impl ServerConf {
+    /// Whether the rendered file carries a secret and must be written 0600.
+    pub fn holds_secret(&self) -> bool {
+        self.leaf_remotes.iter().any(|r| r.nkey_seed.is_some())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerSpec {
+    pub name: String,
+    /// The region a node belongs to, or the hub region of a leafnode.
+    pub region: String,
+    pub role: Role,
+    pub client_url: String,
+    pub monitor_url: String,
+    pub endpoint_ports: crate::model::Ports,
+    #[serde(skip)]
+    pub conf: ServerConf,
+}
+
+/// A link the live servers must show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Link {
+    /// `from` has a route to `to` (same region).
+    Route { from: String, to: String },
+    /// Node `from` has its outbound gateway to region `to`.
+    Gateway { from: String, to: String },
+    /// The nodes of region `to` hold `expected` inbound gateway connections from region `from`.
+    GatewayInbound { from: String, to: String, expected: usize },
+    /// Leafnode `from` is connected to a node of hub region `to`, bound to `account`.
+    Leaf { from: String, to: String, account: String },
+}
+
+/// A message sent from one server to another; `expect_delivery` false is a negative probe that
+/// proves a deny rule blocks the subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    pub kind: ProbeKind,
+    pub from: String,
+    pub to: String,
+    /// The account both ends connect to; `None` without accounts.
+    pub account: Option<String>,
+    /// A fixed subject (negative probes); positive probes use a fresh subject per run.
+    pub subject: Option<String>,
+    pub expect_delivery: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    Route,
+    Gateway,
+    LeafImport,
+    LeafExport,
+}
+
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub name: String,
+    pub servers: Vec<ServerSpec>,
+    pub links: Vec<Link>,
+    pub probes: Vec<Probe>,
+    /// Nodes of the JetStream meta group (clustered JetStream only), all expected to agree on
+    /// one leader and this group size.
+    pub jetstream_meta: Vec<String>,
+}
+
+impl Desired {
+    pub fn server(&self, name: &str) -> Option<&ServerSpec> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+}
+
+impl ProbeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeKind::Route => "route",
+            ProbeKind::Gateway => "gateway",
+            ProbeKind::LeafImport => "leaf_import",
+            ProbeKind::LeafExport => "leaf_export",
+        }
+    }
+}
+
+fn host_port(host: &str, port: u16) -> String {
+    format!("{host}:{port}")
+}
+
+fn rule_conf(rule: &Rule) -> Option<RuleConf> {
+    (!rule.is_empty()).then(|| RuleConf {
+        allow: rule.allow.clone(),
+        deny: rule.deny.clone(),
+    })
+}
+
+/// The users of `account`: its declared users, the verifier's probe user and, on hub nodes,
+/// the link users of the leafnodes bound to it.
+fn user_confs(topology: &Topology, account: &str, keys: &Keys, with_leaf_links: bool) -> Vec<UserConf> {
+    let Some(a) = topology.account(account) else { return Vec::new() };
+    let mut users: Vec<UserConf> = a
+        .users
+        .iter()
+        .map(|u| {
+            let Permissions { publish, subscribe } = &u.permissions;
+            UserConf {
+                comment: None,
+                user: Some(u.name.clone()),
+                password: Some(match &u.password {
+                    Password::Env { var, .. } => format!("${var}"),
+                    Password::Bcrypt(hash) => serde_json::to_string(hash).expect("string serializes"),
+                }),
+                nkey: None,
+                allowed_connection_types: Vec::new(),
+                publish: rule_conf(publish),
+                subscribe: rule_conf(subscribe),
+            }
+        })
+        .collect();
+    let generated = |comment: String, key: &NkeyPair, types: Vec<String>| UserConf {
+        comment: Some(comment),
+        user: None,
+        password: None,
+        nkey: Some(key.public.clone()),
+        allowed_connection_types: types,
+        publish: None,
+        subscribe: None,
+    };
+    if let Some(probe) = keys.get(&KeyId::Probe(account.to_string())) {
+        users.push(generated("notif-infra verification user".into(), probe, Vec::new()));
+    }
+    if with_leaf_links {
+        for leaf in topology.leafnodes.iter().filter(|l| l.account.as_deref() == Some(account)) {
+            if let Some(key) = keys.get(&KeyId::LeafLink(leaf.name.clone())) {
+                users.push(generated(format!("link of leafnode {}", leaf.name), key, vec!["LEAFNODE".into()]));
+            }
+        }
+    }
+    users
+}
+
+/// The account probes use for traffic between regions: the first application account.
+pub fn probe_account(topology: &Topology) -> Option<String> {
+    topology.app_accounts().next().map(|a| a.name.clone())
+}
+
+/// Builds the desired state. `keys` must hold every key `needed_keys` names.
+pub fn build(topology: &Topology, addressing: &Addressing, keys: &Keys) -> Desired {
+    let settings = &topology.settings;
+    let super_cluster = topology.is_super_cluster();
+    let endpoints: BTreeMap<&str, Endpoint> = topology
+        .regions
+        .iter()
+        .flat_map(|r| r.nodes.iter().map(|n| (n.name.as_str(), &n.host, n.ports)))
+        .chain(topology.leafnodes.iter().map(|l| (l.name.as_str(), &l.host, l.ports)))
+        .map(|(name, host, ports)| (name, addressing.endpoint(topology, name, host, ports)))
+        .collect();
+    let accounts_conf = |names: &mut dyn Iterator<Item = &str>, hub: bool| -> Vec<AccountConf> {
+        names
+            .filter_map(|n| topology.account(n))
+            .map(|a| AccountConf {
+                name: a.name.clone(),
+                jetstream: a.jetstream,
+                users: user_confs(topology, &a.name, keys, hub),
+            })
+            .collect()
+    };
+    let base_conf = |name: &str, e: &Endpoint| ServerConf {
+        server_name: name.to_string(),
+        listen: host_port(&e.listen_host, e.ports.client),
+        http: host_port(&e.listen_host, e.ports.monitor),
+        server_tags: Vec::new(),
+        max_payload: settings.max_payload,
+        lame_duck_duration: settings.lame_duck.map(|l| format_duration(l.duration)),
+        lame_duck_grace_period: settings.lame_duck.map(|l| format_duration(l.grace_period)),
+        debug: settings.logging.debug,
+        trace: settings.logging.trace,
+        logtime: settings.logging.time,
+        cluster: None,
+        gateway: None,
+        leafnode_listener: None,
+        leaf_remotes: Vec::new(),
+        jetstream: None,
+        system_account: None,
+        accounts: Vec::new(),
+    };
+    let spec = |name: &str, region: &str, role: Role, conf: ServerConf| {
+        let e = &endpoints[name];
+        ServerSpec {
+            name: name.to_string(),
+            region: region.to_string(),
+            role,
+            client_url: format!("nats://{}", host_port(&e.host, e.ports.client)),
+            monitor_url: format!("http://{}", host_port(&e.host, e.ports.monitor)),
+            endpoint_ports: e.ports,
+            conf,
+        }
+    };
+
+    let mut servers = Vec::new();
+    for region in &topology.regions {
+        let is_hub = topology.leafnodes.iter().any(|l| l.hub == region.name);
+        for node in &region.nodes {
+            let e = &endpoints[node.name.as_str()];
+            let mut conf = base_conf(&node.name, e);
+            conf.server_tags = node.tags.clone();
+            if super_cluster || region.nodes.len() > 1 {
+                // A lone node still lists itself as a route: clustered JetStream refuses to
+                // start without one, and nats-server ignores a route to itself.
+                let peers: Vec<_> = region
+                    .nodes
+                    .iter()
+                    .filter(|p| p.name != node.name || region.nodes.len() == 1)
+                    .collect();
+                conf.cluster = Some(ClusterConf {
+                    name: region.name.clone(),
+                    listen: host_port(&e.listen_host, e.ports.cluster),
+                    routes: peers
+                        .iter()
+                        .map(|p| {
+                            let pe = &endpoints[p.name.as_str()];
+                            format!("nats-route://{}", host_port(&pe.host, pe.ports.cluster))
+                        })
+                        .collect(),
+                });
+            }
+            if super_cluster {
+                conf.gateway = Some(GatewayConf {
+                    name: region.name.clone(),
+                    listen: host_port(&e.listen_host, e.ports.gateway),
+                    gateways: topology
+                        .regions
+                        .iter()
+                        .filter(|r| r.name != region.name)
+                        .map(|r| RemoteGatewayConf {
+                            name: r.name.clone(),
+                            urls: r
+                                .nodes
+                                .iter()
+                                .map(|n| {
+                                    let ne = &endpoints[n.name.as_str()];
+                                    format!("nats://{}", host_port(&ne.host, ne.ports.gateway))
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                });
+            }
+            if is_hub {
+                conf.leafnode_listener = Some(LeafListenerConf {
+                    listen: host_port(&e.listen_host, e.ports.leafnode),
+                });
+            }
+            conf.jetstream = region.jetstream.map(|limits| JetStreamConf {
+                store_dir: e.store_dir.clone(),
+                max_memory_store: limits.max_memory_store,
+                max_file_store: limits.max_file_store,
+                domain: None,
+            });
+            conf.system_account = topology.system_account().map(|a| a.name.clone());
+            conf.accounts = accounts_conf(&mut topology.accounts.iter().map(|a| a.name.as_str()), is_hub);
+            servers.push(spec(&node.name, &region.name, Role::Node, conf));
+        }
+    }
+    for leaf in &topology.leafnodes {
+        let e = &endpoints[leaf.name.as_str()];
+        let mut conf = base_conf(&leaf.name, e);
+        let hub_urls = topology
+            .region(&leaf.hub)
+            .map(|r| {
+                r.nodes
+                    .iter()
+                    .map(|n| {
+                        let ne = &endpoints[n.name.as_str()];
+                        format!("nats-leaf://{}", host_port(&ne.host, ne.ports.leafnode))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        conf.leaf_remotes = vec![LeafRemoteConf {
+            urls: hub_urls,
+            account: leaf.account.clone(),
+            nkey_seed: keys.get(&KeyId::LeafLink(leaf.name.clone())).map(|k| k.seed.clone()),
+            deny_import: leaf.deny_import.clone(),
+            deny_export: leaf.deny_export.clone(),
+        }];
+        conf.accounts = accounts_conf(&mut leaf.account.iter().map(String::as_str), false);
+        if let Some(js) = &leaf.jetstream {
+            conf.jetstream = Some(JetStreamConf {
+                store_dir: e.store_dir.clone(),
+                max_memory_store: js.limits.max_memory_store,
+                max_file_store: js.limits.max_file_store,
+                domain: Some(js.domain.clone()),
+            });
+            for account in &mut conf.accounts {
+                account.jetstream = true;
+            }
+        }
+        servers.push(spec(&leaf.name, &leaf.hub, Role::Leaf, conf));
+    }
+
+    Desired {
+        name: topology.name.clone(),
+        links: expected_links(topology),
+        probes: probes(topology),
+        jetstream_meta: jetstream_meta(topology),
+        servers,
+    }
+}
+
+fn expected_links(topology: &Topology) -> Vec<Link> {
+    let mut links = Vec::new();
+    for region in &topology.regions {
+        for from in &region.nodes {
+            for to in region.nodes.iter().filter(|n| n.name != from.name) {
+                links.push(Link::Route {
+                    from: from.name.clone(),
+                    to: to.name.clone(),
+                });
+            }
+        }
+    }
+    for region in &topology.regions {
+        for other in topology.regions.iter().filter(|r| r.name != region.name) {
+            for node in &region.nodes {
+                links.push(Link::Gateway {
+                    from: node.name.clone(),
+                    to: other.name.clone(),
+                });
+            }
+            links.push(Link::GatewayInbound {
+                from: other.name.clone(),
+                to: region.name.clone(),
+                expected: other.nodes.len(),
+            });
+        }
+    }
+    for leaf in &topology.leafnodes {
+        links.push(Link::Leaf {
+            from: leaf.name.clone(),
+            to: leaf.hub.clone(),
+            account: leaf.account.clone().unwrap_or_else(|| GLOBAL_ACCOUNT.into()),
+        });
+    }
+    links
+}
+
+fn probes(topology: &Topology) -> Vec<Probe> {
+    let account = probe_account(topology);
+    let mut probes = Vec::new();
+    let positive = |kind, from: &str, to: &str, account: &Option<String>| Probe {
+        kind,
+        from: from.to_string(),
+        to: to.to_string(),
+        account: account.clone(),
+        subject: None,
+        expect_delivery: true,
+    };
+    for region in &topology.regions {
+        for from in &region.nodes {
+            for to in region.nodes.iter().filter(|n| n.name != from.name) {
+                probes.push(positive(ProbeKind::Route, &from.name, &to.name, &account));
+            }
+        }
+    }
+    for from in &topology.regions {
+        for to in topology.regions.iter().filter(|r| r.name != from.name) {
+            if let (Some(a), Some(b)) = (from.nodes.first(), to.nodes.last()) {
+                probes.push(positive(ProbeKind::Gateway, &a.name, &b.name, &account));
+            }
+        }
+    }
+    for leaf in &topology.leafnodes {
+        let Some(hub) = topology.region(&leaf.hub).and_then(|r| r.nodes.first()) else {
+            continue;
+        };
+        let account = leaf.account.clone();
+        for (kind, from, to, deny) in [
+            (ProbeKind::LeafImport, &hub.name, &leaf.name, &leaf.deny_import),
+            (ProbeKind::LeafExport, &leaf.name, &hub.name, &leaf.deny_export),
+        ] {
+            if !deny.iter().any(|d| d == ">") {
+                probes.push(positive(kind, from, to, &account));
+            }
+            if let Some(pattern) = deny.first() {
+                probes.push(Probe {
+                    kind,
+                    from: from.clone(),
+                    to: to.clone(),
+                    account: account.clone(),
+                    subject: Some(crate::subject::instance(pattern, "probe")),
+                    expect_delivery: false,
+                });
+            }
+        }
+    }
+    probes
+}
+
+fn jetstream_meta(topology: &Topology) -> Vec<String> {
+    let clustered = topology.is_super_cluster() || topology.regions.iter().any(|r| r.nodes.len() > 1);
+    if !clustered {
+        return Vec::new();
+    }
+    topology
+        .regions
+        .iter()
+        .filter(|r| r.jetstream.is_some())
+        .flat_map(|r| r.nodes.iter().map(|n| n.name.clone()))
+        .collect()
+}

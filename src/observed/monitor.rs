@@ -1,0 +1,189 @@
+//! What a live server says about itself through its monitoring endpoints
+//! (`/healthz`, `/varz`, `/routez`, `/gatewayz`, `/leafz`, `/jsz`).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One server's answers; fields stay empty where the endpoint did not answer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NodeObservation {
+    /// `None` while unreachable; `Some(Err(reason))` when `/healthz` names a problem.
+    pub health: Option<Result<(), String>>,
+    pub config_digest: Option<String>,
+    pub config_load_time: Option<String>,
+    /// Distinct peers this server has routes to (`num_routes` counts pooled connections).
+    pub route_peers: Vec<String>,
+    /// Remote clusters this server has its outbound gateway connection to.
+    pub gateways_out: Vec<String>,
+    /// Inbound gateway connections by remote cluster.
+    pub gateways_in: BTreeMap<String, usize>,
+    pub leafs: Vec<LeafConnection>,
+    pub meta: Option<MetaCluster>,
+    /// Why the server could not be read, when it could not.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LeafConnection {
+    /// The server name at the other end.
+    pub name: String,
+    pub account: String,
+    #[serde(default)]
+    pub is_spoke: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MetaCluster {
+    pub leader: Option<String>,
+    pub cluster_size: usize,
+}
+
+#[derive(Deserialize)]
+struct Varz {
+    config_digest: Option<String>,
+    config_load_time: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Routez {
+    #[serde(default)]
+    routes: Vec<Route>,
+}
+
+#[derive(Deserialize)]
+struct Route {
+    remote_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Gatewayz {
+    #[serde(default)]
+    outbound_gateways: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    inbound_gateways: BTreeMap<String, Vec<serde_json::Value>>,
+}
+
+#[derive(Deserialize)]
+struct Leafz {
+    #[serde(default)]
+    leafs: Vec<LeafConnection>,
+}
+
+#[derive(Deserialize)]
+struct Jsz {
+    meta_cluster: Option<JszMeta>,
+}
+
+#[derive(Deserialize)]
+struct JszMeta {
+    leader: Option<String>,
+    #[serde(default)]
+    cluster_size: usize,
+}
+
+#[derive(Deserialize)]
+struct Healthz {
+    error: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Monitor {
+    http: reqwest::Client,
+}
+
+impl Default for Monitor {
+    fn default() -> Self {
+        Monitor::new()
+    }
+}
+
+impl Monitor {
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(500))
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("an HTTP client without TLS builds");
+        Monitor { http }
+    }
+
+    async fn get<T: for<'de> Deserialize<'de>>(&self, base: &str, path: &str) -> Result<T, String> {
+        let url = format!("{base}{path}");
+        let resp = self.http.get(&url).send().await.map_err(|e| describe(&e))?;
+        resp.json::<T>().await.map_err(|e| format!("{url}: {e}"))
+    }
+
+    /// `/healthz`: Ok when 200; the server's own reason otherwise.
+    pub async fn health(&self, base: &str) -> Result<Result<(), String>, String> {
+        let resp = self.http.get(format!("{base}/healthz")).send().await.map_err(|e| describe(&e))?;
+        if resp.status().is_success() {
+            return Ok(Ok(()));
+        }
+        let status = resp.status();
+        let body: Option<Healthz> = resp.json().await.ok();
+        Ok(Err(body
+            .and_then(|b| b.error)
+            .unwrap_or_else(|| format!("/healthz answered {status}"))))
+    }
+
+    /// `/varz` digest and load time only (what reload confirmation needs).
+    pub async fn config_digest(&self, base: &str) -> Result<(Option<String>, Option<String>), String> {
+        let v: Varz = self.get(base, "/varz").await?;
+        Ok((v.config_digest, v.config_load_time))
+    }
+
+    /// Reads every endpoint concurrently.
+    pub async fn observe(&self, base: &str) -> NodeObservation {
+        let (health, varz, routez, gatewayz, leafz, jsz) = tokio::join!(
+            self.health(base),
+            self.get::<Varz>(base, "/varz"),
+            self.get::<Routez>(base, "/routez"),
+            self.get::<Gatewayz>(base, "/gatewayz"),
+            self.get::<Leafz>(base, "/leafz"),
+            self.get::<Jsz>(base, "/jsz"),
+        );
+        let mut o = NodeObservation::default();
+        match health {
+            Ok(h) => o.health = Some(h),
+            Err(e) => {
+                o.error = Some(e);
+                return o;
+            }
+        }
+        if let Ok(v) = varz {
+            o.config_digest = v.config_digest;
+            o.config_load_time = v.config_load_time;
+        }
+        if let Ok(r) = routez {
+            let mut peers: Vec<String> = r.routes.into_iter().filter_map(|r| r.remote_name).collect();
+            peers.sort();
+            peers.dedup();
+            o.route_peers = peers;
+        }
+        if let Ok(g) = gatewayz {
+            o.gateways_out = g.outbound_gateways.into_keys().collect();
+            o.gateways_in = g.inbound_gateways.into_iter().map(|(k, v)| (k, v.len())).collect();
+        }
+        if let Ok(l) = leafz {
+            o.leafs = l.leafs;
+        }
+        if let Ok(j) = jsz {
+            o.meta = j.meta_cluster.map(|m| MetaCluster {
+                leader: m.leader.filter(|l| !l.is_empty()),
+                cluster_size: m.cluster_size,
+            });
+        }
+        o
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_connect() {
+        format!("{}: connection refused or unreachable", e.url().map(|u| u.as_str()).unwrap_or("?"))
+    } else if e.is_timeout() {
+        format!("{}: timed out", e.url().map(|u| u.as_str()).unwrap_or("?"))
+    } else {
+        e.to_string()
+    }
+}

@@ -1,0 +1,228 @@
+//! The pipeline behind each command, target by target: topology -> desired -> plan -> apply ->
+//! verify. The CLI commands are thin wrappers around these functions.
+
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::apply::{LocalState, LocalTarget};
+use crate::desired::{self, Addressing, DEFAULT_LOCAL_PORT_BASE, Desired, Keys, RenderedFile};
+use crate::plan::{self, DesiredServer, Plan};
+use crate::secrets::{KeyStore, NOT_YET_GENERATED};
+use crate::topology::{self, Loaded, TopologyError};
+use crate::verify::{self, Progress, Report};
+use crate::{nats_server, secrets};
+
+/// What every local-target command needs to know.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    pub topology: PathBuf,
+    pub state_root: PathBuf,
+    pub nats_server: Option<PathBuf>,
+    pub port_base: Option<u16>,
+}
+
+pub fn load(path: &Path) -> Result<Loaded, TopologyError> {
+    topology::load(path)
+}
+
+/// Loads the topology and fails, listing every unset variable, when the servers would need
+/// environment values that are missing.
+fn load_for_servers(path: &Path) -> Result<Loaded> {
+    let loaded = load(path)?;
+    let missing = topology::check_env(&loaded.topology, |v| std::env::var(v).ok());
+    if !missing.is_empty() {
+        return Err(TopologyError::invalid(&loaded.source, missing).into());
+    }
+    Ok(loaded)
+}
+
+/// Renders every artefact for the hosts the topology declares into `out` (keys generated once).
+pub fn render(path: &Path, out: Option<&Path>) -> Result<(PathBuf, Vec<RenderedFile>)> {
+    let loaded = load(path)?;
+    let t = &loaded.topology;
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("out").join(&t.name));
+    let (keys, _) = KeyStore::new(&out).load_or_generate(&desired::needed_keys(t))?;
+    let desired = desired::build(t, &Addressing::Declared, &keys);
+    let files = desired::render_files(&desired).context("cannot render the server configs")?;
+    for (path, _) in crate::observed::files::read_tree(&out, &["nats"])? {
+        if !files.iter().any(|f| f.path == path) {
+            std::fs::remove_file(out.join(&path))?;
+        }
+    }
+    for f in &files {
+        let mode = if f.secret { 0o600 } else { 0o644 };
+        secrets::write_atomic(&out.join(&f.path), f.content.as_bytes(), mode)?;
+    }
+    Ok((out, files))
+}
+
+/// Everything a local plan or apply works from.
+pub struct LocalContext {
+    pub loaded: Loaded,
+    pub target: LocalTarget,
+    pub state: LocalState,
+    pub keys: Keys,
+    pub desired: Desired,
+    pub plan: Plan,
+}
+
+async fn prepare_local(opts: &LocalOptions, generate_keys: bool) -> Result<LocalContext> {
+    let loaded = load_for_servers(&opts.topology)?;
+    let t = &loaded.topology;
+    let bin = nats_server::locate(opts.nats_server.as_deref())?;
+    let target = LocalTarget::new(&opts.state_root, &t.name, bin.clone());
+    let previous = target.load_state()?.unwrap_or_default();
+    let port_base = opts
+        .port_base
+        .or((previous.port_base != 0).then_some(previous.port_base))
+        .unwrap_or(DEFAULT_LOCAL_PORT_BASE);
+    let slots = desired::assign_slots(t, port_base, &previous.slots).map_err(anyhow::Error::msg)?;
+    let addressing = Addressing::Local {
+        port_base,
+        slots: slots.clone(),
+        state_dir: std::path::absolute(&target.dir)?,
+    };
+    let store = KeyStore::new(&target.dir);
+    let needed = desired::needed_keys(t);
+    let (keys, missing) = if generate_keys {
+        store.load_or_generate(&needed)?
+    } else {
+        store.load_or_placeholder(&needed)?
+    };
+    let desired = desired::build(t, &addressing, &keys);
+    let files = desired::render_files(&desired).context("cannot render the server configs")?;
+    let on_disk = target.files_on_disk()?;
+    let state = LocalState {
+        port_base,
+        slots,
+        applied: previous.applied.clone(),
+    };
+    let observed = target.observe(&state).await;
+    let servers = desired_servers(&bin, &desired, &files).await?;
+    let plan = Plan {
+        topology: t.name.clone(),
+        target: "local".into(),
+        keys: plan::key_changes(&missing),
+        files: plan::file_changes(&files, &on_disk),
+        servers: plan::server_changes(&servers, &observed),
+    };
+    Ok(LocalContext {
+        loaded,
+        target,
+        state,
+        keys,
+        desired,
+        plan,
+    })
+}
+
+/// Each server's config with the digest nats-server computes for it, checked concurrently.
+/// A config nats-server rejects stops everything here, before anything is written or started.
+async fn desired_servers(bin: &Path, desired: &Desired, files: &[RenderedFile]) -> Result<Vec<DesiredServer>> {
+    let checks = desired.servers.iter().zip(files).map(|(s, f)| async move {
+        let digest = if f.content.contains(NOT_YET_GENERATED) {
+            None
+        } else {
+            Some(nats_server::check_config_text(bin, &s.name, &f.content).await?)
+        };
+        Ok::<_, anyhow::Error>(DesiredServer {
+            name: s.name.clone(),
+            conf: s.conf.clone(),
+            digest,
+        })
+    });
+    futures_util::future::join_all(checks).await.into_iter().collect()
+}
+
+pub async fn plan_local(opts: &LocalOptions) -> Result<Plan> {
+    Ok(prepare_local(opts, false).await?.plan)
+}
+
+/// Applies the plan, then verifies until `timeout`.
+/// Callbacks through which apply reports as it goes.
+pub struct ApplyEvents<'a> {
+    /// The plan, before any of it is carried out.
+    pub plan: &'a (dyn Fn(&Plan) + Sync),
+    pub log: &'a (dyn Fn(String) + Sync),
+    pub progress: &'a (dyn Fn(Progress) + Sync),
+}
+
+pub async fn apply_local(opts: &LocalOptions, timeout: Duration, events: ApplyEvents<'_>) -> Result<(Plan, Report)> {
+    let mut ctx = prepare_local(opts, true).await?;
+    ctx.target.check_ports_free(&ctx.plan, &ctx.desired)?;
+    (events.plan)(&ctx.plan);
+    let log = events.log;
+    if ctx.plan.has_changes() {
+        ctx.target.execute(&ctx.plan, &ctx.desired, &mut ctx.state, log).await?;
+    } else {
+        ctx.target.record_layout(&ctx.state)?;
+    }
+    let report = verify::verify(&ctx.desired, &ctx.keys, "local", timeout, events.progress).await;
+    Ok((ctx.plan, report))
+}
+
+/// Verifies what apply brought up, without changing anything.
+pub async fn verify_local(opts: &LocalOptions, timeout: Duration, progress: &(dyn Fn(Progress) + Sync)) -> Result<Report> {
+    let loaded = load(&opts.topology)?;
+    let t = &loaded.topology;
+    let target = LocalTarget::new(&opts.state_root, &t.name, PathBuf::new());
+    let Some(state) = target.load_state()? else {
+        bail!(
+            "topology `{}` is not applied on the local target (no state in `{}`): run `notif-infra apply {}` first",
+            t.name,
+            target.dir.display(),
+            opts.topology.display()
+        );
+    };
+    let slots = desired::assign_slots(t, state.port_base, &state.slots).map_err(anyhow::Error::msg)?;
+    let addressing = Addressing::Local {
+        port_base: state.port_base,
+        slots,
+        state_dir: std::path::absolute(&target.dir)?,
+    };
+    let (keys, missing) = KeyStore::new(&target.dir).load(&desired::needed_keys(t))?;
+    if !missing.is_empty() {
+        bail!(
+            "the verification keys for {} are missing from `{}`: run apply to create them",
+            missing.iter().map(|k| k.describe()).collect::<Vec<_>>().join(", "),
+            target.dir.display()
+        );
+    }
+    let desired = desired::build(t, &addressing, &keys);
+    Ok(verify::verify(&desired, &keys, "local", timeout, progress).await)
+}
+
+/// Stops the servers and removes the state; returns the servers stopped and the directory removed.
+pub async fn destroy_local(opts: &LocalOptions) -> Result<(Vec<String>, PathBuf)> {
+    let loaded = load(&opts.topology)?;
+    let target = LocalTarget::new(&opts.state_root, &loaded.topology.name, PathBuf::new());
+    let stopped = target.destroy().await?;
+    Ok((stopped, target.dir))
+}
+
+/// The starter topologies shipped in `topologies/`, by name.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    ("dev", include_str!("../topologies/dev.yaml")),
+    ("supercluster", include_str!("../topologies/supercluster.yaml")),
+    ("rsfga", include_str!("../topologies/rsfga.yaml")),
+    ("unityplan", include_str!("../topologies/unityplan.yaml")),
+    ("covenant", include_str!("../topologies/covenant.yaml")),
+    ("notif-hybrid", include_str!("../topologies/notif-hybrid.yaml")),
+    ("mcp", include_str!("../topologies/mcp.yaml")),
+];
+
+pub fn example(name: &str) -> Result<&'static str> {
+    let names: BTreeMap<_, _> = EXAMPLES.iter().copied().collect();
+    names.get(name).copied().ok_or_else(|| {
+        let mut msg = format!(
+            "no example named `{name}`; the examples are: {}",
+            EXAMPLES.iter().map(|e| e.0).collect::<Vec<_>>().join(", ")
+        );
+        if let Some(s) = topology::did_you_mean(name, EXAMPLES.iter().map(|e| e.0)) {
+            msg += &format!("\nhelp: did you mean `{s}`?");
+        }
+        anyhow::anyhow!(msg)
+    })
+}

@@ -1,0 +1,352 @@
+//! The plan is data: every file, key and server change apply will make, computed purely from
+//! the desired state and what was observed. Apply does exactly what the plan says.
+
+mod display;
+
+pub use display::render_human;
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::desired::{JetStreamConf, KeyId, RenderedFile, ServerConf};
+use crate::secrets::redact;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileAction {
+    Create,
+    Update,
+    Delete,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileChange {
+    pub path: PathBuf,
+    pub action: FileAction,
+    /// Unified diff, with secrets redacted.
+    pub diff: String,
+    #[serde(skip)]
+    pub content: Option<String>,
+    pub secret: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyChange {
+    pub key: String,
+    pub description: String,
+    pub action: FileAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerAction {
+    Start,
+    Reload,
+    Restart,
+    Stop,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerChange {
+    pub server: String,
+    pub action: ServerAction,
+    pub reason: String,
+    /// The digest the server must show once the change is applied (start, reload, restart).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_digest: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub topology: String,
+    pub target: String,
+    pub keys: Vec<KeyChange>,
+    pub files: Vec<FileChange>,
+    pub servers: Vec<ServerChange>,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        !(self.keys.is_empty() && self.files.is_empty() && self.servers.is_empty())
+    }
+}
+
+/// A server as observed on the target.
+#[derive(Debug, Clone, Default)]
+pub struct ObservedServer {
+    pub running: bool,
+    /// `/varz.config_digest` of the running server.
+    pub digest: Option<String>,
+    /// The config apply last gave this server.
+    pub applied: Option<ServerConf>,
+}
+
+/// A server as desired: its config and the digest nats-server computes for it (`None` when it
+/// cannot be computed yet, e.g. keys still to be generated).
+#[derive(Debug, Clone)]
+pub struct DesiredServer {
+    pub name: String,
+    pub conf: ServerConf,
+    pub digest: Option<String>,
+}
+
+pub fn file_changes(desired: &[RenderedFile], on_disk: &BTreeMap<PathBuf, String>) -> Vec<FileChange> {
+    let mut changes = Vec::new();
+    for f in desired {
+        let old = on_disk.get(&f.path);
+        if old == Some(&f.content) {
+            continue;
+        }
+        let old_text = old.map(String::as_str).unwrap_or("");
+        let diff = similar::TextDiff::from_lines(old_text, &f.content)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("a/{}", f.path.display()), &format!("b/{}", f.path.display()))
+            .to_string();
+        changes.push(FileChange {
+            path: f.path.clone(),
+            action: if old.is_some() { FileAction::Update } else { FileAction::Create },
+            diff: redact(&diff),
+            content: Some(f.content.clone()),
+            secret: f.secret,
+        });
+    }
+    for path in on_disk.keys() {
+        if !desired.iter().any(|f| &f.path == path) {
+            changes.push(FileChange {
+                path: path.clone(),
+                action: FileAction::Delete,
+                diff: String::new(),
+                content: None,
+                secret: false,
+            });
+        }
+    }
+    changes
+}
+
+pub fn key_changes(missing: &[KeyId]) -> Vec<KeyChange> {
+    missing
+        .iter()
+        .map(|id| KeyChange {
+            key: id.file_stem(),
+            description: id.describe(),
+            action: FileAction::Create,
+        })
+        .collect()
+}
+
+/// What each server needs: start what does not run, reload or restart what runs another
+/// config, stop what the topology no longer names.
+pub fn server_changes(desired: &[DesiredServer], observed: &BTreeMap<String, ObservedServer>) -> Vec<ServerChange> {
+    let mut changes = Vec::new();
+    for d in desired {
+        let change = |action, reason: String| ServerChange {
+            server: d.name.clone(),
+            action,
+            reason,
+            expected_digest: d.digest.clone(),
+        };
+        let o = observed.get(&d.name).cloned().unwrap_or_default();
+        if !o.running {
+            changes.push(change(ServerAction::Start, "not running".into()));
+            continue;
+        }
+        if d.digest.is_some() && o.digest == d.digest {
+            continue;
+        }
+        match &o.applied {
+            None => changes.push(change(ServerAction::Restart, "no record of the config it was started with".into())),
+            Some(prev) if prev == &d.conf => changes.push(change(
+                ServerAction::Reload,
+                "the running config differs from the rendered one (edited by hand or changed environment)".into(),
+            )),
+            Some(prev) => {
+                let (restart, fields) = classify(prev, &d.conf);
+                let reason = fields.join(", ") + " changed";
+                changes.push(change(if restart { ServerAction::Restart } else { ServerAction::Reload }, reason));
+            }
+        }
+    }
+    for (name, o) in observed {
+        if o.running && !desired.iter().any(|d| &d.name == name) {
+            changes.push(ServerChange {
+                server: name.clone(),
+                action: ServerAction::Stop,
+                reason: "no longer in the topology".into(),
+                expected_digest: None,
+            });
+        }
+    }
+    changes
+}
+
+/// Which settings differ, and whether any of them needs a restart. nats-server reloads routes,
+/// accounts, users, leaf remotes, tags, limits and logging; it needs a restart for gateways,
+/// names, ports, the leafnode listener and JetStream's store, domain or lower limits.
+pub fn classify(old: &ServerConf, new: &ServerConf) -> (bool, Vec<&'static str>) {
+    let mut restart = false;
+    let mut fields = Vec::new();
+    let mut field = |name: &'static str, changed: bool, needs_restart: bool| {
+        if changed {
+            fields.push(name);
+            restart |= needs_restart;
+        }
+    };
+    field("server_name", old.server_name != new.server_name, true);
+    field("client listen address", old.listen != new.listen, true);
+    field("monitoring address", old.http != new.http, true);
+    let cluster_id = |c: &ServerConf| c.cluster.as_ref().map(|c| (c.name.clone(), c.listen.clone()));
+    field("cluster listener", cluster_id(old) != cluster_id(new), true);
+    let routes = |c: &ServerConf| c.cluster.as_ref().map(|c| c.routes.clone());
+    field("routes", routes(old) != routes(new), false);
+    field("gateways", old.gateway != new.gateway, true);
+    field("leafnode listener", old.leafnode_listener != new.leafnode_listener, true);
+    field("leafnode remotes", old.leaf_remotes != new.leaf_remotes, false);
+    field(
+        "jetstream",
+        old.jetstream != new.jetstream,
+        jetstream_needs_restart(&old.jetstream, &new.jetstream),
+    );
+    field("system account", old.system_account != new.system_account, true);
+    field("accounts", old.accounts != new.accounts, false);
+    field("server tags", old.server_tags != new.server_tags, false);
+    field("max_payload", old.max_payload != new.max_payload, false);
+    field(
+        "lame duck",
+        (&old.lame_duck_duration, &old.lame_duck_grace_period) != (&new.lame_duck_duration, &new.lame_duck_grace_period),
+        false,
+    );
+    field(
+        "logging",
+        (old.debug, old.trace, old.logtime) != (new.debug, new.trace, new.logtime),
+        false,
+    );
+    (restart, fields)
+}
+
+fn jetstream_needs_restart(old: &Option<JetStreamConf>, new: &Option<JetStreamConf>) -> bool {
+    match (old, new) {
+        (Some(o), Some(n)) => {
+            let lowered = |a: Option<u64>, b: Option<u64>| match (a, b) {
+                (Some(a), Some(b)) => b < a,
+                (None, None) => false,
+                _ => true,
+            };
+            o.store_dir != n.store_dir
+                || o.domain != n.domain
+                || lowered(o.max_memory_store, n.max_memory_store)
+                || lowered(o.max_file_store, n.max_file_store)
+        }
+        (None, None) => false,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::{ClusterConf, GatewayConf};
+
+    fn conf() -> ServerConf {
+        ServerConf {
+            server_name: "a".into(),
+            listen: "127.0.0.1:1".into(),
+            http: "127.0.0.1:2".into(),
+            server_tags: vec![],
+            max_payload: None,
+            lame_duck_duration: None,
+            lame_duck_grace_period: None,
+            debug: false,
+            trace: false,
+            logtime: true,
+            cluster: Some(ClusterConf {
+                name: "east".into(),
+                listen: "127.0.0.1:3".into(),
+                routes: vec!["nats-route://b:3".into()],
+            }),
+            gateway: None,
+            leafnode_listener: None,
+            leaf_remotes: vec![],
+            jetstream: Some(JetStreamConf {
+                store_dir: "/d".into(),
+                max_memory_store: Some(10),
+                max_file_store: None,
+                domain: None,
+            }),
+            system_account: None,
+            accounts: vec![],
+        }
+    }
+
+    #[test]
+    fn new_route_reloads_new_gateway_restarts() {
+        let old = conf();
+        let mut routes = conf();
+        routes.cluster.as_mut().unwrap().routes.push("nats-route://c:3".into());
+        assert_eq!(classify(&old, &routes), (false, vec!["routes"]));
+        let mut gw = conf();
+        gw.gateway = Some(GatewayConf {
+            name: "east".into(),
+            listen: "x:4".into(),
+            gateways: vec![],
+        });
+        assert_eq!(classify(&old, &gw), (true, vec!["gateways"]));
+    }
+
+    #[test]
+    fn jetstream_limit_raise_reloads_lower_restarts() {
+        let old = conf();
+        let mut up = conf();
+        up.jetstream.as_mut().unwrap().max_memory_store = Some(20);
+        assert!(!classify(&old, &up).0);
+        let mut down = conf();
+        down.jetstream.as_mut().unwrap().max_memory_store = Some(5);
+        assert!(classify(&old, &down).0);
+    }
+
+    #[test]
+    fn server_actions() {
+        let d = |name: &str| DesiredServer {
+            name: name.into(),
+            conf: conf(),
+            digest: Some("sha256:1".into()),
+        };
+        let mut observed = BTreeMap::new();
+        observed.insert(
+            "same".to_string(),
+            ObservedServer {
+                running: true,
+                digest: Some("sha256:1".into()),
+                applied: Some(conf()),
+            },
+        );
+        observed.insert(
+            "drifted".to_string(),
+            ObservedServer {
+                running: true,
+                digest: Some("sha256:0".into()),
+                applied: Some(conf()),
+            },
+        );
+        observed.insert(
+            "gone".to_string(),
+            ObservedServer {
+                running: true,
+                digest: None,
+                applied: None,
+            },
+        );
+        let changes = server_changes(&[d("same"), d("drifted"), d("new")], &observed);
+        let got: Vec<_> = changes.iter().map(|c| (c.server.as_str(), c.action)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("drifted", ServerAction::Reload),
+                ("new", ServerAction::Start),
+                ("gone", ServerAction::Stop)
+            ]
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! The serde mirror of the topology file: exactly what may be written, with the position of every
+//! name and value that a later check may need to point at. Short forms (`nodes: 3`,
+//! `jetstream: true`, `publish: [..]`) are accepted beside the explicit ones.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor, value::MapAccessDeserializer, value::SeqAccessDeserializer};
+use serde_saphyr::Spanned;
+use std::fmt;
+
+pub type Named<T> = IndexMap<Spanned<String>, T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologyFile {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub defaults: Defaults,
+    pub regions: Named<RegionSpec>,
+    #[serde(default)]
+    pub leafnodes: Named<LeafnodeSpec>,
+    #[serde(default)]
+    pub accounts: Named<AccountSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(default)]
+    pub ports: PortsSpec,
+    pub listen: Option<Spanned<String>>,
+    #[serde(default)]
+    pub jetstream: JetStreamDefaults,
+    pub max_payload: Option<Spanned<Scalar>>,
+    pub lame_duck: Option<LameDuckSpec>,
+    #[serde(default)]
+    pub logging: LoggingSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortsSpec {
+    pub client: Option<Spanned<u16>>,
+    pub cluster: Option<Spanned<u16>>,
+    pub gateway: Option<Spanned<u16>>,
+    pub leafnode: Option<Spanned<u16>>,
+    pub monitor: Option<Spanned<u16>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JetStreamDefaults {
+    pub store_dir: Option<Spanned<String>>,
+    pub max_memory_store: Option<Spanned<Scalar>>,
+    pub max_file_store: Option<Spanned<Scalar>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    pub max_memory_store: Option<Spanned<Scalar>>,
+    pub max_file_store: Option<Spanned<Scalar>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LameDuckSpec {
+    pub duration: Spanned<Scalar>,
+    pub grace_period: Option<Spanned<Scalar>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingSpec {
+    pub debug: Option<bool>,
+    pub trace: Option<bool>,
+    pub time: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionSpec {
+    pub nodes: Spanned<NodesSpec>,
+    pub jetstream: Option<Spanned<JetStreamSpec>>,
+}
+
+/// `nodes: 3` (named `<region>-1..3`, each reached by its name) or the explicit list.
+#[derive(Debug)]
+pub enum NodesSpec {
+    Count(u64),
+    List(Vec<NodeSpec>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    pub name: Spanned<String>,
+    pub host: Option<Spanned<String>>,
+    #[serde(default)]
+    pub ports: PortsSpec,
+    #[serde(default)]
+    pub tags: Vec<Spanned<String>>,
+}
+
+/// `jetstream: true` or `jetstream: { max_memory_store: .., max_file_store: .. }`.
+#[derive(Debug)]
+pub enum JetStreamSpec {
+    Enabled(bool),
+    Limits(LimitsSpec),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeafnodeSpec {
+    pub hub: Spanned<String>,
+    pub account: Option<Spanned<String>>,
+    #[serde(default)]
+    pub deny_import: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub deny_export: Vec<Spanned<String>>,
+    pub jetstream: Option<LeafJetStreamSpec>,
+    pub host: Option<Spanned<String>>,
+    #[serde(default)]
+    pub ports: PortsSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeafJetStreamSpec {
+    pub domain: Option<Spanned<String>>,
+    pub max_memory_store: Option<Spanned<Scalar>>,
+    pub max_file_store: Option<Spanned<Scalar>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSpec {
+    #[serde(default)]
+    pub system: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub jetstream: bool,
+    #[serde(default)]
+    pub users: Vec<UserSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    pub user: Spanned<String>,
+    pub password: Spanned<String>,
+    #[serde(default)]
+    pub permissions: PermissionsSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionsSpec {
+    pub publish: Option<RuleSpec>,
+    pub subscribe: Option<RuleSpec>,
+}
+
+/// `publish: ["a.>"]` (allow list) or `publish: { allow: [..], deny: [..] }`.
+#[derive(Debug, Default)]
+pub struct RuleSpec {
+    pub allow: Vec<Spanned<String>>,
+    pub deny: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleMap {
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub deny: Vec<Spanned<String>>,
+}
+
+/// A scalar read as text whether it was written as a number or a string (sizes, durations).
+#[derive(Debug, Clone)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number or a string such as 10GB or 30s")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for NodesSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = NodesSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a node count or a list of nodes")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<NodesSpec, E> {
+                Ok(NodesSpec::Count(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<NodesSpec, A::Error> {
+                Vec::deserialize(SeqAccessDeserializer::new(seq)).map(NodesSpec::List)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for JetStreamSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = JetStreamSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("true, false or a map of JetStream limits")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<JetStreamSpec, E> {
+                Ok(JetStreamSpec::Enabled(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<JetStreamSpec, A::Error> {
+                LimitsSpec::deserialize(MapAccessDeserializer::new(map)).map(JetStreamSpec::Limits)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for RuleSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RuleSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of subjects or a map with `allow` and `deny` lists")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RuleSpec, A::Error> {
+                let allow = Vec::deserialize(SeqAccessDeserializer::new(seq))?;
+                Ok(RuleSpec { allow, deny: Vec::new() })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RuleSpec, A::Error> {
+                let RuleMap { allow, deny } = RuleMap::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(RuleSpec { allow, deny })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

@@ -1,0 +1,545 @@
+//! Schema -> model: every check that needs more than the YAML grammar, all problems collected
+//! in one pass so the user sees the whole list at once.
+
+use serde_saphyr::Spanned;
+use std::collections::HashMap;
+
+use super::diagnostic::{Diagnostic, did_you_mean};
+use super::schema::*;
+use crate::model::*;
+use crate::{subject, units};
+
+pub fn loc<T>(s: &Spanned<T>) -> Loc {
+    Loc {
+        line: s.referenced.line() as u32,
+        col: s.referenced.column() as u32,
+    }
+}
+
+/// The outcome of validation: the model when there were no errors, and every diagnostic
+/// (warnings included) either way.
+pub struct Validated {
+    pub topology: Option<Topology>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+pub fn validate(file: TopologyFile) -> Validated {
+    let mut v = Validator::default();
+    let topology = v.topology(file);
+    let has_errors = v.diags.iter().any(|d| d.severity == super::Severity::Error);
+    Validated {
+        topology: if has_errors { None } else { Some(topology) },
+        diagnostics: v.diags,
+    }
+}
+
+/// Errors for environment variables the topology names but the environment lacks, for targets
+/// that start servers and so need the values.
+pub fn check_env(topology: &Topology, lookup: impl Fn(&str) -> Option<String>) -> Vec<Diagnostic> {
+    topology
+        .env_refs()
+        .into_iter()
+        .filter(|r| lookup(&r.var).is_none())
+        .map(|r| {
+            Diagnostic::error(format!("environment variable `{}` is not set", r.var))
+                .at(r.loc)
+                .object(r.object)
+                .help(format!(
+                    "export {}=... before running this command; the servers read it at start",
+                    r.var
+                ))
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct Validator {
+    diags: Vec<Diagnostic>,
+    /// Every server name seen so far, with where it was defined.
+    servers: HashMap<String, Loc>,
+}
+
+/// A listening socket of one server, for the port-clash check.
+struct Listener<'a> {
+    server: &'a str,
+    host: &'a str,
+    kind: &'static str,
+    port: u16,
+    loc: Loc,
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl Validator {
+    fn error(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    fn name(&mut self, name: &Spanned<String>, what: &str) {
+        if !is_identifier(&name.value) {
+            self.error(
+                Diagnostic::error(format!("invalid {what} name `{}`", name.value))
+                    .at(loc(name))
+                    .help("use letters, digits, `-` and `_`, starting with a letter or digit"),
+            );
+        }
+    }
+
+    fn server_name(&mut self, name: &str, at: Loc) {
+        if let Some(first) = self.servers.get(name) {
+            let first = *first;
+            self.error(Diagnostic::error(format!("duplicate server name `{name}`")).at(at).help(format!(
+                "`{name}` is already defined at line {}; server names must be unique across regions and leafnodes",
+                first.line
+            )));
+        } else {
+            self.servers.insert(name.to_string(), at);
+        }
+    }
+
+    fn size(&mut self, value: &Option<Spanned<Scalar>>, fallback: Option<u64>) -> Option<u64> {
+        match value {
+            None => fallback,
+            Some(s) => match units::parse_size(&s.value.0) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    self.error(Diagnostic::error(e).at(loc(s)));
+                    fallback
+                }
+            },
+        }
+    }
+
+    fn duration(&mut self, value: &Spanned<Scalar>) -> std::time::Duration {
+        units::parse_duration(&value.value.0).unwrap_or_else(|e| {
+            self.error(Diagnostic::error(e).at(loc(value)));
+            std::time::Duration::ZERO
+        })
+    }
+
+    fn ports(&mut self, spec: &PortsSpec, base: Ports) -> Ports {
+        let mut pick = |p: &Option<Spanned<u16>>, fallback: u16| match p {
+            Some(s) if s.value == 0 => {
+                self.diags.push(Diagnostic::error("port 0 is not a usable port").at(loc(s)));
+                fallback
+            }
+            Some(s) => s.value,
+            None => fallback,
+        };
+        Ports {
+            client: pick(&spec.client, base.client),
+            cluster: pick(&spec.cluster, base.cluster),
+            gateway: pick(&spec.gateway, base.gateway),
+            leafnode: pick(&spec.leafnode, base.leafnode),
+            monitor: pick(&spec.monitor, base.monitor),
+        }
+    }
+
+    fn subjects(&mut self, list: &[Spanned<String>], object: &str) -> Vec<String> {
+        for s in list {
+            if let Err(e) = subject::check(&s.value) {
+                self.error(
+                    Diagnostic::error(format!("invalid subject `{}`: {e}", s.value))
+                        .at(loc(s))
+                        .object(object.to_string()),
+                );
+            }
+        }
+        list.iter().map(|s| s.value.clone()).collect()
+    }
+
+    fn topology(&mut self, file: TopologyFile) -> Topology {
+        self.name(&file.name, "topology");
+        let defaults = &file.defaults;
+        let base_ports = self.ports(&defaults.ports, Ports::default());
+        let js_defaults = JetStreamLimits {
+            max_memory_store: self.size(&defaults.jetstream.max_memory_store, None),
+            max_file_store: self.size(&defaults.jetstream.max_file_store, None),
+        };
+        let lame_duck = defaults.lame_duck.as_ref().map(|ld| LameDuck {
+            duration: self.duration(&ld.duration),
+            grace_period: ld
+                .grace_period
+                .as_ref()
+                .map(|g| self.duration(g))
+                .unwrap_or(std::time::Duration::from_secs(10)),
+        });
+        let settings = ServerSettings {
+            listen_host: defaults
+                .listen
+                .as_ref()
+                .map(|l| l.value.clone())
+                .unwrap_or_else(|| "0.0.0.0".into()),
+            max_payload: self.size(&defaults.max_payload, None),
+            lame_duck,
+            logging: Logging {
+                debug: defaults.logging.debug.unwrap_or(false),
+                trace: defaults.logging.trace.unwrap_or(false),
+                time: defaults.logging.time.unwrap_or(true),
+            },
+            jetstream_store_dir: defaults
+                .jetstream
+                .store_dir
+                .as_ref()
+                .map(|d| d.value.clone())
+                .unwrap_or_else(|| "/data/jetstream".into()),
+            jetstream_limits: js_defaults,
+        };
+
+        if file.regions.is_empty() {
+            self.error(
+                Diagnostic::error("the topology has no regions")
+                    .at(loc(&file.name))
+                    .help("add `regions:` with at least one region and its nodes"),
+            );
+        }
+        let regions: Vec<Region> = file
+            .regions
+            .iter()
+            .map(|(name, spec)| self.region(name, spec, base_ports, js_defaults))
+            .collect();
+        let accounts = self.accounts(&file.accounts);
+        let leafnodes: Vec<Leafnode> = file
+            .leafnodes
+            .iter()
+            .map(|(name, spec)| self.leafnode(name, spec, base_ports, &regions, &accounts, file.accounts.is_empty()))
+            .collect();
+
+        let topology = Topology {
+            name: file.name.value.clone(),
+            settings,
+            regions,
+            leafnodes,
+            accounts,
+        };
+        self.port_clashes(&topology);
+        if topology.is_super_cluster() && !topology.leafnodes.is_empty() && topology.system_account().is_none() {
+            self.error(
+                Diagnostic::error("gateways and leafnodes together need a system account")
+                    .at(loc(&file.name))
+                    .help("declare one under `accounts:` with `system: true` (nats-server refuses to start without it)"),
+            );
+        }
+        topology
+    }
+
+    fn region(&mut self, name: &Spanned<String>, spec: &RegionSpec, base_ports: Ports, js_defaults: JetStreamLimits) -> Region {
+        self.name(name, "region");
+        let empty = matches!(&spec.nodes.value, NodesSpec::Count(0)) || matches!(&spec.nodes.value, NodesSpec::List(l) if l.is_empty());
+        if empty {
+            self.error(Diagnostic::error(format!("region `{}` has no nodes", name.value)).at(loc(&spec.nodes)));
+        }
+        let nodes: Vec<Node> = match &spec.nodes.value {
+            NodesSpec::Count(n) => (1..=*n)
+                .map(|i| {
+                    let node_name = format!("{}-{i}", name.value);
+                    self.server_name(&node_name, loc(&spec.nodes));
+                    Node {
+                        host: node_name.clone(),
+                        name: node_name,
+                        ports: base_ports,
+                        tags: Vec::new(),
+                        loc: loc(&spec.nodes),
+                    }
+                })
+                .collect(),
+            NodesSpec::List(list) => list
+                .iter()
+                .map(|n| {
+                    self.name(&n.name, "node");
+                    self.server_name(&n.name.value, loc(&n.name));
+                    Node {
+                        name: n.name.value.clone(),
+                        host: n.host.as_ref().map(|h| h.value.clone()).unwrap_or_else(|| n.name.value.clone()),
+                        ports: self.ports(&n.ports, base_ports),
+                        tags: n.tags.iter().map(|t| t.value.clone()).collect(),
+                        loc: loc(&n.name),
+                    }
+                })
+                .collect(),
+        };
+        let jetstream = spec.jetstream.as_ref().and_then(|js| match &js.value {
+            JetStreamSpec::Enabled(false) => None,
+            JetStreamSpec::Enabled(true) => Some(js_defaults),
+            JetStreamSpec::Limits(l) => Some(JetStreamLimits {
+                max_memory_store: self.size(&l.max_memory_store, js_defaults.max_memory_store),
+                max_file_store: self.size(&l.max_file_store, js_defaults.max_file_store),
+            }),
+        });
+        if let (Some(js), true) = (&spec.jetstream, jetstream.is_some() && !nodes.is_empty() && nodes.len() < 3) {
+            self.diags.push(
+                Diagnostic::warning(format!("region `{}` runs JetStream on {} node(s)", name.value, nodes.len()))
+                    .at(loc(js))
+                    .help("with fewer than 3 nodes streams cannot be R3 and losing one node stops the JetStream meta group"),
+            );
+        }
+        Region {
+            name: name.value.clone(),
+            nodes,
+            jetstream,
+            loc: loc(name),
+        }
+    }
+
+    fn leafnode(
+        &mut self,
+        name: &Spanned<String>,
+        spec: &LeafnodeSpec,
+        base_ports: Ports,
+        regions: &[Region],
+        accounts: &[Account],
+        no_accounts: bool,
+    ) -> Leafnode {
+        self.name(name, "leafnode");
+        self.server_name(&name.value, loc(name));
+        let object = format!("leafnode `{}`", name.value);
+        if !regions.iter().any(|r| r.name == spec.hub.value) {
+            let mut d = Diagnostic::error(format!(
+                "leafnode `{}` names hub region `{}`, which does not exist",
+                name.value, spec.hub.value
+            ))
+            .at(loc(&spec.hub));
+            if let Some(s) = did_you_mean(&spec.hub.value, regions.iter().map(|r| r.name.as_str())) {
+                d = d.help(format!("did you mean `{s}`?"));
+            }
+            self.error(d);
+        }
+        match &spec.account {
+            Some(account) => match accounts.iter().find(|a| a.name == account.value) {
+                None => {
+                    let mut d = Diagnostic::error(format!(
+                        "leafnode `{}` binds to account `{}`, which is not declared",
+                        name.value, account.value
+                    ))
+                    .at(loc(account));
+                    d = match did_you_mean(&account.value, accounts.iter().map(|a| a.name.as_str())) {
+                        Some(s) => d.help(format!("did you mean `{s}`?")),
+                        None => d.help("declare it under `accounts:`"),
+                    };
+                    self.error(d);
+                }
+                Some(a) if a.system => self.error(
+                    Diagnostic::error(format!("leafnode `{}` binds to the system account `{}`", name.value, a.name))
+                        .at(loc(account))
+                        .help("bind it to an application account"),
+                ),
+                Some(_) => {}
+            },
+            None if !no_accounts => self.error(
+                Diagnostic::error(format!("leafnode `{}` does not say which account it binds to", name.value))
+                    .at(loc(name))
+                    .help("add `account: <name>` naming one of the accounts under `accounts:`"),
+            ),
+            None => {}
+        }
+        let jetstream = spec.jetstream.as_ref().map(|js| {
+            let domain = match &js.domain {
+                Some(d) => {
+                    self.name(d, "JetStream domain");
+                    d.value.clone()
+                }
+                None => {
+                    self.error(
+                        Diagnostic::error(format!("leafnode `{}` runs JetStream without a domain", name.value))
+                            .at(loc(name))
+                            .help("set `jetstream: { domain: <name> }` so the leaf's JetStream stays apart from the hub's"),
+                    );
+                    String::new()
+                }
+            };
+            LeafJetStream {
+                domain,
+                limits: JetStreamLimits {
+                    max_memory_store: self.size(&js.max_memory_store, None),
+                    max_file_store: self.size(&js.max_file_store, None),
+                },
+            }
+        });
+        Leafnode {
+            name: name.value.clone(),
+            hub: spec.hub.value.clone(),
+            account: spec.account.as_ref().map(|a| a.value.clone()),
+            deny_import: self.subjects(&spec.deny_import, &object),
+            deny_export: self.subjects(&spec.deny_export, &object),
+            jetstream,
+            host: spec.host.as_ref().map(|h| h.value.clone()).unwrap_or_else(|| name.value.clone()),
+            ports: self.ports(&spec.ports, base_ports),
+            loc: loc(name),
+        }
+    }
+
+    fn accounts(&mut self, specs: &Named<AccountSpec>) -> Vec<Account> {
+        let mut system_seen: Option<String> = None;
+        let mut users_seen: HashMap<String, (String, Loc)> = HashMap::new();
+        let mut accounts = Vec::new();
+        for (name, spec) in specs {
+            self.name(name, "account");
+            let system = spec.system.as_ref().is_some_and(|s| s.value);
+            if let (true, Some(flag)) = (system, &spec.system) {
+                if let Some(first) = &system_seen {
+                    self.error(
+                        Diagnostic::error(format!("more than one system account: `{first}` and `{}`", name.value))
+                            .at(loc(flag))
+                            .help("a deployment has exactly one system account; keep `system: true` on one"),
+                    );
+                } else {
+                    system_seen = Some(name.value.clone());
+                }
+                if spec.jetstream {
+                    self.error(
+                        Diagnostic::error(format!("the system account `{}` cannot have JetStream", name.value))
+                            .at(loc(name))
+                            .help("enable JetStream on an application account instead"),
+                    );
+                }
+            }
+            let mut users = Vec::new();
+            for u in &spec.users {
+                let object = format!("user `{}` of account `{}`", u.user.value, name.value);
+                if u.user.value.is_empty() {
+                    self.error(Diagnostic::error("a user name cannot be empty").at(loc(&u.user)));
+                }
+                match users_seen.get(&u.user.value) {
+                    Some((other, first)) => self.error(
+                        Diagnostic::error(format!("duplicate user `{}`", u.user.value))
+                            .at(loc(&u.user))
+                            .help(format!(
+                                "already defined in account `{other}` at line {}; user names must be unique across accounts",
+                                first.line
+                            )),
+                    ),
+                    None => {
+                        users_seen.insert(u.user.value.clone(), (name.value.clone(), loc(&u.user)));
+                    }
+                }
+                let password = self.password(&u.password, &object);
+                let mut rule = |r: &Option<RuleSpec>| match r {
+                    None => Rule::default(),
+                    Some(r) => Rule {
+                        allow: self.subjects(&r.allow, &object),
+                        deny: self.subjects(&r.deny, &object),
+                    },
+                };
+                let permissions = Permissions {
+                    publish: rule(&u.permissions.publish),
+                    subscribe: rule(&u.permissions.subscribe),
+                };
+                users.push(User {
+                    name: u.user.value.clone(),
+                    password,
+                    permissions,
+                    loc: loc(&u.user),
+                });
+            }
+            accounts.push(Account {
+                name: name.value.clone(),
+                system,
+                jetstream: spec.jetstream,
+                users,
+                loc: loc(name),
+            });
+        }
+        accounts
+    }
+
+    fn password(&mut self, value: &Spanned<String>, object: &str) -> Password {
+        let text = value.value.trim();
+        if let Some(var) = text.strip_prefix("${").and_then(|t| t.strip_suffix('}')) {
+            let valid = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if valid {
+                return Password::Env {
+                    var: var.to_string(),
+                    loc: loc(value),
+                };
+            }
+            self.error(
+                Diagnostic::error(format!("`{text}` is not a valid environment variable reference"))
+                    .at(loc(value))
+                    .object(object.to_string()),
+            );
+        } else if text.starts_with("$2a$") || text.starts_with("$2b$") || text.starts_with("$2y$") {
+            return Password::Bcrypt(text.to_string());
+        } else {
+            self.error(
+                Diagnostic::error("literal password in the topology")
+                    .at(loc(value))
+                    .object(object.to_string())
+                    .help("write it as an environment reference such as `${WRITER_PASS}`, or as a bcrypt hash"),
+            );
+        }
+        Password::Env {
+            var: String::new(),
+            loc: loc(value),
+        }
+    }
+
+    fn port_clashes(&mut self, topology: &Topology) {
+        let super_cluster = topology.is_super_cluster();
+        let mut listeners: Vec<Listener> = Vec::new();
+        for region in &topology.regions {
+            let clustered = super_cluster || region.nodes.len() > 1;
+            let hub = topology.leafnodes.iter().any(|l| l.hub == region.name);
+            for n in &region.nodes {
+                let mut add = |kind, port| {
+                    listeners.push(Listener {
+                        server: &n.name,
+                        host: &n.host,
+                        kind,
+                        port,
+                        loc: n.loc,
+                    })
+                };
+                add("client", n.ports.client);
+                add("monitor", n.ports.monitor);
+                if clustered {
+                    add("cluster", n.ports.cluster);
+                }
+                if super_cluster {
+                    add("gateway", n.ports.gateway);
+                }
+                if hub {
+                    add("leafnode", n.ports.leafnode);
+                }
+            }
+        }
+        for l in &topology.leafnodes {
+            listeners.push(Listener {
+                server: &l.name,
+                host: &l.host,
+                kind: "client",
+                port: l.ports.client,
+                loc: l.loc,
+            });
+            listeners.push(Listener {
+                server: &l.name,
+                host: &l.host,
+                kind: "monitor",
+                port: l.ports.monitor,
+                loc: l.loc,
+            });
+        }
+        let mut seen: HashMap<(&str, u16), &Listener> = HashMap::new();
+        let mut clashes = Vec::new();
+        for l in &listeners {
+            match seen.get(&(l.host, l.port)) {
+                Some(first) => clashes.push(
+                    Diagnostic::error(format!(
+                        "port {} on host `{}` is used twice: {} port of `{}` and {} port of `{}`",
+                        l.port, l.host, first.kind, first.server, l.kind, l.server
+                    ))
+                    .at(l.loc)
+                    .object(format!("node `{}`", l.server))
+                    .help("give one of them another port under `ports:`, or another host"),
+                ),
+                None => {
+                    seen.insert((l.host, l.port), l);
+                }
+            }
+        }
+        self.diags.extend(clashes);
+    }
+}

@@ -1,0 +1,139 @@
+//! Everything the commands show: reports on stdout (human tables or JSON), progress and event
+//! lines on stderr. No other module prints.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use std::time::Duration;
+
+use crate::topology::Loaded;
+use crate::verify::{Progress, Report};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+pub fn json<T: Serialize>(value: &T) {
+    println!("{}", serde_json::to_string_pretty(value).expect("reports serialize"));
+}
+
+pub fn warnings(loaded: &Loaded) {
+    for w in &loaded.warnings {
+        eprint!("{}", w.render(&loaded.source.path, &loaded.source.text));
+    }
+}
+
+/// A spinner on stderr that shows convergence; silent when stderr is not a terminal or JSON is
+/// asked for, in which case event lines still go to stderr as plain text.
+pub struct Spinner {
+    bar: ProgressBar,
+}
+
+impl Spinner {
+    pub fn new(format: Format) -> Self {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if format == Format::Json {
+            bar.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        bar.set_style(ProgressStyle::with_template("{spinner} {elapsed:>3} {msg}").expect("a valid template"));
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Spinner { bar }
+    }
+
+    pub fn line(&self, text: String) {
+        if self.bar.is_hidden() {
+            eprintln!("{text}");
+        } else {
+            self.bar.println(text);
+        }
+    }
+
+    pub fn progress(&self, p: Progress) {
+        let e = p.evaluation;
+        let healthy = e.nodes.iter().filter(|n| n.healthy).count();
+        let links_up = e.links.iter().filter(|l| l.ok).count();
+        let meta = e.jetstream.iter().filter(|m| m.ok).count();
+        let mut msg = format!("verifying: {healthy}/{} healthy, {links_up}/{} links", e.nodes.len(), e.links.len());
+        if !e.jetstream.is_empty() {
+            msg += &format!(", meta leader seen by {meta}/{}", e.jetstream.len());
+        }
+        if p.probing {
+            msg += ", sending probes";
+        }
+        self.bar.set_message(msg);
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "ok  " } else { "FAIL" }
+}
+
+pub fn verify_table(r: &Report) -> String {
+    let mut out = String::new();
+    let status = if r.ok { "verified" } else { "NOT verified" };
+    out += &format!(
+        "Topology `{}` on target {}: {status} in {:.1} s\n\n",
+        r.topology,
+        r.target,
+        r.elapsed_ms as f64 / 1000.0
+    );
+    let w = r.nodes.iter().map(|n| n.name.len()).max().unwrap_or(4).max(4);
+    let rw = r.nodes.iter().map(|n| n.region.len()).max().unwrap_or(6).max(6);
+    out += &format!(
+        "{:<w$}  {:<rw$}  {:<4}  {:<26}  {:<26}  HEALTH\n",
+        "NODE", "REGION", "ROLE", "CLIENT", "MONITOR"
+    );
+    for n in &r.nodes {
+        let role = match n.role {
+            crate::desired::Role::Node => "node",
+            crate::desired::Role::Leaf => "leaf",
+        };
+        let health = if n.healthy {
+            "ok".to_string()
+        } else {
+            format!("FAIL {}", n.detail.as_deref().unwrap_or(""))
+        };
+        out += &format!(
+            "{:<w$}  {:<rw$}  {role:<4}  {:<26}  {:<26}  {health}\n",
+            n.name, n.region, n.client_url, n.monitor_url
+        );
+    }
+    out += "\nLinks\n";
+    for l in &r.links {
+        out += &format!("  {}  {:<8} {} -> {}  {}\n", mark(l.ok), l.kind, l.from, l.to, l.detail);
+    }
+    if !r.jetstream.is_empty() {
+        out += "\nJetStream meta group\n";
+        for m in &r.jetstream {
+            out += &format!(
+                "  {}  {:<w$} leader {}, cluster size {}/{}\n",
+                mark(m.ok),
+                m.node,
+                m.leader.as_deref().unwrap_or("none"),
+                m.cluster_size,
+                m.expected_cluster_size
+            );
+        }
+    }
+    if !r.probes.is_empty() {
+        out += "\nProbes\n";
+        for p in &r.probes {
+            let kind = p.kind.name();
+            let expect = if p.expect_delivery { "deliver" } else { "block" };
+            out += &format!("  {}  {kind:<11} {} -> {} ({expect})  {}\n", mark(p.ok), p.from, p.to, p.detail);
+        }
+    }
+    let failures = r.failures();
+    if !failures.is_empty() {
+        out += &format!("\n{} problem(s):\n", failures.len());
+        for f in failures {
+            out += &format!("  - {f}\n");
+        }
+    }
+    out
+}

@@ -1,0 +1,178 @@
+//! Pure comparison of the expected links with what the servers report.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+use crate::desired::{Desired, Link, Role};
+use crate::observed::NodeObservation;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeReport {
+    pub name: String,
+    pub region: String,
+    pub role: Role,
+    pub client_url: String,
+    pub monitor_url: String,
+    pub healthy: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkReport {
+    /// `route`, `gateway` or `leaf`.
+    pub kind: &'static str,
+    pub from: String,
+    pub to: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MetaReport {
+    pub node: String,
+    pub leader: Option<String>,
+    pub cluster_size: usize,
+    pub expected_cluster_size: usize,
+    pub ok: bool,
+}
+
+pub struct Evaluation {
+    pub nodes: Vec<NodeReport>,
+    pub links: Vec<LinkReport>,
+    pub jetstream: Vec<MetaReport>,
+}
+
+impl Evaluation {
+    pub fn ok(&self) -> bool {
+        self.nodes.iter().all(|n| n.healthy) && self.links.iter().all(|l| l.ok) && self.jetstream.iter().all(|m| m.ok)
+    }
+}
+
+pub fn evaluate(desired: &Desired, seen: &BTreeMap<String, NodeObservation>) -> Evaluation {
+    let empty = NodeObservation::default();
+    let obs = |name: &str| seen.get(name).unwrap_or(&empty);
+    let nodes = desired
+        .servers
+        .iter()
+        .map(|s| {
+            let o = obs(&s.name);
+            let (healthy, detail) = match (&o.health, &o.error) {
+                (Some(Ok(())), _) => (true, None),
+                (Some(Err(reason)), _) => (false, Some(reason.clone())),
+                (None, Some(e)) => (false, Some(format!("unreachable: {e}"))),
+                (None, None) => (false, Some("not observed".into())),
+            };
+            NodeReport {
+                name: s.name.clone(),
+                region: s.region.clone(),
+                role: s.role,
+                client_url: s.client_url.clone(),
+                monitor_url: s.monitor_url.clone(),
+                healthy,
+                detail,
+            }
+        })
+        .collect();
+
+    let links = desired
+        .links
+        .iter()
+        .map(|link| match link {
+            Link::Route { from, to } => {
+                let ok = obs(from).route_peers.iter().any(|p| p == to);
+                LinkReport {
+                    kind: "route",
+                    from: from.clone(),
+                    to: to.clone(),
+                    ok,
+                    detail: if ok {
+                        "connected".into()
+                    } else {
+                        format!("{from} has no route to {to}")
+                    },
+                }
+            }
+            Link::Gateway { from, to } => {
+                let ok = obs(from).gateways_out.iter().any(|g| g == to);
+                LinkReport {
+                    kind: "gateway",
+                    from: from.clone(),
+                    to: to.clone(),
+                    ok,
+                    detail: if ok {
+                        "outbound connected".into()
+                    } else {
+                        format!("{from} has no outbound gateway to region {to}")
+                    },
+                }
+            }
+            Link::GatewayInbound { from, to, expected } => {
+                // Inbound connections land unevenly on a region's nodes: only their sum is fixed.
+                let got: usize = desired
+                    .servers
+                    .iter()
+                    .filter(|s| s.region == *to && s.role == Role::Node)
+                    .map(|s| obs(&s.name).gateways_in.get(from).copied().unwrap_or(0))
+                    .sum();
+                LinkReport {
+                    kind: "gateway",
+                    from: from.clone(),
+                    to: to.clone(),
+                    ok: got == *expected,
+                    detail: format!("region {to} holds {got}/{expected} inbound gateway connections from {from}"),
+                }
+            }
+            Link::Leaf { from, to, account } => {
+                // A leaf attaches to one hub node, chosen at random: look across the whole hub.
+                let at_hub: Vec<String> = desired
+                    .servers
+                    .iter()
+                    .filter(|s| s.region == *to && s.role == Role::Node)
+                    .flat_map(|s| {
+                        obs(&s.name)
+                            .leafs
+                            .iter()
+                            .filter(|l| l.name == *from && !l.is_spoke)
+                            .map(move |l| format!("{}@{}", l.account, s.name))
+                    })
+                    .collect();
+                let bound_right = at_hub.iter().any(|a| a.split('@').next() == Some(account.as_str()));
+                let ok = at_hub.len() == 1 && bound_right;
+                let detail = match at_hub.as_slice() {
+                    [] => format!("leafnode {from} is not connected to region {to}"),
+                    [one] if bound_right => format!("connected to {} on account {account}", one.split('@').nth(1).unwrap_or("?")),
+                    [one] => format!("connected on account {} instead of {account}", one.split('@').next().unwrap_or("?")),
+                    many => format!("{} connections to region {to}, expected 1", many.len()),
+                };
+                LinkReport {
+                    kind: "leaf",
+                    from: from.clone(),
+                    to: to.clone(),
+                    ok,
+                    detail,
+                }
+            }
+        })
+        .collect();
+
+    let expected = desired.jetstream_meta.len();
+    let jetstream = desired
+        .jetstream_meta
+        .iter()
+        .map(|node| {
+            let meta = obs(node).meta.clone();
+            let leader = meta.as_ref().and_then(|m| m.leader.clone());
+            let cluster_size = meta.as_ref().map(|m| m.cluster_size).unwrap_or(0);
+            MetaReport {
+                node: node.clone(),
+                ok: leader.is_some() && cluster_size == expected,
+                leader,
+                cluster_size,
+                expected_cluster_size: expected,
+            }
+        })
+        .collect();
+
+    Evaluation { nodes, links, jetstream }
+}

@@ -1,0 +1,132 @@
+//! Verification: live evidence that the topology exists. Reads every server's monitoring
+//! endpoints until the expected links are all up (or the timeout passes), then sends the probes.
+
+mod checks;
+mod probes;
+
+pub use checks::{Evaluation, LinkReport, MetaReport, NodeReport, evaluate};
+pub use probes::ProbeReport;
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::desired::{Desired, Keys};
+use crate::observed::{Monitor, NodeObservation};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub topology: String,
+    pub target: String,
+    pub ok: bool,
+    pub elapsed_ms: u128,
+    pub nodes: Vec<NodeReport>,
+    pub links: Vec<LinkReport>,
+    pub jetstream: Vec<MetaReport>,
+    pub probes: Vec<ProbeReport>,
+}
+
+impl Report {
+    /// One line per thing that is wrong, naming it.
+    pub fn failures(&self) -> Vec<String> {
+        let nodes = self
+            .nodes
+            .iter()
+            .filter(|n| !n.healthy)
+            .map(|n| format!("node {} unhealthy: {}", n.name, n.detail.as_deref().unwrap_or("?")));
+        let links = self
+            .links
+            .iter()
+            .filter(|l| !l.ok)
+            .map(|l| format!("{} {} -> {} missing: {}", l.kind, l.from, l.to, l.detail));
+        let meta = self.jetstream.iter().filter(|m| !m.ok).map(|m| {
+            format!(
+                "jetstream meta group on {}: leader {}, cluster size {} (expected {})",
+                m.node,
+                m.leader.as_deref().unwrap_or("none"),
+                m.cluster_size,
+                m.expected_cluster_size
+            )
+        });
+        let probes = self
+            .probes
+            .iter()
+            .filter(|p| !p.ok)
+            .map(|p| format!("{} probe {} -> {} on {}: {}", p.kind.name(), p.from, p.to, p.subject, p.detail));
+        nodes.chain(links).chain(meta).chain(probes).collect()
+    }
+}
+
+/// How far convergence has come, for a progress display.
+pub struct Progress<'a> {
+    pub evaluation: &'a Evaluation,
+    pub probing: bool,
+}
+
+pub async fn observe_all(monitor: &Monitor, desired: &Desired) -> BTreeMap<String, NodeObservation> {
+    let reads = desired
+        .servers
+        .iter()
+        .map(|s| async move { (s.name.clone(), monitor.observe(&s.monitor_url).await) });
+    futures_util::future::join_all(reads).await.into_iter().collect()
+}
+
+/// Polls until everything verifies or `timeout` passes; probes run once the links are up.
+pub async fn verify(desired: &Desired, keys: &Keys, target: &str, timeout: Duration, on_progress: &(dyn Fn(Progress) + Sync)) -> Report {
+    let started = Instant::now();
+    let monitor = Monitor::new();
+    let clients = probes::Clients::default();
+    let nonce = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    );
+    let poll = Duration::from_millis(50);
+    let report = loop {
+        let seen = observe_all(&monitor, desired).await;
+        let evaluation = evaluate(desired, &seen);
+        let mut probes = Vec::new();
+        if evaluation.ok() {
+            on_progress(Progress {
+                evaluation: &evaluation,
+                probing: true,
+            });
+            probes = probes::run_all(desired, keys, &clients, &nonce).await;
+            if probes.iter().all(|p| p.ok) {
+                break build_report(desired, target, started, evaluation, probes);
+            }
+        } else {
+            on_progress(Progress {
+                evaluation: &evaluation,
+                probing: false,
+            });
+        }
+        if started.elapsed() >= timeout {
+            if !evaluation.ok() {
+                // Out of time: still send every probe, so the report shows which paths carry
+                // messages despite the missing links.
+                probes = probes::run_all(desired, keys, &clients, &nonce).await;
+            }
+            break build_report(desired, target, started, evaluation, probes);
+        }
+        tokio::time::sleep(poll).await;
+    };
+    clients.close().await;
+    report
+}
+
+fn build_report(desired: &Desired, target: &str, started: Instant, e: Evaluation, probes: Vec<ProbeReport>) -> Report {
+    let ok = e.ok() && probes.iter().all(|p| p.ok);
+    Report {
+        topology: desired.name.clone(),
+        target: target.to_string(),
+        ok,
+        elapsed_ms: started.elapsed().as_millis(),
+        nodes: e.nodes,
+        links: e.links,
+        jetstream: e.jetstream,
+        probes,
+    }
+}
