@@ -245,7 +245,7 @@ impl LocalTarget {
                     self.log_tail(server)
                 );
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 

@@ -83,7 +83,7 @@ pub async fn verify(desired: &Desired, keys: &Keys, target: &str, timeout: Durat
             .map(|d| d.as_nanos())
             .unwrap_or(0)
     );
-    let poll = Duration::from_millis(50);
+    let poll = Duration::from_millis(5);
     let report = loop {
         let seen = observe_all(&monitor, desired).await;
         let evaluation = evaluate(desired, &seen);

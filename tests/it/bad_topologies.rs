@@ -1,0 +1,238 @@
+//! A corpus of bad topologies: each must be rejected with exit code 1, a message that names the
+//! exact place (file:line:col) or object, and nothing written or started.
+
+use crate::support::notif_infra;
+
+/// (case, topology, what the message must contain)
+const CASES: &[(&str, &str, &[&str])] = &[
+    (
+        "yaml syntax",
+        "name: dev\nregions:\n  main:\n    nodes: 3\n  - west\n",
+        &["did not find expected key", "bad.yaml:5:5"],
+    ),
+    (
+        "string where a list belongs",
+        "name: [dev]\nregions: {}\n",
+        &["expected string scalar", "bad.yaml:1:7"],
+    ),
+    (
+        "wrong type for nodes",
+        "name: dev\nregions:\n  main:\n    nodes: three\n",
+        &["invalid type: string", "expected a node count or a list of nodes", "bad.yaml:4:5"],
+    ),
+    (
+        "wrong type for a port",
+        "name: dev\nregions:\n  main:\n    nodes:\n      - name: a\n        ports: { client: 70000 }\n",
+        &["bad.yaml:6:26"],
+    ),
+    (
+        "unknown key in a region",
+        "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstrem: true\n",
+        &["unknown field `jetstrem`", "bad.yaml:5:5", "did you mean `jetstream`?"],
+    ),
+    (
+        "unknown top-level key",
+        "name: dev\nregion:\n  main:\n    nodes: 3\n",
+        &["unknown field `region`", "bad.yaml:2:1", "did you mean `regions`?"],
+    ),
+    (
+        "unknown key in a node",
+        "name: dev\nregions:\n  main:\n    nodes:\n      - name: a\n        hots: 10.0.0.1\n",
+        &["unknown field `hots`", "bad.yaml:6:9", "did you mean `host`?"],
+    ),
+    ("missing regions", "name: dev\n", &["missing field `regions`"]),
+    (
+        "duplicate region",
+        "name: dev\nregions:\n  main:\n    nodes: 3\n  main:\n    nodes: 2\n",
+        &["duplicate mapping key", "bad.yaml:5:3"],
+    ),
+    (
+        "duplicate node across regions",
+        "name: dev\nregions:\n  east:\n    nodes:\n      - name: n1\n  west:\n    nodes:\n      - name: n1\n",
+        &["duplicate server name `n1`", "bad.yaml:8:15", "already defined at line 5"],
+    ),
+    (
+        "port clash on one host",
+        "name: dev\nregions:\n  main:\n    nodes:\n      - { name: a, host: box }\n      - { name: b, host: box }\n",
+        &["port 4222 on host `box` is used twice", "bad.yaml:6:17 (node `b`)"],
+    ),
+    (
+        "leafnode hub does not exist",
+        "name: dev\nregions:\n  east:\n    nodes: 3\nleafnodes:\n  edge:\n    hub: eats\n",
+        &["hub region `eats`, which does not exist", "bad.yaml:7:10", "did you mean `east`?"],
+    ),
+    (
+        "leafnode bound to unknown account",
+        "name: dev\nregions:\n  east:\n    nodes: 3\nleafnodes:\n  edge:\n    hub: east\n    account: APPP\naccounts:\n  APP: {}\n",
+        &["account `APPP`, which is not declared", "bad.yaml:8:14", "did you mean `APP`?"],
+    ),
+    (
+        "leafnode bound to the system account",
+        "name: dev\nregions:\n  east:\n    nodes: 3\nleafnodes:\n  edge:\n    hub: east\n    account: SYS\naccounts:\n  SYS: { system: true }\n",
+        &["binds to the system account `SYS`", "bad.yaml:8:14"],
+    ),
+    (
+        "two system accounts",
+        "name: dev\nregions:\n  main:\n    nodes: 3\naccounts:\n  SYS: { system: true }\n  SYS2: { system: true }\n",
+        &["more than one system account: `SYS` and `SYS2`", "bad.yaml:7:19"],
+    ),
+    (
+        "invalid subject in permissions",
+        "name: dev\nregions:\n  main:\n    nodes: 3\naccounts:\n  APP:\n    users:\n      - user: u\n        password: ${U_PASS}\n        permissions:\n          publish: [\"orders..created\"]\n",
+        &["invalid subject `orders..created`", "bad.yaml:11:21", "user `u` of account `APP`"],
+    ),
+    (
+        "invalid subject in a deny rule",
+        "name: dev\nregions:\n  east:\n    nodes: 3\nleafnodes:\n  edge:\n    hub: east\n    deny_import: [\"secret.>.x\"]\n",
+        &[
+            "invalid subject `secret.>.x`",
+            "`>` must be the last token",
+            "bad.yaml:8:19",
+            "leafnode `edge`",
+        ],
+    ),
+    (
+        "literal password",
+        "name: dev\nregions:\n  main:\n    nodes: 3\naccounts:\n  APP:\n    users:\n      - user: u\n        password: hunter2\n",
+        &["literal password in the topology", "bad.yaml:9:19", "${WRITER_PASS}"],
+    ),
+    (
+        "duplicate user across accounts",
+        "name: dev\nregions:\n  main:\n    nodes: 3\naccounts:\n  A:\n    users:\n      - { user: u, password: \"${P1}\" }\n  B:\n    users:\n      - { user: u, password: \"${P2}\" }\n",
+        &["duplicate user `u`", "bad.yaml:11:17", "account `A`"],
+    ),
+    (
+        "region without nodes",
+        "name: dev\nregions:\n  main:\n    nodes: 0\n",
+        &["region `main` has no nodes", "bad.yaml:4:12"],
+    ),
+    (
+        "bad duration",
+        "name: dev\ndefaults:\n  lame_duck:\n    duration: 30x\nregions:\n  main:\n    nodes: 3\n",
+        &["`30x` is not a duration", "bad.yaml:4:15"],
+    ),
+    (
+        "bad size",
+        "name: dev\ndefaults:\n  max_payload: 8XB\nregions:\n  main:\n    nodes: 3\n",
+        &["unknown size unit `XB`", "bad.yaml:3:16"],
+    ),
+    (
+        "leaf JetStream without a domain",
+        "name: dev\nregions:\n  east:\n    nodes: 3\nleafnodes:\n  edge:\n    hub: east\n    jetstream: {}\n",
+        &["runs JetStream without a domain", "bad.yaml:6:3"],
+    ),
+    (
+        "gateways and leafnodes without a system account",
+        "name: dev\nregions:\n  east:\n    nodes: 3\n  west:\n    nodes: 3\nleafnodes:\n  edge:\n    hub: east\n",
+        &["gateways and leafnodes together need a system account", "bad.yaml:1:7"],
+    ),
+    (
+        "invalid region name",
+        "name: dev\nregions:\n  \"us west\":\n    nodes: 3\n",
+        &["invalid region name `us west`", "bad.yaml:3:3"],
+    ),
+    (
+        "several problems at once",
+        "name: dev\nregions:\n  east:\n    nodes: 0\nleafnodes:\n  edge:\n    hub: nowhere\n",
+        &[
+            "region `east` has no nodes",
+            "bad.yaml:4:12",
+            "hub region `nowhere`",
+            "bad.yaml:7:10",
+            "2 error(s)",
+        ],
+    ),
+];
+
+/// Runs `args` on the case's file in a fresh directory; returns what is wrong with the rejection.
+fn rejection_problems(case: &str, yaml: &str, expect: &[&str], args: &[&str]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.yaml"), yaml).unwrap();
+    let out = notif_infra(dir.path()).args(args).arg("bad.yaml").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut problems = Vec::new();
+    if out.status.code() != Some(1) {
+        problems.push(format!("{case} ({args:?}): exit code {:?}", out.status.code()));
+    }
+    for e in expect.iter().filter(|e| !stderr.contains(*e)) {
+        problems.push(format!("{case} ({args:?}): expected `{e}` in:\n{stderr}"));
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "bad.yaml")
+        .collect();
+    if !left.is_empty() {
+        problems.push(format!("{case} ({args:?}): wrote {left:?}"));
+    }
+    problems
+}
+
+fn assert_all_rejected(args: &[&[&str]]) {
+    let problems: Vec<String> = CASES
+        .iter()
+        .flat_map(|(case, yaml, expect)| args.iter().flat_map(move |a| rejection_problems(case, yaml, expect, a)))
+        .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_bad_topology_is_rejected_by_validate_with_its_location() {
+    assert!(CASES.len() >= 20);
+    assert_all_rejected(&[&["validate"]]);
+}
+
+#[test]
+fn render_and_apply_write_and_start_nothing_for_bad_topologies() {
+    // apply fails before it looks for nats-server or starts anything.
+    assert_all_rejected(&[&["render"], &["apply"]]);
+}
+
+#[test]
+fn unset_environment_variable_is_an_error_for_the_local_target() {
+    let yaml = "name: dev\nregions:\n  main:\n    nodes: 3\naccounts:\n  APP:\n    users:\n      - user: u\n        password: ${NOTIF_TEST_UNSET_PASS}\n";
+    let expect: &[&str] = &[
+        "environment variable `NOTIF_TEST_UNSET_PASS` is not set",
+        "bad.yaml:9:19",
+        "user `u` of account `APP`",
+    ];
+    for args in [&["validate", "--target", "local"][..], &["apply"], &["plan"]] {
+        let problems = rejection_problems("unset env", yaml, expect, args);
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+}
+
+#[test]
+fn a_small_jetstream_region_is_a_warning_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.yaml"),
+        "name: dev\nregions:\n  main:\n    nodes: 2\n    jetstream: true\n",
+    )
+    .unwrap();
+    let out = notif_infra(dir.path()).args(["validate", "t.yaml"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: region `main` runs JetStream on 2 node(s)"), "{stderr}");
+    assert!(stderr.contains("t.yaml:5:16"), "{stderr}");
+}
+
+#[test]
+fn validate_json_lists_every_diagnostic() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.yaml"),
+        "name: dev\nregions:\n  east:\n    nodes: 0\nleafnodes:\n  edge:\n    hub: eats\n",
+    )
+    .unwrap();
+    let out = notif_infra(dir.path()).args(["validate", "t.yaml", "-o", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    let diags = v["diagnostics"].as_array().unwrap();
+    assert_eq!(diags.len(), 2);
+    assert_eq!(diags[0]["loc"]["line"], 4);
+    assert_eq!(diags[1]["loc"]["line"], 7);
+    assert_eq!(diags[1]["help"], "did you mean `east`?");
+}

@@ -1,0 +1,232 @@
+//! The local target against real nats-server processes: apply, verify, re-apply, change,
+//! break and destroy.
+
+use serde_json::Value;
+
+use crate::support::{Deployment, alive, get_json, nats_server, topology};
+
+fn json_of(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn dev_apply_verify_reapply_destroy() {
+    let d = Deployment::new(&topology("dev"), "dev", 3);
+    let out = d.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Topology `dev` on target local: verified"), "{}", text(&out));
+
+    let out = d.cmd("verify").args(["-o", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let v = json_of(&out);
+    assert_eq!(v["ok"], true);
+    let nodes = v["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    for (i, n) in nodes.iter().enumerate() {
+        assert_eq!(n["name"], format!("main-{}", i + 1));
+        assert_eq!(n["region"], "main");
+        assert_eq!(n["client_url"], format!("nats://127.0.0.1:{}", d.port_base + 10 * i as u16));
+        assert_eq!(n["monitor_url"], d.monitor_url(i as u16));
+    }
+    let links = v["links"].as_array().unwrap();
+    assert_eq!(links.len(), 6, "a full mesh of 3 nodes is 6 directed routes");
+    assert!(links.iter().all(|l| l["kind"] == "route" && l["ok"] == true));
+    let meta = v["jetstream"].as_array().unwrap();
+    assert_eq!(meta.len(), 3);
+    assert!(meta.iter().all(|m| m["ok"] == true && m["cluster_size"] == 3));
+    let probes = v["probes"].as_array().unwrap();
+    assert_eq!(probes.len(), 6);
+    assert!(probes.iter().all(|p| p["ok"] == true));
+
+    // A second apply changes nothing: same processes, plan empty.
+    let pids = d.pids();
+    assert_eq!(pids.len(), 3);
+    let out = d.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("No changes"), "{}", text(&out));
+    let mut again = d.pids();
+    again.sort();
+    let mut before = pids.clone();
+    before.sort();
+    assert_eq!(before, again);
+    let out = d.cmd("plan").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let out = d.cmd("destroy").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(pids.iter().all(|p| !alive(*p)), "servers left running");
+    assert!(!d.state_dir().exists(), "state left behind");
+    assert!(!d.dir.path().join(".notif-infra").exists());
+}
+
+#[test]
+fn supercluster_with_leafnode_verifies_links_and_probes() {
+    let d = Deployment::new(&topology("supercluster"), "supercluster", 7);
+    let out = d.cmd("apply").args(["-o", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let v = json_of(&out);
+    assert_eq!(v["verify"]["ok"], true);
+    assert_eq!(v["plan"]["keys"].as_array().unwrap().len(), 2, "probe user and leaf link keys");
+
+    let out = d.cmd("verify").args(["-o", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let v = json_of(&out);
+    let links = v["links"].as_array().unwrap();
+    let count = |kind: &str| links.iter().filter(|l| l["kind"] == kind && l["ok"] == true).count();
+    assert_eq!(count("route"), 12);
+    assert_eq!(count("gateway"), 8, "6 outbound + 2 per-region inbound sums");
+    assert_eq!(count("leaf"), 1);
+    let leaf = links.iter().find(|l| l["kind"] == "leaf").unwrap();
+    assert_eq!((leaf["from"].as_str(), leaf["to"].as_str()), (Some("edge"), Some("east")));
+    assert!(v["jetstream"].as_array().unwrap().iter().all(|m| m["cluster_size"] == 6));
+    let probes = v["probes"].as_array().unwrap();
+    let gateway = probes.iter().filter(|p| p["kind"] == "gateway" && p["ok"] == true).count();
+    assert_eq!(gateway, 2, "east->west and west->east");
+    let negative = probes
+        .iter()
+        .find(|p| p["expect_delivery"] == false)
+        .expect("a negative probe for deny_import");
+    assert_eq!(negative["kind"], "leaf_import");
+    assert_eq!(negative["subject"], "secret.probe");
+    assert_eq!(negative["ok"], true, "{negative}");
+    assert!(
+        probes
+            .iter()
+            .any(|p| p["kind"] == "leaf_import" && p["expect_delivery"] == true && p["ok"] == true)
+    );
+
+    // The hub really binds the leaf to APP, as the live server reports it.
+    let hub_leafs: Vec<Value> = (0..3)
+        .flat_map(|slot| {
+            get_json(&format!("{}/leafz", d.monitor_url(slot)))["leafs"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .collect();
+    assert_eq!(hub_leafs.len(), 1);
+    assert_eq!(hub_leafs[0]["account"], "APP");
+}
+
+#[test]
+fn killing_a_node_fails_verify_naming_its_links() {
+    let d = Deployment::new(&topology("dev"), "dev", 3);
+    let out = d.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let victim = d.pid("main-2").unwrap();
+    std::process::Command::new("kill")
+        .arg("-9")
+        .arg(victim.to_string())
+        .status()
+        .unwrap();
+
+    let out = d.cmd("verify").args(["--timeout", "2"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "NOT verified",
+        "node main-2 unhealthy",
+        "route main-1 -> main-2 missing",
+        "route main-3 -> main-2 missing",
+        "route main-2 -> main-1 missing",
+    ] {
+        assert!(report.contains(expected), "expected `{expected}` in:\n{report}");
+    }
+    assert!(
+        !report.contains("route main-1 -> main-3 missing"),
+        "healthy links are not reported missing:\n{report}"
+    );
+
+    // plan sees the dead server and apply brings it back.
+    let out = d.cmd("plan").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("start   main-2"), "{}", text(&out));
+    let out = d.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+fn digest_of(conf: &std::path::Path) -> String {
+    let out = std::process::Command::new(nats_server())
+        .arg("-t")
+        .arg("-c")
+        .arg(conf)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    format!(
+        "sha256:{}",
+        stderr.split("(sha256:").nth(1).unwrap().trim_end().trim_end_matches(')')
+    )
+}
+
+#[test]
+fn changed_setting_is_planned_then_reloaded_or_restarted() {
+    let mut d = Deployment::new(&topology("dev"), "dev", 3);
+    let file = d.dir.path().join("dev.yaml");
+    let write = |defaults: &str, js: &str| {
+        std::fs::write(
+            &file,
+            format!("name: dev\ndefaults:\n{defaults}regions:\n  main:\n    nodes: 3\n    jetstream: {js}\n"),
+        )
+        .unwrap()
+    };
+    write("  max_payload: 1MB\n", "true");
+    d.topology = file.clone();
+    let out = d.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let pids = d.pids();
+
+    // A reloadable change: the plan shows the config diff and a reload for every server.
+    write("  max_payload: 2MB\n", "true");
+    let out = d.cmd("plan").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "~ nats/main-1.conf",
+        "-max_payload: 1048576",
+        "+max_payload: 2097152",
+        "~   reload  main-1",
+        "max_payload changed",
+    ] {
+        assert!(plan.contains(expected), "expected `{expected}` in:\n{plan}");
+    }
+    let out = d.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("reloaded main-1"), "{}", text(&out));
+    assert_eq!(d.pids(), pids, "a reload keeps the processes");
+    for (slot, name) in ["main-1", "main-2", "main-3"].iter().enumerate() {
+        let varz = get_json(&format!("{}/varz", d.monitor_url(slot as u16)));
+        assert_eq!(varz["max_payload"], 2097152);
+        let conf = d.state_dir().join("nats").join(format!("{name}.conf"));
+        assert_eq!(varz["config_digest"], digest_of(&conf), "{name} runs the rendered file");
+    }
+    assert_eq!(d.cmd("plan").output().unwrap().status.code(), Some(0));
+
+    // Lowering a JetStream limit cannot be reloaded: the plan says restart, and apply does it.
+    write("  max_payload: 2MB\n", "{ max_memory_store: 64MB }");
+    let out = d.cmd("plan").args(["-o", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let plan = json_of(&out);
+    let actions: Vec<&str> = plan["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["restart", "restart", "restart"]);
+    let out = d.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let after = d.pids();
+    assert!(after.iter().all(|p| !pids.contains(p)), "every server was restarted");
+    assert!(pids.iter().all(|p| !alive(*p)));
+}

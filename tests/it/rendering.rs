@@ -1,0 +1,140 @@
+//! Rendered configs: snapshot per topology, accepted by the real `nats-server -t`, deterministic.
+
+use nkeys::{KeyPair, KeyPairType};
+use notif_infra::desired::{self, Addressing, KeyId, Keys, NkeyPair};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+use crate::support::{ENV, nats_server, notif_infra, project_root};
+
+fn shipped_topologies() -> Vec<(String, std::path::PathBuf)> {
+    let mut all: Vec<_> = std::fs::read_dir(project_root().join("topologies"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
+        .collect();
+    all.sort();
+    assert!(all.len() >= 7, "the shipped topologies are missing");
+    all
+}
+
+/// Keys derived from their names, so snapshots do not change from run to run.
+fn fixed_keys(topology: &str, ids: &[KeyId]) -> Keys {
+    ids.iter()
+        .map(|id| {
+            let raw: [u8; 32] = Sha256::digest(format!("{topology}/{}", id.file_stem())).into();
+            let pair = KeyPair::new_from_raw(KeyPairType::User, raw).unwrap();
+            (
+                id.clone(),
+                NkeyPair {
+                    public: pair.public_key(),
+                    seed: pair.seed().unwrap(),
+                },
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn rendered_configs_match_their_snapshots() {
+    for (name, path) in shipped_topologies() {
+        let loaded = notif_infra::topology::load(&path).unwrap();
+        let t = &loaded.topology;
+        let keys = fixed_keys(&t.name, &desired::needed_keys(t));
+        let files = desired::render_files(&desired::build(t, &Addressing::Declared, &keys)).unwrap();
+        for f in files {
+            let snapshot = format!("{name}__{}", f.path.file_name().unwrap().to_string_lossy().replace('.', "_"));
+            insta::assert_snapshot!(snapshot, f.content);
+        }
+    }
+}
+
+#[test]
+fn every_rendered_config_passes_nats_server_check() {
+    for (name, path) in shipped_topologies() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = notif_infra(dir.path())
+            .args(["render"])
+            .arg(&path)
+            .args(["--out", "out"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let confs: Vec<_> = std::fs::read_dir(dir.path().join("out/nats"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(!confs.is_empty(), "{name}: nothing rendered");
+        for conf in confs {
+            let mut check = std::process::Command::new(nats_server());
+            check.arg("-t").arg("-c").arg(&conf);
+            for (k, v) in ENV {
+                check.env(k, v);
+            }
+            let result = check.output().unwrap();
+            assert!(
+                result.status.success(),
+                "{}: {}",
+                conf.display(),
+                String::from_utf8_lossy(&result.stderr)
+            );
+        }
+    }
+}
+
+fn read_all(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn render_is_deterministic_and_keeps_secrets_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let topo = project_root().join("topologies/supercluster.yaml");
+    notif_infra(dir.path()).arg("render").arg(&topo).assert().success();
+    let first = read_all(&dir.path().join("out/supercluster/nats"));
+    notif_infra(dir.path()).arg("render").arg(&topo).assert().success();
+    assert_eq!(
+        first,
+        read_all(&dir.path().join("out/supercluster/nats")),
+        "a second render changed bytes"
+    );
+    let mode = |p: &str| std::fs::metadata(dir.path().join(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode("out/supercluster/nats/edge.conf"),
+        0o600,
+        "the leaf config holds its link seed"
+    );
+    assert_eq!(mode("out/supercluster/nats/east-1.conf"), 0o644);
+    assert_eq!(mode("out/supercluster/auth/nkeys/leaf-edge.nk"), 0o600);
+    assert_eq!(mode("out/supercluster/auth/nkeys/probe-APP.nk"), 0o600);
+}
+
+#[test]
+fn init_writes_every_example_and_each_validates() {
+    for (name, _) in shipped_topologies() {
+        let dir = tempfile::tempdir().unwrap();
+        notif_infra(dir.path())
+            .args(["init", "t.yaml", "--example", &name])
+            .assert()
+            .success();
+        notif_infra(dir.path()).args(["validate", "t.yaml"]).assert().success();
+        // An existing file is not overwritten without --force.
+        notif_infra(dir.path())
+            .args(["init", "t.yaml", "--example", &name])
+            .assert()
+            .failure();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = notif_infra(dir.path()).args(["init", "--example", "supercluser"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `supercluster`?"));
+}
