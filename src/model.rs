@@ -181,8 +181,19 @@ impl Topology {
         self.accounts.iter().filter(|a| !a.system)
     }
 
+    /// Nodes over all regions (leafnodes not counted).
+    pub fn node_count(&self) -> usize {
+        self.regions.iter().map(|r| r.nodes.len()).sum()
+    }
+
     pub fn is_super_cluster(&self) -> bool {
         self.regions.len() > 1
+    }
+
+    /// Whether `region`'s nodes run a `cluster` block: several nodes, or any region of a
+    /// super-cluster (gateways need one).
+    pub fn is_clustered(&self, region: &Region) -> bool {
+        self.is_super_cluster() || region.nodes.len() > 1
     }
 
     pub fn region(&self, name: &str) -> Option<&Region> {

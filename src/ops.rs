@@ -38,8 +38,15 @@ fn load_for_servers(path: &Path) -> Result<Loaded> {
     Ok(loaded)
 }
 
+/// What `render` wrote, and the topology (with its warnings) it came from.
+pub struct Rendered {
+    pub loaded: Loaded,
+    pub out: PathBuf,
+    pub files: Vec<RenderedFile>,
+}
+
 /// Renders every artefact for the hosts the topology declares into `out` (keys generated once).
-pub fn render(path: &Path, out: Option<&Path>) -> Result<(PathBuf, Vec<RenderedFile>)> {
+pub fn render(path: &Path, out: Option<&Path>) -> Result<Rendered> {
     let loaded = load(path)?;
     let t = &loaded.topology;
     let out = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("out").join(&t.name));
@@ -55,7 +62,7 @@ pub fn render(path: &Path, out: Option<&Path>) -> Result<(PathBuf, Vec<RenderedF
         let mode = if f.secret { 0o600 } else { 0o644 };
         secrets::write_atomic(&out.join(&f.path), f.content.as_bytes(), mode)?;
     }
-    Ok((out, files))
+    Ok(Rendered { loaded, out, files })
 }
 
 /// Everything a local plan or apply works from.
@@ -136,23 +143,25 @@ async fn desired_servers(bin: &Path, desired: &Desired, files: &[RenderedFile]) 
     futures_util::future::join_all(checks).await.into_iter().collect()
 }
 
-pub async fn plan_local(opts: &LocalOptions) -> Result<Plan> {
-    Ok(prepare_local(opts, false).await?.plan)
+/// The plan, with the topology (and its warnings) it was made from.
+pub async fn plan_local(opts: &LocalOptions) -> Result<(Loaded, Plan)> {
+    let ctx = prepare_local(opts, false).await?;
+    Ok((ctx.loaded, ctx.plan))
 }
 
-/// Applies the plan, then verifies until `timeout`.
 /// Callbacks through which apply reports as it goes.
 pub struct ApplyEvents<'a> {
-    /// The plan, before any of it is carried out.
-    pub plan: &'a (dyn Fn(&Plan) + Sync),
+    /// The topology's warnings and the plan, before any of it is carried out.
+    pub plan: &'a (dyn Fn(&Loaded, &Plan) + Sync),
     pub log: &'a (dyn Fn(String) + Sync),
     pub progress: &'a (dyn Fn(Progress) + Sync),
 }
 
-pub async fn apply_local(opts: &LocalOptions, timeout: Duration, events: ApplyEvents<'_>) -> Result<(Plan, Report)> {
+/// Applies the plan, then verifies until `timeout`.
+pub async fn apply_local(opts: &LocalOptions, timeout: Duration, events: ApplyEvents<'_>) -> Result<(Loaded, Plan, Report)> {
     let mut ctx = prepare_local(opts, true).await?;
     ctx.target.check_ports_free(&ctx.plan, &ctx.desired)?;
-    (events.plan)(&ctx.plan);
+    (events.plan)(&ctx.loaded, &ctx.plan);
     let log = events.log;
     if ctx.plan.has_changes() {
         ctx.target.execute(&ctx.plan, &ctx.desired, &mut ctx.state, log).await?;
@@ -160,7 +169,7 @@ pub async fn apply_local(opts: &LocalOptions, timeout: Duration, events: ApplyEv
         ctx.target.record_layout(&ctx.state)?;
     }
     let report = verify::verify(&ctx.desired, &ctx.keys, "local", timeout, events.progress).await;
-    Ok((ctx.plan, report))
+    Ok((ctx.loaded, ctx.plan, report))
 }
 
 /// Verifies what apply brought up, without changing anything.

@@ -26,8 +26,9 @@ pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
     let spinner = Spinner::new(a.output);
     let human = a.output == Format::Human;
     let events = ops::ApplyEvents {
-        plan: &|plan| {
+        plan: &|loaded, plan| {
             if human {
+                ui::warnings(loaded);
                 spinner.line(render_human(plan, false));
             }
         },
@@ -36,10 +37,10 @@ pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
     };
     let result = ops::apply_local(&a.target.local(a.port_base), Duration::from_secs_f64(a.timeout), events).await;
     spinner.finish();
-    let (plan, report) = result?;
+    let (loaded, plan, report) = result?;
     match a.output {
         Format::Human => print!("{}", ui::verify_table(&report)),
-        Format::Json => ui::json(&json!({ "plan": plan, "verify": report })),
+        Format::Json => ui::json(&json!({ "plan": plan, "verify": report, "warnings": loaded.warnings })),
     }
     Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -1,5 +1,6 @@
 use anyhow::Result;
 use clap::Args;
+use serde_json::json;
 use std::process::ExitCode;
 
 use notif_infra::ops;
@@ -18,10 +19,13 @@ pub struct PlanArgs {
 }
 
 pub async fn run(a: PlanArgs) -> Result<ExitCode> {
-    let plan = ops::plan_local(&a.target.local(a.port_base)).await?;
+    let (loaded, plan) = ops::plan_local(&a.target.local(a.port_base)).await?;
     match a.output {
-        Format::Human => print!("{}", render_human(&plan, true)),
-        Format::Json => ui::json(&plan),
+        Format::Human => {
+            ui::warnings(&loaded);
+            print!("{}", render_human(&plan, true));
+        }
+        Format::Json => ui::json(&json!({ "plan": plan, "warnings": loaded.warnings })),
     }
     Ok(if plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }

@@ -38,7 +38,7 @@ pub fn run(a: ValidateArgs) -> Result<ExitCode> {
                 loaded.source.path,
                 t.name,
                 t.regions.len(),
-                t.regions.iter().map(|r| r.nodes.len()).sum::<usize>(),
+                t.node_count(),
                 t.leafnodes.len(),
                 t.accounts.len(),
                 loaded.warnings.len()
@@ -46,7 +46,17 @@ pub fn run(a: ValidateArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         (Ok(loaded), Format::Json) => {
-            ui::json(&json!({ "ok": true, "file": loaded.source.path, "diagnostics": loaded.warnings }));
+            let t = &loaded.topology;
+            ui::json(&json!({
+                "ok": true,
+                "file": loaded.source.path,
+                "name": t.name,
+                "regions": t.regions.len(),
+                "nodes": t.node_count(),
+                "leafnodes": t.leafnodes.len(),
+                "accounts": t.accounts.len(),
+                "diagnostics": loaded.warnings,
+            }));
             Ok(ExitCode::SUCCESS)
         }
         (Err(TopologyError::Invalid { file, diagnostics }), Format::Json) => {

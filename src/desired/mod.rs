@@ -369,7 +369,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, keys: &Keys) -> Desir
             let e = &endpoints[node.name.as_str()];
             let mut conf = base_conf(&node.name, e);
             conf.server_tags = node.tags.clone();
-            if super_cluster || region.nodes.len() > 1 {
+            if topology.is_clustered(region) {
                 // A lone node still lists itself as a route: clustered JetStream refuses to
                 // start without one, and nats-server ignores a route to itself.
                 let peers: Vec<_> = region
@@ -540,11 +540,14 @@ fn probes(topology: &Topology) -> Vec<Probe> {
             continue;
         };
         let account = leaf.account.clone();
-        for (kind, from, to, deny) in [
-            (ProbeKind::LeafImport, &hub.name, &leaf.name, &leaf.deny_import),
-            (ProbeKind::LeafExport, &leaf.name, &hub.name, &leaf.deny_export),
+        let hub_clustered = topology.region(&leaf.hub).is_some_and(|r| topology.is_clustered(r));
+        let import_blocked = covers_probe_subjects(&leaf.deny_import);
+        let export_blocked = covers_probe_subjects(&leaf.deny_export) || (hub_clustered && import_blocked);
+        for (kind, from, to, deny, blocked) in [
+            (ProbeKind::LeafImport, &hub.name, &leaf.name, &leaf.deny_import, import_blocked),
+            (ProbeKind::LeafExport, &leaf.name, &hub.name, &leaf.deny_export, export_blocked),
         ] {
-            if !deny.iter().any(|d| d == ">") {
+            if !blocked {
                 probes.push(positive(kind, from, to, &account));
             }
             if let Some(pattern) = deny.first() {
@@ -562,9 +565,20 @@ fn probes(topology: &Topology) -> Vec<Probe> {
     probes
 }
 
+/// The subject of positive probe `index` in verification run `nonce`: a subject of its own, so
+/// no application subscriber sees probes and no two runs mix.
+pub fn probe_subject(nonce: &str, index: usize) -> String {
+    format!("_NOTIF_INFRA.probe.{nonce}.{index}")
+}
+
+/// Whether a deny list blocks positive probes, whose subjects no path can then carry.
+fn covers_probe_subjects(deny: &[String]) -> bool {
+    let sample = probe_subject("run", 0);
+    deny.iter().any(|d| crate::subject::matches(d, &sample))
+}
+
 fn jetstream_meta(topology: &Topology) -> Vec<String> {
-    let clustered = topology.is_super_cluster() || topology.regions.iter().any(|r| r.nodes.len() > 1);
-    if !clustered {
+    if !topology.regions.iter().any(|r| topology.is_clustered(r)) {
         return Vec::new();
     }
     topology
@@ -573,4 +587,56 @@ fn jetstream_meta(topology: &Topology) -> Vec<String> {
         .filter(|r| r.jetstream.is_some())
         .flat_map(|r| r.nodes.iter().map(|n| n.name.clone()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::{Source, parse};
+
+    fn leaf_probes(hub_nodes: usize, deny_import: &str, deny_export: &str) -> Vec<(ProbeKind, bool)> {
+        let text = format!(
+            "name: t\nregions:\n  hub:\n    nodes: {hub_nodes}\nleafnodes:\n  edge:\n    hub: hub\n    deny_import: {deny_import}\n    deny_export: {deny_export}\n"
+        );
+        let loaded = parse(Source {
+            path: "t.yaml".into(),
+            text,
+        })
+        .expect("valid topology");
+        probes(&loaded.topology)
+            .into_iter()
+            .filter(|p| matches!(p.kind, ProbeKind::LeafImport | ProbeKind::LeafExport))
+            .map(|p| (p.kind, p.expect_delivery))
+            .collect()
+    }
+
+    #[test]
+    fn a_leaf_denying_every_import_from_a_clustered_hub_gets_no_positive_export_probe() {
+        // nats-server drops the leaf's own messages on denied-import subjects when the hub is clustered.
+        assert_eq!(leaf_probes(3, r#"[">"]"#, "[]"), vec![(ProbeKind::LeafImport, false)]);
+        assert_eq!(
+            leaf_probes(1, r#"[">"]"#, "[]"),
+            vec![(ProbeKind::LeafImport, false), (ProbeKind::LeafExport, true)]
+        );
+    }
+
+    #[test]
+    fn deny_rules_that_cover_probe_subjects_drop_the_positive_probe_and_keep_the_negative_one() {
+        assert_eq!(
+            leaf_probes(3, r#"["secret.>"]"#, r#"["*.>"]"#),
+            vec![
+                (ProbeKind::LeafImport, true),
+                (ProbeKind::LeafImport, false),
+                (ProbeKind::LeafExport, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn probe_subjects_stay_out_of_application_subjects() {
+        let subject = probe_subject("abc", 7);
+        assert!(crate::subject::check(&subject).is_ok());
+        assert!(covers_probe_subjects(&[">".into()]));
+        assert!(!covers_probe_subjects(&["orders.>".into(), "_INBOX.>".into()]));
+    }
 }

@@ -358,6 +358,19 @@ impl Validator {
                 },
             }
         });
+        let hub_clustered = regions.len() > 1 || regions.iter().any(|r| r.name == spec.hub.value && r.nodes.len() > 1);
+        if let (true, Some(first)) = (hub_clustered, spec.deny_import.first()) {
+            // Measured on nats-server 2.15: a leaf whose hub runs a cluster block does not forward
+            // its own messages on subjects its deny_import covers (a lone hub node does).
+            self.diags.push(
+                Diagnostic::warning(format!(
+                    "leafnode `{}` cannot publish to hub region `{}` on subjects its deny_import covers",
+                    name.value, spec.hub.value
+                ))
+                .at(loc(first))
+                .help("nats-server applies deny_import in both directions when the hub is clustered; publish those subjects from the hub side"),
+            );
+        }
         Leafnode {
             name: name.value.clone(),
             hub: spec.hub.value.clone(),
@@ -478,10 +491,9 @@ impl Validator {
     }
 
     fn port_clashes(&mut self, topology: &Topology) {
-        let super_cluster = topology.is_super_cluster();
         let mut listeners: Vec<Listener> = Vec::new();
         for region in &topology.regions {
-            let clustered = super_cluster || region.nodes.len() > 1;
+            let clustered = topology.is_clustered(region);
             let hub = topology.leafnodes.iter().any(|l| l.hub == region.name);
             for n in &region.nodes {
                 let mut add = |kind, port| {
@@ -498,7 +510,7 @@ impl Validator {
                 if clustered {
                     add("cluster", n.ports.cluster);
                 }
-                if super_cluster {
+                if topology.is_super_cluster() {
                     add("gateway", n.ports.gateway);
                 }
                 if hub {

@@ -62,17 +62,12 @@ impl Clients {
     }
 }
 
-/// A subject no deny rule of the probe's path covers, unique to this run.
-fn fresh_subject(nonce: &str, index: usize) -> String {
-    format!("_NOTIF_INFRA.probe.{nonce}.{index}")
-}
-
 pub async fn run_all(desired: &Desired, keys: &Keys, clients: &Clients, nonce: &str) -> Vec<ProbeReport> {
     let runs = desired
         .probes
         .iter()
         .enumerate()
-        .map(|(i, p)| run_one(desired, keys, clients, p, fresh_subject(nonce, i)));
+        .map(|(i, p)| run_one(desired, keys, clients, p, crate::desired::probe_subject(nonce, i)));
     futures_util::future::join_all(runs).await
 }
 

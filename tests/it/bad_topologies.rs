@@ -211,11 +211,26 @@ fn a_small_jetstream_region_is_a_warning_not_an_error() {
         "name: dev\nregions:\n  main:\n    nodes: 2\n    jetstream: true\n",
     )
     .unwrap();
-    let out = notif_infra(dir.path()).args(["validate", "t.yaml"]).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("warning: region `main` runs JetStream on 2 node(s)"), "{stderr}");
-    assert!(stderr.contains("t.yaml:5:16"), "{stderr}");
+    // Every command that reads the topology shows its warnings, and still does its work.
+    for (args, exit) in [
+        (&["validate", "t.yaml"][..], 0),
+        (&["render", "t.yaml", "--out", "o"], 0),
+        (&["plan", "t.yaml"], 2),
+    ] {
+        let out = notif_infra(dir.path()).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(exit), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("warning: region `main` runs JetStream on 2 node(s)"),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("t.yaml:5:16"), "{args:?}: {stderr}");
+    }
+    let out = notif_infra(dir.path()).args(["plan", "t.yaml", "-o", "json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["warnings"][0]["loc"]["line"], 5);
+    assert_eq!(v["plan"]["servers"].as_array().unwrap().len(), 2);
+    assert!(!dir.path().join(".notif-infra").exists(), "plan starts and writes nothing");
 }
 
 #[test]

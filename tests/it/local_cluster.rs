@@ -217,7 +217,7 @@ fn changed_setting_is_planned_then_reloaded_or_restarted() {
     let out = d.cmd("plan").args(["-o", "json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let plan = json_of(&out);
-    let actions: Vec<&str> = plan["servers"]
+    let actions: Vec<&str> = plan["plan"]["servers"]
         .as_array()
         .unwrap()
         .iter()

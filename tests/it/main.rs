@@ -3,4 +3,5 @@
 mod bad_topologies;
 mod local_cluster;
 mod rendering;
+mod seed_topologies;
 mod support;

@@ -1,0 +1,119 @@
+//! Every shipped seed topology comes up on the local target and verifies, link by link and
+//! with messages, and no command output carries a generated seed.
+
+use serde_json::Value;
+use std::path::Path;
+
+use crate::support::{Deployment, topology};
+
+/// Applies `file`, checks the verification report, that nothing printed a seed, and tears down.
+fn comes_up_and_verifies(file: &Path, name: &str, servers: u16) -> Value {
+    let d = Deployment::new(file, name, servers);
+    let apply = d.cmd("apply").args(["-o", "json"]).output().unwrap();
+    let verify = d.cmd("verify").args(["-o", "json"]).output().unwrap();
+    let plan = d.cmd("plan").output().unwrap();
+    let outputs = [&apply, &verify, &plan];
+    let printed: String = outputs
+        .iter()
+        .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+        .collect();
+    assert!(apply.status.success(), "{printed}");
+    assert!(verify.status.success(), "{printed}");
+    assert_eq!(plan.status.code(), Some(0), "plan after apply must be empty:\n{printed}");
+
+    // Topologies with accounts get a probe user per account (and leaf link users): nkeys.
+    let seeds = seeds_under(&d.state_dir());
+    let has_accounts = std::fs::read_to_string(file).unwrap().contains("\naccounts:");
+    assert_eq!(seeds.is_empty(), !has_accounts, "{seeds:?}");
+    for seed in &seeds {
+        assert!(!printed.contains(seed.as_str()), "a seed was printed");
+    }
+
+    let v: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["nodes"].as_array().unwrap().len(), servers as usize);
+    let links = v["links"].as_array().unwrap();
+    assert!(!links.is_empty());
+    assert!(links.iter().all(|l| l["ok"] == true), "{links:?}");
+    let probes = v["probes"].as_array().unwrap();
+    assert!(probes.iter().all(|p| p["ok"] == true), "{probes:?}");
+    v
+}
+
+fn seeds_under(state: &Path) -> Vec<String> {
+    let dir = state.join("auth").join("nkeys");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap().trim().to_string())
+        .collect()
+}
+
+fn count(v: &Value, field: &str, kind: &str) -> usize {
+    v[field].as_array().unwrap().iter().filter(|x| x["kind"] == kind).count()
+}
+
+#[test]
+fn rsfga_super_cluster_with_leaf_comes_up() {
+    let v = comes_up_and_verifies(&topology("rsfga"), "rsfga", servers_of("rsfga"));
+    assert!(count(&v, "links", "gateway") > 0);
+    assert!(count(&v, "links", "leaf") > 0);
+}
+
+#[test]
+fn unityplan_comes_up() {
+    let v = comes_up_and_verifies(&topology("unityplan"), "unityplan", servers_of("unityplan"));
+    assert!(count(&v, "links", "route") > 0);
+}
+
+#[test]
+fn covenant_comes_up() {
+    comes_up_and_verifies(&topology("covenant"), "covenant", servers_of("covenant"));
+}
+
+#[test]
+fn notif_hybrid_comes_up_with_its_leafnodes() {
+    let v = comes_up_and_verifies(&topology("notif-hybrid"), "notif-hybrid", servers_of("notif-hybrid"));
+    assert!(count(&v, "links", "leaf") > 0);
+    assert!(v["probes"].as_array().unwrap().iter().any(|p| p["expect_delivery"] == false));
+}
+
+#[test]
+fn mcp_comes_up() {
+    comes_up_and_verifies(&topology("mcp"), "mcp", servers_of("mcp"));
+}
+
+/// A leaf that imports nothing from a clustered hub, without accounts: nats-server then drops
+/// the leaf's own messages too, so verify proves the block and does not expect an export.
+#[test]
+fn leaf_denying_every_import_from_a_clustered_hub_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("isolated.yaml");
+    std::fs::write(
+        &file,
+        "name: isolated\nregions:\n  hub:\n    nodes: 3\nleafnodes:\n  edge:\n    hub: hub\n    deny_import: [\">\"]\n",
+    )
+    .unwrap();
+    let v = comes_up_and_verifies(&file, "isolated", 4);
+    let probes = v["probes"].as_array().unwrap();
+    let leaf: Vec<(&str, bool)> = probes
+        .iter()
+        .filter(|p| p["kind"] != "route")
+        .map(|p| (p["kind"].as_str().unwrap(), p["expect_delivery"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(leaf, vec![("leaf_import", false)]);
+}
+
+/// Servers in a shipped topology, from `validate -o json`.
+fn servers_of(name: &str) -> u16 {
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::notif_infra(dir.path())
+        .args(["validate", "-o", "json"])
+        .arg(topology(name))
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (v["nodes"].as_u64().unwrap() + v["leafnodes"].as_u64().unwrap()) as u16
+}
