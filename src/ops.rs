@@ -8,11 +8,16 @@ use std::time::Duration;
 
 use crate::apply::{LocalState, LocalTarget};
 use crate::desired::{self, Addressing, DEFAULT_LOCAL_PORT_BASE, Desired, Keys, RenderedFile};
-use crate::plan::{self, DesiredServer, Plan};
+use crate::observed::jetstream::{self, Connections};
+use crate::plan::{self, DesiredServer, JsAction, JsChange, LiveState, Plan};
 use crate::secrets::{KeyStore, NOT_YET_GENERATED};
 use crate::topology::{self, Loaded, TopologyError};
 use crate::verify::{self, Progress, Report};
 use crate::{nats_server, secrets};
+
+/// How long apply waits for the JetStream API to answer once the servers run (a super-cluster
+/// elects its meta leader in about 5 s).
+const JETSTREAM_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What every local-target command needs to know.
 #[derive(Debug, Clone)]
@@ -21,6 +26,10 @@ pub struct LocalOptions {
     pub state_root: PathBuf,
     pub nats_server: Option<PathBuf>,
     pub port_base: Option<u16>,
+    /// Delete JetStream objects the topology does not name.
+    pub prune: bool,
+    /// Replace JetStream objects the server cannot update in place (their messages are lost).
+    pub allow_replace: bool,
 }
 
 pub fn load(path: &Path) -> Result<Loaded, TopologyError> {
@@ -108,12 +117,23 @@ async fn prepare_local(opts: &LocalOptions, generate_keys: bool) -> Result<Local
     };
     let observed = target.observe(&state).await;
     let servers = desired_servers(&bin, &desired, &files).await?;
+    let js_running = desired
+        .servers
+        .iter()
+        .filter(|s| desired.jetstream_urls.contains(&s.client_url))
+        .any(|s| observed.get(&s.name).is_some_and(|o| o.running));
+    let live = if js_running && missing.is_empty() && !desired.jetstream_accounts.is_empty() {
+        read_live_jetstream(&desired, &keys, false).await?
+    } else {
+        LiveState::NotRunning
+    };
     let plan = Plan {
         topology: t.name.clone(),
         target: "local".into(),
         keys: plan::key_changes(&missing),
         files: plan::file_changes(&files, &on_disk),
         servers: plan::server_changes(&servers, &observed),
+        jetstream: plan::jetstream_changes(&desired.jetstream, &live, opts.prune),
     };
     Ok(LocalContext {
         loaded,
@@ -162,14 +182,88 @@ pub async fn apply_local(opts: &LocalOptions, timeout: Duration, events: ApplyEv
     let mut ctx = prepare_local(opts, true).await?;
     ctx.target.check_ports_free(&ctx.plan, &ctx.desired)?;
     (events.plan)(&ctx.loaded, &ctx.plan);
+    refuse_replacements(&ctx.plan.jetstream, opts.allow_replace)?;
     let log = events.log;
-    if ctx.plan.has_changes() {
+    let servers_changed = !(ctx.plan.keys.is_empty() && ctx.plan.files.is_empty() && ctx.plan.servers.is_empty());
+    if servers_changed {
         ctx.target.execute(&ctx.plan, &ctx.desired, &mut ctx.state, log).await?;
     } else {
         ctx.target.record_layout(&ctx.state)?;
     }
+    if !ctx.desired.jetstream_accounts.is_empty() && (servers_changed || ctx.plan.jetstream_work().next().is_some()) {
+        apply_jetstream(&ctx.desired, &ctx.keys, opts, log).await?;
+    }
     let report = verify::verify(&ctx.desired, &ctx.keys, "local", timeout, events.progress).await;
     Ok((ctx.loaded, ctx.plan, report))
+}
+
+/// Reads the live JetStream objects of the managed accounts; `wait` retries while the servers
+/// are still electing a meta leader.
+async fn read_live_jetstream(desired: &Desired, keys: &Keys, wait: bool) -> Result<LiveState> {
+    let conns = open_jetstream(desired, keys).await?;
+    let started = std::time::Instant::now();
+    let live = loop {
+        match jetstream::read(&conns).await {
+            Ok(live) => break live,
+            Err(e) if wait && e.is_transient() && started.elapsed() < JETSTREAM_READY_TIMEOUT => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                conns.close().await;
+                return Err(anyhow::Error::new(e).context("cannot read the live JetStream objects"));
+            }
+        }
+    };
+    conns.close().await;
+    Ok(LiveState::Read(live))
+}
+
+async fn open_jetstream(desired: &Desired, keys: &Keys) -> Result<Connections> {
+    Connections::open(desired, keys)
+        .await
+        .map_err(|e| anyhow::Error::new(e).context("cannot connect to the JetStream API"))
+}
+
+/// Without `--allow-replace`, a change that would delete and recreate a stream or consumer
+/// stops apply before it touches anything.
+fn refuse_replacements(changes: &[JsChange], allowed: bool) -> Result<()> {
+    let replacements: Vec<String> = changes
+        .iter()
+        .filter(|c| c.action == JsAction::Replace)
+        .map(|c| {
+            let reasons: Vec<String> = c
+                .fields
+                .iter()
+                .filter_map(|f| f.replace_reason.as_ref().map(|r| format!("{}: {r}", f.field)))
+                .collect();
+            format!("  -/+ {} ({})", c.label(), reasons.join("; "))
+        })
+        .collect();
+    if allowed || replacements.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "apply stopped before changing anything: these objects can only be replaced, which deletes their messages:\n{}\nrun apply again with --allow-replace to replace them",
+        replacements.join("\n")
+    )
+}
+
+/// Brings the JetStream objects to the topology: re-reads the live state now that the servers
+/// run, then creates, updates, replaces and (with --prune) deletes.
+async fn apply_jetstream(desired: &Desired, keys: &Keys, opts: &LocalOptions, log: &(dyn Fn(String) + Sync)) -> Result<()> {
+    let live = read_live_jetstream(desired, keys, true).await?;
+    let changes = plan::jetstream_changes(&desired.jetstream, &live, opts.prune);
+    refuse_replacements(&changes, opts.allow_replace)?;
+    if !changes.iter().any(|c| c.action != JsAction::Unmanaged) {
+        return Ok(());
+    }
+    let conns = open_jetstream(desired, keys).await?;
+    let outcome = crate::apply::jetstream::apply(&conns, &changes, log).await;
+    conns.close().await;
+    if !outcome.ok() {
+        bail!("{}", outcome.failure_report());
+    }
+    Ok(())
 }
 
 /// Verifies what apply brought up, without changing anything.

@@ -38,6 +38,33 @@ pub fn matches(pattern: &str, subject: &str) -> bool {
     subject_tokens.next().is_none()
 }
 
+/// Whether some literal subject matches both patterns.
+pub fn overlaps(a: &str, b: &str) -> bool {
+    let (mut a, mut b) = (a.split('.'), b.split('.'));
+    loop {
+        match (a.next(), b.next()) {
+            (Some(">"), Some(_)) | (Some(_), Some(">")) => return true,
+            (Some(x), Some(y)) if x == y || x == "*" || y == "*" => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// Whether every literal subject that `inner` matches is matched by `outer` too.
+pub fn is_subset(inner: &str, outer: &str) -> bool {
+    let (mut i, mut o) = (inner.split('.'), outer.split('.'));
+    loop {
+        match (i.next(), o.next()) {
+            (Some(_), Some(">")) => return true,
+            (Some(">"), _) => return false,
+            (Some(x), Some(y)) if x == y || y == "*" => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
 /// A literal subject that `pattern` matches: every wildcard replaced by `token`.
 pub fn instance(pattern: &str, token: &str) -> String {
     pattern
@@ -70,6 +97,22 @@ mod tests {
         assert!(matches(">", "x"));
         assert!(!matches("a.b", "a.b.c"));
         assert!(matches("a.b", "a.b"));
+    }
+
+    #[test]
+    fn overlap_and_subset_follow_wildcards() {
+        assert!(overlaps("events.>", "events.a.b"));
+        assert!(overlaps("events.*", "*.a"));
+        assert!(overlaps(">", "x"));
+        assert!(!overlaps("events.*", "events.a.b"));
+        assert!(!overlaps("a.b", "a.c"));
+        assert!(!overlaps("a", "a.b"));
+        assert!(is_subset("events.a", "events.>"));
+        assert!(is_subset("events.*.x", "events.*.*"));
+        assert!(!is_subset("events.>", "events.*"));
+        assert!(!is_subset("events.*", "events.a"));
+        assert!(is_subset("events.>", "events.>"));
+        assert!(!is_subset("orders.a", "events.>"));
     }
 
     #[test]

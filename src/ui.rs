@@ -128,6 +128,20 @@ pub fn verify_table(r: &Report) -> String {
             out += &format!("  {}  {kind:<11} {} -> {} ({expect})  {}\n", mark(p.ok), p.from, p.to, p.detail);
         }
     }
+    if !r.streams.is_empty() {
+        out += "\nStreams\n";
+        for s in &r.streams {
+            let account = s.account.as_deref().map(|a| format!(" ({a})")).unwrap_or_default();
+            let region = s.region.as_deref().unwrap_or("-");
+            out += &format!(
+                "  {}  {:<12} {}{account}  in {region}: {}\n",
+                mark(s.ok),
+                s.kind.label(),
+                s.name,
+                s.detail
+            );
+        }
+    }
     let failures = r.failures();
     if !failures.is_empty() {
         out += &format!("\n{} problem(s):\n", failures.len());

@@ -18,6 +18,7 @@ use crate::secrets::{redact, write_atomic, write_private};
 
 const STOP_GRACE: Duration = Duration::from_secs(10);
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
+const HEALTHY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What apply recorded: the port layout and the config each server was last given.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -192,6 +193,9 @@ impl LocalTarget {
             }
             self.save_state(state)?;
             self.wait_ready(desired, &c.server, c.expected_digest.as_deref()).await?;
+            // One server at a time, and the next only once this one's streams have caught up:
+            // R3 streams keep their quorum through the whole roll.
+            self.wait_healthy(desired, &c.server).await?;
             log(format!("restarted {} ({})", c.server, c.reason));
         }
         Ok(())
@@ -247,6 +251,26 @@ impl LocalTarget {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    /// Waits for `/healthz` to pass: with JetStream, that every stream and consumer on the
+    /// server is current.
+    async fn wait_healthy(&self, desired: &Desired, server: &str) -> Result<()> {
+        let Some(spec) = desired.server(server) else { return Ok(()) };
+        let monitor = Monitor::new();
+        let started = Instant::now();
+        let mut last = String::new();
+        while started.elapsed() < HEALTHY_TIMEOUT {
+            match monitor.health(&spec.monitor_url).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(reason)) | Err(reason) => last = reason,
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        bail!(
+            "server {server} is not healthy {} s after its restart ({last}); the roll stops here",
+            HEALTHY_TIMEOUT.as_secs()
+        )
     }
 
     /// Sends the reload signal and confirms it through `/varz`: the signal succeeds even when

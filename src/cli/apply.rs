@@ -18,11 +18,20 @@ pub struct ApplyArgs {
     /// Seconds to wait for the topology to verify
     #[arg(long, default_value = "60")]
     timeout: f64,
+    /// Delete JetStream objects on the servers that the topology does not name
+    #[arg(long)]
+    prune: bool,
+    /// Replace JetStream objects the server cannot change in place (deletes their messages)
+    #[arg(long)]
+    allow_replace: bool,
     #[arg(short = 'o', long, value_enum, default_value = "human")]
     output: Format,
 }
 
 pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
+    let mut opts = a.target.local(a.port_base);
+    opts.prune = a.prune;
+    opts.allow_replace = a.allow_replace;
     let spinner = Spinner::new(a.output);
     let human = a.output == Format::Human;
     let events = ops::ApplyEvents {
@@ -35,7 +44,7 @@ pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
         log: &|l| spinner.line(l),
         progress: &|p| spinner.progress(p),
     };
-    let result = ops::apply_local(&a.target.local(a.port_base), Duration::from_secs_f64(a.timeout), events).await;
+    let result = ops::apply_local(&opts, Duration::from_secs_f64(a.timeout), events).await;
     spinner.finish();
     let (loaded, plan, report) = result?;
     match a.output {

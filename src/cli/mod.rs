@@ -75,6 +75,8 @@ impl TargetArgs {
                 state_root: self.state_dir.clone(),
                 nats_server: self.nats_server.clone(),
                 port_base,
+                prune: false,
+                allow_replace: false,
             },
         }
     }

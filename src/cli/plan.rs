@@ -14,12 +14,17 @@ pub struct PlanArgs {
     /// First port of the local target's range (kept from the last apply when not given)
     #[arg(long, env = "NOTIF_INFRA_PORT_BASE")]
     port_base: Option<u16>,
+    /// Delete JetStream objects on the servers that the topology does not name
+    #[arg(long)]
+    prune: bool,
     #[arg(short = 'o', long, value_enum, default_value = "human")]
     output: Format,
 }
 
 pub async fn run(a: PlanArgs) -> Result<ExitCode> {
-    let (loaded, plan) = ops::plan_local(&a.target.local(a.port_base)).await?;
+    let mut opts = a.target.local(a.port_base);
+    opts.prune = a.prune;
+    let (loaded, plan) = ops::plan_local(&opts).await?;
     match a.output {
         Format::Human => {
             ui::warnings(&loaded);

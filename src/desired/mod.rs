@@ -2,9 +2,11 @@
 //! that must exist between them, and the message probes that prove the links carry traffic.
 
 mod addressing;
+pub mod jetstream;
 mod render;
 
 pub use addressing::{Addressing, DEFAULT_LOCAL_PORT_BASE, Endpoint, LOCAL_PORT_STRIDE, assign_slots};
+pub use jetstream::{JsObject, ObjectKind};
 pub use render::{RenderedFile, render_files};
 
 use serde::{Deserialize, Serialize};
@@ -26,7 +28,8 @@ pub struct NkeyPair {
 /// Which generated keys a topology needs, by id (also their file names in the secret store).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum KeyId {
-    /// The verifier's user in an application account.
+    /// notif-infra's own user in an account: it sends the probes and, in the system account,
+    /// manages the JetStream meta group.
     Probe(String),
     /// The nkey a leafnode authenticates to its hub with.
     LeafLink(String),
@@ -42,16 +45,16 @@ impl KeyId {
 
     pub fn describe(&self) -> String {
         match self {
-            KeyId::Probe(account) => format!("verification user of account `{account}`"),
+            KeyId::Probe(account) => format!("notif-infra user of account `{account}`"),
             KeyId::LeafLink(leaf) => format!("leafnode link key of `{leaf}`"),
         }
     }
 }
 
-/// Keys needed by `topology`: a probe user per application account (none without accounts,
-/// where clients need no credentials) and a link key per leafnode bound to an account.
+/// Keys needed by `topology`: a notif-infra user per account (none without accounts, where
+/// clients need no credentials) and a link key per leafnode bound to an account.
 pub fn needed_keys(topology: &Topology) -> Vec<KeyId> {
-    let probes = topology.app_accounts().map(|a| KeyId::Probe(a.name.clone()));
+    let probes = topology.accounts.iter().map(|a| KeyId::Probe(a.name.clone()));
     let leafs = topology
         .leafnodes
         .iter()
@@ -229,6 +232,12 @@ pub struct Desired {
     /// Nodes of the JetStream meta group (clustered JetStream only), all expected to agree on
     /// one leader and this group size.
     pub jetstream_meta: Vec<String>,
+    pub jetstream_urls: Vec<String>,
+    /// Streams, buckets and consumers, streams first.
+    pub jetstream: Vec<JsObject>,
+    /// Accounts whose JetStream objects notif-infra manages (`None`: the global account).
+    pub jetstream_accounts: Vec<Option<String>>,
+    pub system_account: Option<String>,
 }
 
 impl Desired {
@@ -292,7 +301,11 @@ fn user_confs(topology: &Topology, account: &str, keys: &Keys, with_leaf_links: 
         subscribe: None,
     };
     if let Some(probe) = keys.get(&KeyId::Probe(account.to_string())) {
-        users.push(generated("notif-infra verification user".into(), probe, Vec::new()));
+        users.push(generated(
+            "notif-infra user (verification, JetStream management)".into(),
+            probe,
+            Vec::new(),
+        ));
     }
     if with_leaf_links {
         for leaf in topology.leafnodes.iter().filter(|l| l.account.as_deref() == Some(account)) {
@@ -469,8 +482,39 @@ pub fn build(topology: &Topology, addressing: &Addressing, keys: &Keys) -> Desir
         links: expected_links(topology),
         probes: probes(topology),
         jetstream_meta: jetstream_meta(topology),
+        jetstream_urls: jetstream_urls(topology, &servers),
+        jetstream: jetstream::objects(&topology.jetstream),
+        jetstream_accounts: jetstream_accounts(topology),
+        system_account: topology.system_account().map(|a| a.name.clone()),
         servers,
     }
+}
+
+fn jetstream_accounts(topology: &Topology) -> Vec<Option<String>> {
+    if !topology.regions.iter().any(|r| r.jetstream.is_some()) {
+        return Vec::new();
+    }
+    if topology.accounts.is_empty() {
+        return vec![None];
+    }
+    topology
+        .app_accounts()
+        .filter(|a| a.jetstream)
+        .map(|a| Some(a.name.clone()))
+        .collect()
+}
+
+/// Client URLs of the first region running JetStream: where notif-infra sends JetStream API
+/// requests, and so where unplaced streams are created.
+fn jetstream_urls(topology: &Topology, servers: &[ServerSpec]) -> Vec<String> {
+    let Some(region) = topology.regions.iter().find(|r| r.jetstream.is_some()) else {
+        return Vec::new();
+    };
+    servers
+        .iter()
+        .filter(|s| s.role == Role::Node && s.region == region.name)
+        .map(|s| s.client_url.clone())
+        .collect()
 }
 
 fn expected_links(topology: &Topology) -> Vec<Link> {

@@ -1,6 +1,7 @@
 //! Every read of the world: files on disk, server processes, live servers' monitoring endpoints.
 
 pub mod files;
+pub mod jetstream;
 pub mod monitor;
 pub mod process;
 

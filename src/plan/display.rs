@@ -1,6 +1,6 @@
 //! The plan as a person reads it, in Terraform's symbols.
 
-use super::{FileAction, Plan, ServerAction};
+use super::{FileAction, JsAction, JsChange, Plan, ServerAction};
 
 fn symbol(a: FileAction) -> &'static str {
     match a {
@@ -13,7 +13,8 @@ fn symbol(a: FileAction) -> &'static str {
 pub fn render_human(plan: &Plan, show_diffs: bool) -> String {
     let mut out = format!("Plan for topology `{}` on target {}:\n", plan.topology, plan.target);
     if !plan.has_changes() {
-        out += "\nNo changes. The servers match the topology.\n";
+        out += "\nNo changes. The servers and JetStream objects match the topology.\n";
+        out += &unmanaged(plan);
         return out;
     }
     if !plan.keys.is_empty() {
@@ -46,6 +47,13 @@ pub fn render_human(plan: &Plan, show_diffs: bool) -> String {
             out += &format!("  {sym:<3} {word:<7} {:<20} {}\n", s.server, s.reason);
         }
     }
+    if plan.jetstream_work().next().is_some() {
+        out += "\nJetStream:\n";
+        for c in plan.jetstream_work() {
+            out += &js_change(c);
+        }
+    }
+    out += &unmanaged(plan);
     let count = |a: ServerAction| plan.servers.iter().filter(|s| s.action == a).count();
     let files = |a: FileAction| plan.files.iter().filter(|f| f.action == a).count();
     out += &format!(
@@ -59,5 +67,60 @@ pub fn render_human(plan: &Plan, show_diffs: bool) -> String {
         count(ServerAction::Restart),
         count(ServerAction::Stop),
     );
+    if !plan.jetstream.is_empty() {
+        let js = |a: JsAction| plan.jetstream.iter().filter(|c| c.action == a).count();
+        out += &format!(
+            "      JetStream: {} to create, {} to update, {} to replace, {} to delete, {} unmanaged.\n",
+            js(JsAction::Create),
+            js(JsAction::Update),
+            js(JsAction::Replace),
+            js(JsAction::Delete),
+            js(JsAction::Unmanaged),
+        );
+    }
     out
+}
+
+fn js_change(c: &JsChange) -> String {
+    let mut out = format!("  {:<3} {}\n", c.action.symbol(), c.label());
+    for f in &c.fields {
+        out += &format!("        {}: {} -> {}\n", f.field, shown(&f.field, &f.from), shown(&f.field, &f.to));
+        if let Some(reason) = &f.replace_reason {
+            out += &format!("          (forces replacement: {reason}; apply needs --allow-replace, and the stream's messages are lost)\n");
+        }
+    }
+    out
+}
+
+/// A config value as the topology writes it: durations (nanoseconds in the API) in human form.
+fn shown(field: &str, v: &serde_json::Value) -> String {
+    let nanos_field = matches!(field, "max_age" | "duplicate_window" | "ack_wait" | "idle_heartbeat" | "backoff");
+    let human = |v: &serde_json::Value| {
+        v.as_u64()
+            .map(|n| crate::units::format_duration(std::time::Duration::from_nanos(n)))
+    };
+    match v {
+        serde_json::Value::Array(items) if nanos_field => {
+            let parts: Vec<String> = items.iter().map(|i| human(i).unwrap_or_else(|| i.to_string())).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        _ if nanos_field => human(v).unwrap_or_else(|| v.to_string()),
+        _ => v.to_string(),
+    }
+}
+
+fn unmanaged(plan: &Plan) -> String {
+    let list: Vec<String> = plan
+        .jetstream
+        .iter()
+        .filter(|c| c.action == JsAction::Unmanaged)
+        .map(|c| format!("  ?   {}\n", c.label()))
+        .collect();
+    if list.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\nUnmanaged (on the servers, not in the topology; deleted only with --prune):\n{}",
+        list.concat()
+    )
 }

@@ -2,8 +2,10 @@
 //! the desired state and what was observed. Apply does exactly what the plan says.
 
 mod display;
+mod jetstream;
 
 pub use display::render_human;
+pub use jetstream::{FieldChange, JsAction, JsChange, LiveState, changes as jetstream_changes};
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -64,11 +66,21 @@ pub struct Plan {
     pub keys: Vec<KeyChange>,
     pub files: Vec<FileChange>,
     pub servers: Vec<ServerChange>,
+    pub jetstream: Vec<JsChange>,
 }
 
 impl Plan {
+    /// Whether apply has anything to do (unmanaged objects are only reported).
     pub fn has_changes(&self) -> bool {
-        !(self.keys.is_empty() && self.files.is_empty() && self.servers.is_empty())
+        !(self.keys.is_empty() && self.files.is_empty() && self.servers.is_empty() && self.jetstream_work().next().is_none())
+    }
+
+    pub fn jetstream_work(&self) -> impl Iterator<Item = &JsChange> {
+        self.jetstream.iter().filter(|c| c.action != JsAction::Unmanaged)
+    }
+
+    pub fn replacements(&self) -> impl Iterator<Item = &JsChange> {
+        self.jetstream.iter().filter(|c| c.action == JsAction::Replace)
     }
 }
 

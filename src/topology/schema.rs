@@ -8,6 +8,8 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor, value::MapAcc
 use serde_saphyr::Spanned;
 use std::fmt;
 
+use crate::model::{AckPolicy, DeliverPolicy, Discard, ReplayPolicy, Retention, Storage};
+
 pub type Named<T> = IndexMap<Spanned<String>, T>;
 
 #[derive(Debug, Deserialize)]
@@ -21,6 +23,14 @@ pub struct TopologyFile {
     pub leafnodes: Named<LeafnodeSpec>,
     #[serde(default)]
     pub accounts: Named<AccountSpec>,
+    #[serde(default)]
+    pub streams: Named<StreamSpec>,
+    #[serde(default)]
+    pub consumers: Vec<ConsumerSpec>,
+    #[serde(default)]
+    pub kv: Named<KvSpec>,
+    #[serde(default)]
+    pub object_stores: Named<ObjectStoreSpec>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -173,6 +183,100 @@ struct RuleMap {
     pub allow: Vec<Spanned<String>>,
     #[serde(default)]
     pub deny: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSpec {
+    pub account: Option<Spanned<String>>,
+    #[serde(default)]
+    pub subjects: Vec<Spanned<String>>,
+    pub retention: Option<Spanned<Retention>>,
+    pub storage: Option<Spanned<Storage>>,
+    pub replicas: Option<Spanned<u64>>,
+    pub max_age: Option<Spanned<Scalar>>,
+    pub max_bytes: Option<Spanned<Scalar>>,
+    pub max_msgs: Option<Spanned<i64>>,
+    pub max_msgs_per_subject: Option<Spanned<i64>>,
+    pub max_msg_size: Option<Spanned<Scalar>>,
+    pub discard: Option<Spanned<Discard>>,
+    pub duplicate_window: Option<Spanned<Scalar>>,
+    pub placement: Option<Spanned<PlacementSpec>>,
+    pub mirror: Option<Spanned<SourceSpec>>,
+    #[serde(default)]
+    pub sources: Vec<Spanned<SourceSpec>>,
+    #[serde(default)]
+    pub deny_delete: bool,
+    #[serde(default)]
+    pub deny_purge: bool,
+    #[serde(default)]
+    pub allow_rollup: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementSpec {
+    pub region: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tags: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    pub name: Spanned<String>,
+    pub filter_subject: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSpec {
+    pub durable: Spanned<String>,
+    pub stream: Spanned<String>,
+    pub deliver_subject: Option<Spanned<String>>,
+    pub deliver_group: Option<Spanned<String>>,
+    pub filter_subject: Option<Spanned<String>>,
+    #[serde(default)]
+    pub filter_subjects: Vec<Spanned<String>>,
+    pub ack_policy: Option<Spanned<AckPolicy>>,
+    pub ack_wait: Option<Spanned<Scalar>>,
+    pub max_deliver: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub backoff: Vec<Spanned<Scalar>>,
+    pub deliver_policy: Option<Spanned<DeliverPolicy>>,
+    pub opt_start_time: Option<Spanned<String>>,
+    pub opt_start_seq: Option<Spanned<u64>>,
+    pub replay_policy: Option<Spanned<ReplayPolicy>>,
+    pub max_ack_pending: Option<Spanned<i64>>,
+    pub max_waiting: Option<Spanned<i64>>,
+    pub rate_limit_bps: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub flow_control: Option<Spanned<bool>>,
+    pub idle_heartbeat: Option<Spanned<Scalar>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvSpec {
+    pub account: Option<Spanned<String>>,
+    pub history: Option<Spanned<u64>>,
+    pub ttl: Option<Spanned<Scalar>>,
+    pub replicas: Option<Spanned<u64>>,
+    pub max_bytes: Option<Spanned<Scalar>>,
+    pub max_value_size: Option<Spanned<Scalar>>,
+    pub storage: Option<Spanned<Storage>>,
+    pub placement: Option<Spanned<PlacementSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectStoreSpec {
+    pub account: Option<Spanned<String>>,
+    pub ttl: Option<Spanned<Scalar>>,
+    pub replicas: Option<Spanned<u64>>,
+    pub max_bytes: Option<Spanned<Scalar>>,
+    pub storage: Option<Spanned<Storage>>,
+    pub placement: Option<Spanned<PlacementSpec>>,
 }
 
 /// A scalar read as text whether it was written as a number or a string (sizes, durations).

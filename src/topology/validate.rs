@@ -4,6 +4,8 @@
 use serde_saphyr::Spanned;
 use std::collections::HashMap;
 
+mod jetstream;
+
 use super::diagnostic::{Diagnostic, did_you_mean};
 use super::schema::*;
 use crate::model::*;
@@ -208,14 +210,16 @@ impl Validator {
             .map(|(name, spec)| self.leafnode(name, spec, base_ports, &regions, &accounts, file.accounts.is_empty()))
             .collect();
 
-        let topology = Topology {
+        let mut topology = Topology {
             name: file.name.value.clone(),
             settings,
             regions,
             leafnodes,
             accounts,
+            jetstream: JetStreamObjects::default(),
         };
         self.port_clashes(&topology);
+        topology.jetstream = self.jetstream_objects(&file, &topology);
         if topology.is_super_cluster() && !topology.leafnodes.is_empty() && topology.system_account().is_none() {
             self.error(
                 Diagnostic::error("gateways and leafnodes together need a system account")

@@ -3,15 +3,18 @@
 
 mod checks;
 mod probes;
+mod streams;
 
 pub use checks::{Evaluation, LinkReport, MetaReport, NodeReport, evaluate};
 pub use probes::ProbeReport;
+pub use streams::StreamReport;
 
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::desired::{Desired, Keys};
+use crate::desired::{Desired, Keys, ObjectKind};
+use crate::observed::jetstream::Connections;
 use crate::observed::{Monitor, NodeObservation};
 
 #[derive(Debug, Clone, Serialize)]
@@ -24,6 +27,7 @@ pub struct Report {
     pub links: Vec<LinkReport>,
     pub jetstream: Vec<MetaReport>,
     pub probes: Vec<ProbeReport>,
+    pub streams: Vec<StreamReport>,
 }
 
 impl Report {
@@ -53,7 +57,11 @@ impl Report {
             .iter()
             .filter(|p| !p.ok)
             .map(|p| format!("{} probe {} -> {} on {}: {}", p.kind.name(), p.from, p.to, p.subject, p.detail));
-        nodes.chain(links).chain(meta).chain(probes).collect()
+        let streams = self.streams.iter().filter(|s| !s.ok).map(|s| {
+            let account = s.account.as_deref().map(|a| format!(" (account {a})")).unwrap_or_default();
+            format!("{} {}{account}: {}", s.kind.label(), s.name, s.detail)
+        });
+        nodes.chain(links).chain(meta).chain(probes).chain(streams).collect()
     }
 }
 
@@ -95,7 +103,8 @@ pub async fn verify(desired: &Desired, keys: &Keys, target: &str, timeout: Durat
             });
             probes = probes::run_all(desired, keys, &clients, &nonce).await;
             if probes.iter().all(|p| p.ok) {
-                break build_report(desired, target, started, evaluation, probes);
+                let streams = streams_until_current(desired, keys, started, timeout).await;
+                break build_report(desired, target, started, evaluation, probes, streams);
             }
         } else {
             on_progress(Progress {
@@ -109,7 +118,8 @@ pub async fn verify(desired: &Desired, keys: &Keys, target: &str, timeout: Durat
                 // messages despite the missing links.
                 probes = probes::run_all(desired, keys, &clients, &nonce).await;
             }
-            break build_report(desired, target, started, evaluation, probes);
+            let streams = streams_until_current(desired, keys, started, timeout).await;
+            break build_report(desired, target, started, evaluation, probes, streams);
         }
         tokio::time::sleep(poll).await;
     };
@@ -117,8 +127,43 @@ pub async fn verify(desired: &Desired, keys: &Keys, target: &str, timeout: Durat
     report
 }
 
-fn build_report(desired: &Desired, target: &str, started: Instant, e: Evaluation, probes: Vec<ProbeReport>) -> Report {
-    let ok = e.ok() && probes.iter().all(|p| p.ok);
+/// Checks the streams until they are all in place and current, or `timeout` (counted from
+/// `started`) passes; then reports them as last seen.
+async fn streams_until_current(desired: &Desired, keys: &Keys, started: Instant, timeout: Duration) -> Vec<StreamReport> {
+    if !desired.jetstream.iter().any(|o| o.kind != ObjectKind::Consumer) {
+        return Vec::new();
+    }
+    let conns = match Connections::open(desired, keys).await {
+        Ok(c) => c,
+        Err(e) => {
+            let unreachable = Connections(Default::default());
+            let mut reports = streams::check_all(desired, &unreachable).await;
+            for r in &mut reports {
+                r.detail = format!("cannot reach the JetStream API: {e}");
+            }
+            return reports;
+        }
+    };
+    let reports = loop {
+        let reports = streams::check_all(desired, &conns).await;
+        if reports.iter().all(|r| r.ok) || started.elapsed() >= timeout {
+            break reports;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    conns.close().await;
+    reports
+}
+
+fn build_report(
+    desired: &Desired,
+    target: &str,
+    started: Instant,
+    e: Evaluation,
+    probes: Vec<ProbeReport>,
+    streams: Vec<StreamReport>,
+) -> Report {
+    let ok = e.ok() && probes.iter().all(|p| p.ok) && streams.iter().all(|s| s.ok);
     Report {
         topology: desired.name.clone(),
         target: target.to_string(),
@@ -128,5 +173,6 @@ fn build_report(desired: &Desired, target: &str, started: Instant, e: Evaluation
         links: e.links,
         jetstream: e.jetstream,
         probes,
+        streams,
     }
 }

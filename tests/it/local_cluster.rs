@@ -47,6 +47,16 @@ fn dev_apply_verify_reapply_destroy() {
     let probes = v["probes"].as_array().unwrap();
     assert_eq!(probes.len(), 6);
     assert!(probes.iter().all(|p| p["ok"] == true));
+    let streams: Vec<(&str, &str, u64)> = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert_eq!(s["ok"], true, "{s}");
+            (s["kind"].as_str().unwrap(), s["name"].as_str().unwrap(), s["replicas"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(streams, [("stream", "EVENTS", 3), ("kv", "config", 3)]);
 
     // A second apply changes nothing: same processes, plan empty.
     let pids = d.pids();
@@ -76,7 +86,7 @@ fn supercluster_with_leafnode_verifies_links_and_probes() {
     assert!(out.status.success(), "{}", text(&out));
     let v = json_of(&out);
     assert_eq!(v["verify"]["ok"], true);
-    assert_eq!(v["plan"]["keys"].as_array().unwrap().len(), 2, "probe user and leaf link keys");
+    assert_eq!(v["plan"]["keys"].as_array().unwrap().len(), 3, "APP and SYS users, leaf link key");
 
     let out = d.cmd("verify").args(["-o", "json"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));

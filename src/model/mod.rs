@@ -1,6 +1,10 @@
 //! The validated topology: regions (NATS clusters), their nodes, leafnode servers and accounts.
 //! Everything here has passed validation; it holds no YAML and does no I/O.
 
+mod jetstream;
+
+pub use jetstream::*;
+
 use serde::Serialize;
 use std::time::Duration;
 
@@ -18,6 +22,7 @@ pub struct Topology {
     pub regions: Vec<Region>,
     pub leafnodes: Vec<Leafnode>,
     pub accounts: Vec<Account>,
+    pub jetstream: JetStreamObjects,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

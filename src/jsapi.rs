@@ -1,0 +1,177 @@
+//! The JetStream API as JSON requests over a NATS connection (`$JS.API.*`). Configs stay JSON
+//! so a diff can compare exactly the fields the topology sets, whatever the server adds.
+
+use serde_json::{Map, Value, json};
+use std::time::Duration;
+
+use crate::desired::{KeyId, Keys};
+
+/// An error reply of the JetStream API, or no reply at all.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    #[error("{description} (JetStream error {code}/{err_code})")]
+    Server { code: u16, err_code: u32, description: String },
+    #[error("no reply from the JetStream API within {0:?} (no quorum, or the servers are down)")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Transport(String),
+}
+
+/// Error codes the callers branch on.
+pub const STREAM_NOT_FOUND: u32 = 10059;
+pub const CONSUMER_NOT_FOUND: u32 = 10014;
+pub const RECONFIGURATION_IN_PROGRESS: u32 = 10226;
+pub const JETSTREAM_NOT_ENABLED_FOR_ACCOUNT: u32 = 10039;
+
+impl ApiError {
+    pub fn err_code(&self) -> Option<u32> {
+        match self {
+            ApiError::Server { err_code, .. } => Some(*err_code),
+            _ => None,
+        }
+    }
+
+    /// Worth another try: the cluster is busy or electing, not refusing.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApiError::Server { err_code, code, .. } => *err_code == RECONFIGURATION_IN_PROGRESS || *code == 503,
+            ApiError::Timeout(_) | ApiError::Transport(_) => true,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.err_code(), Some(STREAM_NOT_FOUND | CONSUMER_NOT_FOUND))
+    }
+}
+
+/// A connection to the JetStream API of one account.
+#[derive(Clone)]
+pub struct JsApi {
+    client: async_nats::Client,
+    timeout: Duration,
+}
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl JsApi {
+    /// Connects to any of `urls` as the account's notif-infra user (anonymous without accounts).
+    pub async fn connect(urls: &[String], account: &Option<String>, keys: &Keys) -> Result<JsApi, ApiError> {
+        let mut opts = async_nats::ConnectOptions::new()
+            .name("notif-infra")
+            .connection_timeout(Duration::from_secs(2))
+            .request_timeout(Some(REQUEST_TIMEOUT))
+            .retry_on_initial_connect()
+            .max_reconnects(Some(3));
+        if let Some(a) = account {
+            let pair = keys
+                .get(&KeyId::Probe(a.clone()))
+                .ok_or_else(|| ApiError::Transport(format!("no notif-infra key for account {a}")))?;
+            opts = opts.nkey(pair.seed.clone());
+        }
+        let addrs: Vec<async_nats::ServerAddr> = urls
+            .iter()
+            .map(|u| u.parse().map_err(|e| ApiError::Transport(format!("bad server url {u}: {e}"))))
+            .collect::<Result<_, _>>()?;
+        let connect = opts.connect(addrs);
+        let client = tokio::time::timeout(Duration::from_secs(5), connect)
+            .await
+            .map_err(|_| ApiError::Transport(format!("cannot connect to {} within 5 s", urls.join(", "))))?
+            .map_err(|e| ApiError::Transport(format!("cannot connect to {}: {e}", urls.join(", "))))?;
+        Ok(JsApi {
+            client,
+            timeout: REQUEST_TIMEOUT,
+        })
+    }
+
+    pub async fn request(&self, api: &str, payload: &Value) -> Result<Value, ApiError> {
+        let subject = format!("$JS.API.{api}");
+        let body = serde_json::to_vec(payload).expect("JSON serializes");
+        let reply = match tokio::time::timeout(self.timeout, self.client.request(subject, body.into())).await {
+            Err(_) => return Err(ApiError::Timeout(self.timeout)),
+            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::TimedOut => return Err(ApiError::Timeout(self.timeout)),
+            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+                return Err(ApiError::Server {
+                    code: 503,
+                    err_code: 0,
+                    description: "JetStream is not available (no responders)".into(),
+                });
+            }
+            Ok(Err(e)) => return Err(ApiError::Transport(e.to_string())),
+            Ok(Ok(m)) => m,
+        };
+        let value: Value = serde_json::from_slice(&reply.payload).map_err(|e| ApiError::Transport(format!("bad API reply: {e}")))?;
+        if let Some(err) = value.get("error") {
+            return Err(ApiError::Server {
+                code: err["code"].as_u64().unwrap_or(0) as u16,
+                err_code: err["err_code"].as_u64().unwrap_or(0) as u32,
+                description: err["description"].as_str().unwrap_or("unknown error").to_string(),
+            });
+        }
+        Ok(value)
+    }
+
+    /// Every stream's info (config, state, cluster), all pages.
+    pub async fn streams(&self) -> Result<Vec<Value>, ApiError> {
+        self.paged("STREAM.LIST", "streams").await
+    }
+
+    pub async fn consumers(&self, stream: &str) -> Result<Vec<Value>, ApiError> {
+        self.paged(&format!("CONSUMER.LIST.{stream}"), "consumers").await
+    }
+
+    async fn paged(&self, api: &str, field: &str) -> Result<Vec<Value>, ApiError> {
+        let mut all = Vec::new();
+        loop {
+            let page = self.request(api, &json!({ "offset": all.len() })).await?;
+            let items = page[field].as_array().cloned().unwrap_or_default();
+            let total = page["total"].as_u64().unwrap_or(0) as usize;
+            let empty = items.is_empty();
+            all.extend(items);
+            if empty || all.len() >= total {
+                return Ok(all);
+            }
+        }
+    }
+
+    pub async fn stream_info(&self, stream: &str) -> Result<Value, ApiError> {
+        self.request(&format!("STREAM.INFO.{stream}"), &json!({})).await
+    }
+
+    pub async fn create_stream(&self, config: &Map<String, Value>) -> Result<Value, ApiError> {
+        let name = config["name"].as_str().unwrap_or_default();
+        self.request(&format!("STREAM.CREATE.{name}"), &Value::Object(config.clone())).await
+    }
+
+    pub async fn update_stream(&self, config: &Map<String, Value>) -> Result<Value, ApiError> {
+        let name = config["name"].as_str().unwrap_or_default();
+        self.request(&format!("STREAM.UPDATE.{name}"), &Value::Object(config.clone())).await
+    }
+
+    pub async fn delete_stream(&self, stream: &str) -> Result<Value, ApiError> {
+        self.request(&format!("STREAM.DELETE.{stream}"), &json!({})).await
+    }
+
+    /// Creates (`update` false) or updates a durable consumer.
+    pub async fn put_consumer(&self, stream: &str, config: &Map<String, Value>, update: bool) -> Result<Value, ApiError> {
+        let name = config["durable_name"].as_str().unwrap_or_default();
+        let body = json!({
+            "stream_name": stream,
+            "config": config,
+            "action": if update { "update" } else { "create" },
+        });
+        self.request(&format!("CONSUMER.CREATE.{stream}.{name}"), &body).await
+    }
+
+    pub async fn delete_consumer(&self, stream: &str, name: &str) -> Result<Value, ApiError> {
+        self.request(&format!("CONSUMER.DELETE.{stream}.{name}"), &json!({})).await
+    }
+
+    /// Removes a server that is gone for good from the JetStream meta group.
+    pub async fn remove_peer(&self, server: &str) -> Result<Value, ApiError> {
+        self.request("SERVER.REMOVE", &json!({ "peer": server })).await
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.drain().await;
+    }
+}
