@@ -48,12 +48,16 @@ impl Outcome {
 
 /// What to change in the topology for the errors a user can fix there.
 fn hint(e: &ApiError) -> &'static str {
+    let storage = matches!(e, ApiError::Server { description, .. } if description.contains("storage"));
     match e.err_code() {
-        Some(10065) => "; two streams of the account claim the same subjects: narrow `subjects:` of one",
-        Some(10005) | Some(10023) => "; not enough servers for the replicas or placement: lower `replicas:`, fix `placement:` or add nodes",
+        Some(10065) => "; another stream of the account already claims these subjects: narrow `subjects:` or remove the other stream",
         Some(10047) | Some(10028) => {
             "; the servers' JetStream storage is too small: raise `max_file_store`/`max_memory_store` or lower `max_bytes`"
         }
+        Some(10005) | Some(10023) if storage => {
+            "; no server has the storage: raise `max_file_store`/`max_memory_store` of the region or lower `max_bytes`"
+        }
+        Some(10005) | Some(10023) => "; not enough servers for the replicas or placement: lower `replicas:`, fix `placement:` or add nodes",
         Some(10052) | Some(10012) => {
             "; the server cannot change this in place: apply with --allow-replace (the stream's messages are lost)"
         }

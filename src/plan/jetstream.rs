@@ -163,6 +163,31 @@ pub fn changes(desired: &[JsObject], live: &LiveState, prune: bool) -> Vec<JsCha
             }
         }
     }
+    // Replacing a stream deletes its consumers: create the topology's again.
+    let replaced: Vec<(AccountName, String)> = out
+        .iter()
+        .filter(|c| c.action == JsAction::Replace && c.is_stream_like())
+        .map(|c| (c.account.clone(), c.stream.clone()))
+        .collect();
+    for o in desired
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Consumer && replaced.contains(&(o.account.clone(), o.stream.clone())))
+    {
+        if !out
+            .iter()
+            .any(|c| c.kind == ObjectKind::Consumer && c.account == o.account && c.stream == o.stream && c.name == o.name)
+        {
+            out.push(JsChange {
+                action: JsAction::Create,
+                kind: o.kind,
+                account: o.account.clone(),
+                name: o.name.clone(),
+                stream: o.stream.clone(),
+                fields: Vec::new(),
+                config: o.config.clone(),
+            });
+        }
+    }
     for l in live {
         let named = desired.iter().any(|o| {
             o.account == l.account

@@ -132,6 +132,85 @@ const CASES: &[(&str, &str, &[&str])] = &[
         &["invalid region name `us west`", "bad.yaml:3:3"],
     ),
     (
+        "overlapping stream subjects",
+        "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstream: true\nstreams:\n  A:\n    subjects: [\"a.>\"]\n  B:\n    subjects: [a.b]\n",
+        &["stream `B` subject `a.b` overlaps `a.>` of stream `A`", "bad.yaml:9:3", "10065"],
+    ),
+    (
+        "stream replicas above the region's nodes",
+        "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstream: true\nstreams:\n  A:\n    replicas: 5\n",
+        &["stream `A` wants 5 replicas but region `main` has 3 node(s)", "bad.yaml:7:3"],
+    ),
+    (
+        "stream replicas above five",
+        "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstream: true\nstreams:\n  A:\n    replicas: 7\n",
+        &["7 replicas: nats-server allows 1 to 5", "bad.yaml:8:15"],
+    ),
+    (
+        "placement in an unknown region",
+        "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstream: true\nstreams:\n  A:\n    placement: { region: mian }\n",
+        &[
+            "placed in region `mian`, which does not exist",
+            "did you mean `main`?",
+            "bad.yaml:7:3",
+        ],
+    ),
+    (
+        "placement on tags no node has",
+        "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstream: true\nstreams:\n  A:\n    placement: { tags: [ssd] }\n",
+        &["placed on tags [ssd], which no node of region `main` has", "bad.yaml:7:3"],
+    ),
+    (
+        "workqueue consumers with overlapping filters",
+        "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstream: true\nstreams:\n  Q:\n    subjects: [q.>]\n    retention: workqueue\nconsumers:\n  - durable: a\n    stream: Q\n    filter_subject: q.>\n  - durable: b\n    stream: Q\n    filter_subject: q.x\n",
+        &[
+            "consumers `a` and `b` of workqueue stream `Q` have overlapping filters",
+            "bad.yaml:14:14",
+        ],
+    ),
+    (
+        "consumer on an unknown stream",
+        "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstream: true\nstreams:\n  EVENTS:\n    subjects: [e.>]\nconsumers:\n  - durable: c\n    stream: EVENT\n",
+        &[
+            "consumer `c` is on stream `EVENT`, which is not declared",
+            "did you mean `EVENTS`?",
+            "bad.yaml:11:13",
+        ],
+    ),
+    (
+        "bad stream duration and size",
+        "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstream: true\nstreams:\n  A:\n    max_age: 7 days\n    max_bytes: 1ZB\n",
+        &[
+            "`7 days` is not a duration",
+            "bad.yaml:8:14",
+            "unknown size unit `ZB`",
+            "bad.yaml:9:16",
+        ],
+    ),
+    (
+        "invalid stream subject",
+        "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstream: true\nstreams:\n  A:\n    subjects: [\"a..b\"]\n",
+        &["invalid subject `a..b`", "bad.yaml:8:16"],
+    ),
+    (
+        "unknown retention",
+        "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstream: true\nstreams:\n  A:\n    retention: forever\n",
+        &["unknown variant `forever`", "bad.yaml:8:16"],
+    ),
+    (
+        "stream in an account without JetStream",
+        "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstream: true\naccounts:\n  APP:\n    users: []\nstreams:\n  A:\n    account: APP\n",
+        &["stream `A` is in account `APP`, which does not have JetStream", "bad.yaml:11:14"],
+    ),
+    (
+        "max_bytes above the region's store",
+        "name: dev\ndefaults:\n  jetstream: { max_file_store: 1GB }\nregions:\n  main:\n    nodes: 3\n    jetstream: true\nstreams:\n  A:\n    max_bytes: 10GB\n",
+        &[
+            "stream `A` wants max_bytes 10737418240 but the servers of region `main` store at most 1073741824",
+            "bad.yaml:9:3",
+        ],
+    ),
+    (
         "several problems at once",
         "name: dev\nregions:\n  east:\n    nodes: 0\nleafnodes:\n  edge:\n    hub: nowhere\n",
         &[

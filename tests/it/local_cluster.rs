@@ -3,21 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{Deployment, alive, get_json, nats_server, topology};
-
-fn json_of(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}):\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
+use crate::support::{Deployment, alive, get_json, json_of, nats_server, text, topology};
 
 #[test]
 fn dev_apply_verify_reapply_destroy() {
@@ -53,7 +39,11 @@ fn dev_apply_verify_reapply_destroy() {
         .iter()
         .map(|s| {
             assert_eq!(s["ok"], true, "{s}");
-            (s["kind"].as_str().unwrap(), s["name"].as_str().unwrap(), s["replicas"].as_u64().unwrap())
+            (
+                s["kind"].as_str().unwrap(),
+                s["name"].as_str().unwrap(),
+                s["replicas"].as_u64().unwrap(),
+            )
         })
         .collect();
     assert_eq!(streams, [("stream", "EVENTS", 3), ("kv", "config", 3)]);

@@ -25,6 +25,8 @@ struct Held<'a> {
     loc: Loc,
     replicas: u8,
     placement: Option<&'a Placement>,
+    storage: Storage,
+    max_bytes: Option<u64>,
 }
 
 impl Validator {
@@ -451,6 +453,25 @@ impl Validator {
             None => js_regions.first().copied(),
         };
         let Some(region) = region else { return };
+        let limits = region.jetstream.unwrap_or_default();
+        let store_limit = match h.storage {
+            Storage::File => limits.max_file_store,
+            Storage::Memory => limits.max_memory_store,
+        };
+        if let (Some(want), Some(limit)) = (h.max_bytes, store_limit)
+            && want > limit
+        {
+            self.error(
+                Diagnostic::error(format!(
+                    "{} wants max_bytes {want} but the servers of region `{}` store at most {limit} ({} storage)",
+                    h.object,
+                    region.name,
+                    if h.storage == Storage::File { "file" } else { "memory" }
+                ))
+                .at(h.loc)
+                .help("lower `max_bytes` or raise the region's `max_file_store`/`max_memory_store`"),
+            );
+        }
         let tags = h.placement.map(|p| p.tags.as_slice()).unwrap_or_default();
         let fitting = region.nodes.iter().filter(|n| tags.iter().all(|t| n.tags.contains(t))).count();
         if !tags.is_empty() && fitting == 0 {
@@ -556,6 +577,8 @@ fn held_streams(o: &JetStreamObjects) -> Vec<Held<'_>> {
         loc: s.loc,
         replicas: s.store.replicas,
         placement: s.store.placement.as_ref(),
+        storage: s.store.storage,
+        max_bytes: s.store.max_bytes,
     });
     let kv = o.kv.iter().map(|k| Held {
         stream_name: kv_stream_name(&k.bucket),
@@ -565,6 +588,8 @@ fn held_streams(o: &JetStreamObjects) -> Vec<Held<'_>> {
         loc: k.loc,
         replicas: k.store.replicas,
         placement: k.store.placement.as_ref(),
+        storage: k.store.storage,
+        max_bytes: k.store.max_bytes,
     });
     let obj = o.object_stores.iter().map(|b| Held {
         stream_name: object_stream_name(&b.bucket),
@@ -574,6 +599,8 @@ fn held_streams(o: &JetStreamObjects) -> Vec<Held<'_>> {
         loc: b.loc,
         replicas: b.store.replicas,
         placement: b.store.placement.as_ref(),
+        storage: b.store.storage,
+        max_bytes: b.store.max_bytes,
     });
     streams.chain(kv).chain(obj).collect()
 }

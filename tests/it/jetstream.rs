@@ -1,0 +1,183 @@
+//! JetStream objects as code against a real 3-node cluster: drift is planned and restored,
+//! replacements need --allow-replace, unmanaged objects are listed and pruned only on request,
+//! and a server refusal names the object, the server's error and what to change.
+
+use serde_json::{Value, json};
+use std::path::Path;
+
+use crate::support::{Deployment, json_of, text};
+
+const BASE: &str = "name: js\ndefaults:\n  jetstream: { max_file_store: 1GB, max_memory_store: 256MB }\nregions:\n  main:\n    nodes: 3\n    jetstream: true\n";
+
+fn objects(orders_storage: &str) -> String {
+    format!(
+        "streams:\n  EVENTS:\n    subjects: [\"events.>\"]\n    replicas: 3\n    max_age: 1d\n  ORDERS:\n    subjects: [\"orders.*\"]\n    retention: workqueue\n    storage: {orders_storage}\n\
+consumers:\n  - durable: processor\n    stream: EVENTS\n    filter_subject: events.created\n    max_deliver: 4\n    backoff: [1s, 2s]\n  - durable: shipper\n    stream: ORDERS\n\
+kv:\n  settings:\n    history: 3\n    replicas: 3\n"
+    )
+}
+
+fn write(file: &Path, extra: &str) {
+    std::fs::write(file, format!("{BASE}{extra}")).unwrap();
+}
+
+/// A JetStream API request on the deployment's first node, as another operator would make it.
+fn js_request(d: &Deployment, api: &str, body: Value) -> Value {
+    let url = format!("nats://127.0.0.1:{}", d.port_base);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(url).await.unwrap();
+        let reply = client
+            .request(format!("$JS.API.{api}"), serde_json::to_vec(&body).unwrap().into())
+            .await
+            .unwrap();
+        serde_json::from_slice(&reply.payload).unwrap()
+    })
+}
+
+fn plan_json(d: &Deployment, args: &[&str]) -> (Option<i32>, Value) {
+    let out = d.cmd("plan").args(["-o", "json"]).args(args).output().unwrap();
+    (out.status.code(), json_of(&out)["plan"]["jetstream"].clone())
+}
+
+fn actions(changes: &Value) -> Vec<(String, String, String)> {
+    changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["action"].as_str().unwrap().to_string(),
+                c["kind"].as_str().unwrap().to_string(),
+                c["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn drift_replacement_and_pruning_against_live_servers() {
+    let mut d = Deployment::new(Path::new("js.yaml"), "js", 3);
+    let file = d.dir.path().join("js.yaml");
+    d.topology = file.clone();
+    write(&file, &objects("file"));
+
+    let out = d.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    for expected in [
+        "+ stream EVENTS",
+        "+ consumer EVENTS/processor",
+        "+ kv settings",
+        "ok    stream       EVENTS",
+    ] {
+        assert!(text(&out).contains(expected), "expected `{expected}` in:\n{}", text(&out));
+    }
+    let (code, changes) = plan_json(&d, &[]);
+    assert_eq!((code, actions(&changes)), (Some(0), vec![]), "server defaults are not drift");
+
+    // Someone else changes a stream, deletes a consumer and adds a stream of their own.
+    let mut events = js_request(&d, "STREAM.INFO.EVENTS", json!({}))["config"].clone();
+    events["max_age"] = json!(3_600_000_000_000u64);
+    assert!(js_request(&d, "STREAM.UPDATE.EVENTS", events).get("error").is_none());
+    assert!(js_request(&d, "CONSUMER.DELETE.EVENTS.processor", json!({})).get("error").is_none());
+    let rogue = js_request(
+        &d,
+        "STREAM.CREATE.ROGUE",
+        json!({"name": "ROGUE", "subjects": ["rogue.>"], "storage": "memory"}),
+    );
+    assert!(rogue.get("error").is_none(), "{rogue}");
+
+    let out = d.cmd("plan").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let human = text(&out);
+    for expected in [
+        "~   stream EVENTS",
+        "max_age: 1h -> 24h",
+        "+   consumer EVENTS/processor",
+        "?   stream ROGUE",
+    ] {
+        assert!(human.contains(expected), "expected `{expected}` in:\n{human}");
+    }
+    let out = d.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let (code, changes) = plan_json(&d, &[]);
+    assert_eq!(code, Some(0), "only the unmanaged stream remains, and it is not a change");
+    assert_eq!(actions(&changes), [("unmanaged".into(), "stream".into(), "ROGUE".into())]);
+    let events = js_request(&d, "STREAM.INFO.EVENTS", json!({}));
+    assert_eq!(events["config"]["max_age"], 86_400_000_000_000u64, "drift restored");
+
+    // --prune deletes what the topology does not name.
+    let (code, changes) = plan_json(&d, &["--prune"]);
+    assert_eq!(
+        (code, actions(&changes)),
+        (Some(2), vec![("delete".into(), "stream".into(), "ROGUE".into())])
+    );
+    let out = d.cmd("apply").arg("--prune").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(js_request(&d, "STREAM.INFO.ROGUE", json!({}))["error"]["err_code"], 10059);
+
+    // A storage change cannot be made in place: shown as a replacement, refused without the flag.
+    write(&file, &objects("memory"));
+    let (code, changes) = plan_json(&d, &[]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        actions(&changes),
+        [
+            ("replace".into(), "stream".into(), "ORDERS".into()),
+            ("create".into(), "consumer".into(), "shipper".into()),
+        ],
+        "replacing a stream deletes its consumers, so they are created again"
+    );
+    assert!(changes[0]["fields"][0]["replace_reason"].as_str().unwrap().contains("storage"));
+    let out = d.cmd("apply").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("--allow-replace"), "{}", text(&out));
+    let orders = js_request(&d, "STREAM.INFO.ORDERS", json!({}));
+    assert_eq!(orders["config"]["storage"], "file", "nothing touched without --allow-replace");
+    let out = d.cmd("apply").arg("--allow-replace").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(js_request(&d, "STREAM.INFO.ORDERS", json!({}))["config"]["storage"], "memory");
+    assert_eq!(plan_json(&d, &[]).0, Some(0));
+}
+
+#[test]
+fn a_server_refusal_names_the_object_the_error_and_the_fix() {
+    let mut d = Deployment::new(Path::new("js.yaml"), "jsfail", 3);
+    let file = d.dir.path().join("js.yaml");
+    d.topology = file.clone();
+    let base = BASE.replace("name: js", "name: jsfail");
+    std::fs::write(&file, format!("{base}streams:\n  SMALL:\n    subjects: [small.>]\n")).unwrap();
+    let out = d.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Another team's stream already holds the subjects the topology now wants.
+    let theirs = js_request(&d, "STREAM.CREATE.THEIRS", json!({"name": "THEIRS", "subjects": ["orders.>"]}));
+    assert!(theirs.get("error").is_none(), "{theirs}");
+    std::fs::write(
+        &file,
+        format!(
+            "{base}streams:\n  SMALL:\n    subjects: [small.>]\n    max_age: 1h\n  ORDERS:\n    subjects: [orders.>]\nconsumers:\n  - durable: reader\n    stream: ORDERS\n"
+        ),
+    )
+    .unwrap();
+    let out = d.cmd("apply").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = text(&out);
+    for expected in [
+        "JetStream apply failed for 1 object(s)",
+        "stream ORDERS: ",
+        "(JetStream error 400/10065)",
+        "narrow `subjects:`",
+        "not attempted (1)",
+        "consumer ORDERS/reader",
+        "applied (1):",
+        "stream SMALL",
+    ] {
+        assert!(report.contains(expected), "expected `{expected}` in:\n{report}");
+    }
+    let small = js_request(&d, "STREAM.INFO.SMALL", json!({}));
+    assert_eq!(
+        small["config"]["max_age"], 3_600_000_000_000u64,
+        "the independent change was applied"
+    );
+}
