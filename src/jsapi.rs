@@ -21,7 +21,8 @@ pub enum ApiError {
 pub const STREAM_NOT_FOUND: u32 = 10059;
 pub const CONSUMER_NOT_FOUND: u32 = 10014;
 pub const RECONFIGURATION_IN_PROGRESS: u32 = 10226;
-pub const JETSTREAM_NOT_ENABLED_FOR_ACCOUNT: u32 = 10039;
+/// `SERVER.REMOVE` of a server the meta group does not have.
+pub const PEER_NOT_MEMBER: u32 = 10044;
 
 impl ApiError {
     pub fn err_code(&self) -> Option<u32> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::apply::{LocalState, LocalTarget};
 use crate::desired::{self, Addressing, DEFAULT_LOCAL_PORT_BASE, Desired, Keys, RenderedFile};
+use crate::jsapi::{self, JsApi};
 use crate::observed::jetstream::{self, Connections};
 use crate::plan::{self, DesiredServer, JsAction, JsChange, LiveState, Plan};
 use crate::secrets::{KeyStore, NOT_YET_GENERATED};
@@ -187,6 +188,16 @@ pub async fn apply_local(opts: &LocalOptions, timeout: Duration, events: ApplyEv
     let servers_changed = !(ctx.plan.keys.is_empty() && ctx.plan.files.is_empty() && ctx.plan.servers.is_empty());
     if servers_changed {
         ctx.target.execute(&ctx.plan, &ctx.desired, &mut ctx.state, log).await?;
+        let removed: Vec<&str> = ctx
+            .plan
+            .servers
+            .iter()
+            .filter(|c| c.action == plan::ServerAction::Stop)
+            .map(|c| c.server.as_str())
+            .collect();
+        if !removed.is_empty() && !ctx.desired.jetstream_meta.is_empty() {
+            forget_removed_peers(&ctx.desired, &ctx.keys, &removed, log).await?;
+        }
     } else {
         ctx.target.record_layout(&ctx.state)?;
     }
@@ -222,6 +233,44 @@ async fn open_jetstream(desired: &Desired, keys: &Keys) -> Result<Connections> {
     Connections::open(desired, keys)
         .await
         .map_err(|e| anyhow::Error::new(e).context("cannot connect to the JetStream API"))
+}
+
+/// Removes servers that left the topology from the JetStream meta group, so it shrinks to the
+/// servers that remain and their streams get new replicas. Needs the system account.
+async fn forget_removed_peers(desired: &Desired, keys: &Keys, removed: &[&str], log: &(dyn Fn(String) + Sync)) -> Result<()> {
+    let Some(system) = &desired.system_account else {
+        for server in removed {
+            log(format!(
+                "warning: {server} stays in the JetStream meta group as an offline peer: declare a system account so notif-infra can remove it, or run `nats server raft peer-remove {server}`"
+            ));
+        }
+        return Ok(());
+    };
+    let api = JsApi::connect(&desired.jetstream_urls, &Some(system.clone()), keys)
+        .await
+        .context("cannot connect to the system account to update the JetStream meta group")?;
+    let started = std::time::Instant::now();
+    for server in removed {
+        loop {
+            match api.remove_peer(server).await {
+                Ok(_) => {
+                    log(format!("removed {server} from the JetStream meta group"));
+                    break;
+                }
+                // Not a member (it ran no JetStream, or is already gone): nothing to do.
+                Err(e) if e.err_code() == Some(jsapi::PEER_NOT_MEMBER) => break,
+                Err(e) if e.is_transient() && started.elapsed() < JETSTREAM_READY_TIMEOUT => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    api.close().await;
+                    return Err(anyhow::Error::new(e).context(format!("cannot remove {server} from the JetStream meta group")));
+                }
+            }
+        }
+    }
+    api.close().await;
+    Ok(())
 }
 
 /// Without `--allow-replace`, a change that would delete and recreate a stream or consumer

@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand, each parsing its arguments and calling the
 //! library.
 
+mod add;
 mod apply;
 mod destroy;
 mod init;
@@ -43,6 +44,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Stop the servers and remove their state
     Destroy(destroy::DestroyArgs),
+    /// Add a node or a region to a topology file, keeping its comments and order
+    Add(add::AddArgs),
 }
 
 /// Where servers run. Only `local` exists so far.
@@ -92,5 +95,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Apply(a) => runtime.block_on(apply::run(a)),
         Command::Verify(a) => runtime.block_on(verify::run(a)),
         Command::Destroy(a) => runtime.block_on(destroy::run(a)),
+        Command::Add(a) => add::run(a),
     }
 }

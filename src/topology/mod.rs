@@ -1,6 +1,7 @@
 //! The only reader of topology files: YAML -> schema (with positions) -> validated model.
 
 mod diagnostic;
+pub mod edit;
 mod schema;
 mod validate;
 

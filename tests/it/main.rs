@@ -1,6 +1,7 @@
 //! Integration tests: the built binary against real nats-server processes.
 
 mod bad_topologies;
+mod day2;
 mod jetstream;
 mod local_cluster;
 mod rendering;

@@ -1,0 +1,248 @@
+//! Day 2 on a running system: a node is added with `add node` + `apply` and removed again while
+//! a publisher keeps sending to an R3 stream with acknowledgements; every acknowledged message
+//! is in the stream afterwards.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::support::{Deployment, json_of, text};
+
+const TOPOLOGY: &str = "# day-2 test topology: comments must survive `add`
+name: day2
+regions:
+  main:
+    nodes: 3 # quorum of three
+    jetstream: true
+accounts:
+  SYS:
+    system: true
+  APP:
+    jetstream: true
+    users:
+      - user: app
+        password: ${APP_PASS}
+streams:
+  EVENTS:
+    subjects: [\"events.>\"]
+    replicas: 3
+";
+
+/// A publisher sending `events.<n>` with acknowledgements (retrying a failed one under the same
+/// message id) until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(BTreeSet<u64>, u64)>,
+}
+
+impl Load {
+    fn start(urls: Vec<String>) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(publish_until(urls, flag))
+        });
+        Load { stop, thread }
+    }
+
+    /// Stops the publisher and asserts every acknowledged message is in the stream.
+    fn stop_and_check(self, url: &str, during: &str) {
+        self.stop.store(true, Ordering::Relaxed);
+        let (acked, failures) = self.thread.join().unwrap();
+        let stored = stored_ids(url);
+        let lost: Vec<&u64> = acked.difference(&stored).collect();
+        eprintln!(
+            "published {} acknowledged messages ({failures} retried) during {during}",
+            acked.len()
+        );
+        assert!(acked.len() > 100, "the publisher ran throughout: {}", acked.len());
+        assert!(
+            lost.is_empty(),
+            "{} acknowledged message(s) lost: {:?}",
+            lost.len(),
+            &lost[..lost.len().min(10)]
+        );
+    }
+}
+
+async fn publish_until(urls: Vec<String>, stop: Arc<AtomicBool>) -> (BTreeSet<u64>, u64) {
+    let addrs: Vec<async_nats::ServerAddr> = urls.iter().map(|u| u.parse().unwrap()).collect();
+    let client = async_nats::ConnectOptions::with_user_and_password("app".into(), "app-secret".into())
+        .connect(addrs)
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    let (mut acked, mut failures, mut id) = (BTreeSet::new(), 0u64, 0u64);
+    while !stop.load(Ordering::Relaxed) {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id.to_string().as_str());
+        let sent = js
+            .publish_with_headers(format!("events.{id}"), headers, id.to_string().into())
+            .await;
+        match sent {
+            Ok(ack) => match tokio::time::timeout(Duration::from_secs(3), ack).await {
+                Ok(Ok(_)) => {
+                    acked.insert(id);
+                    id += 1;
+                }
+                _ => failures += 1,
+            },
+            Err(_) => failures += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    (acked, failures)
+}
+
+/// The ids stored in EVENTS, read back through an ordered consumer.
+fn stored_ids(url: &str) -> BTreeSet<u64> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use futures_util::StreamExt;
+        let client = async_nats::ConnectOptions::with_user_and_password("app".into(), "app-secret".into())
+            .connect(url)
+            .await
+            .unwrap();
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream("EVENTS").await.unwrap();
+        let total = stream.info().await.unwrap().state.messages;
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+            .await
+            .unwrap();
+        let mut messages = consumer.messages().await.unwrap();
+        let mut ids = BTreeSet::new();
+        while (ids.len() as u64) < total {
+            let m = tokio::time::timeout(Duration::from_secs(10), messages.next())
+                .await
+                .expect("messages keep coming")
+                .unwrap()
+                .unwrap();
+            ids.insert(String::from_utf8_lossy(&m.payload).parse::<u64>().unwrap());
+        }
+        ids
+    })
+}
+
+#[test]
+fn adding_and_removing_a_node_under_load_loses_no_acknowledged_message() {
+    let mut d = Deployment::new(std::path::Path::new("day2.yaml"), "day2", 4);
+    let file = d.dir.path().join("day2.yaml");
+    d.topology = file.clone();
+    std::fs::write(&file, TOPOLOGY).unwrap();
+    let out = d.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    let urls: Vec<String> = (0..3).map(|i| format!("nats://127.0.0.1:{}", d.port_base + 10 * i)).collect();
+    let load = Load::start(urls.clone());
+    std::thread::sleep(Duration::from_millis(300));
+
+    // add node: one line changes, comments stay.
+    let out = crate::support::notif_infra(d.dir.path())
+        .args(["add", "node", "day2.yaml", "main"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        TOPOLOGY.replace("nodes: 3 #", "nodes: 4 #")
+    );
+
+    // The plan names the new route in every existing config and how each server takes it.
+    let out = d.cmd("plan").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let plan = text(&out);
+    let new_route = format!("\"nats-route://127.0.0.1:{}\"]", d.port_base + 31);
+    let added_lines = plan
+        .lines()
+        .filter(|l| l.trim_start().starts_with("+  routes:") && l.contains(&new_route))
+        .count();
+    assert_eq!(added_lines, 3, "the new route in each existing node's config:\n{plan}");
+    for expected in [
+        "~ nats/main-1.conf",
+        "~ nats/main-2.conf",
+        "~ nats/main-3.conf",
+        "+ nats/main-4.conf",
+        "+   start   main-4",
+        "~   reload  main-1",
+        "~   reload  main-3",
+    ] {
+        assert!(plan.contains(expected), "expected `{expected}` in:\n{plan}");
+    }
+    let out = d.cmd("apply").args(["-o", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let v = json_of(&out);
+    assert!(v["verify"]["jetstream"].as_array().unwrap().iter().all(|m| m["cluster_size"] == 4));
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Removing it again, by hand: main-4 stops, the others reload, the meta group shrinks.
+    std::fs::write(&file, TOPOLOGY).unwrap();
+    let out = d.cmd("apply").args(["-o", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let v = json_of(&out);
+    let actions: Vec<(&str, &str)> = v["plan"]["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["server"].as_str().unwrap(), s["action"].as_str().unwrap()))
+        .collect();
+    assert!(actions.contains(&("main-4", "stop")), "{actions:?}");
+    assert!(actions.contains(&("main-1", "reload")), "{actions:?}");
+    assert!(
+        v["verify"]["jetstream"].as_array().unwrap().iter().all(|m| m["cluster_size"] == 3),
+        "{}",
+        v["verify"]
+    );
+    assert_eq!(v["verify"]["ok"], true);
+    std::thread::sleep(Duration::from_millis(300));
+
+    load.stop_and_check(&urls[0], "add and removal");
+}
+
+#[test]
+fn adding_a_region_rolls_the_gateway_change_without_losing_a_message() {
+    let mut d = Deployment::new(std::path::Path::new("day2.yaml"), "day2region", 6);
+    let file = d.dir.path().join("day2.yaml");
+    d.topology = file.clone();
+    let topology = TOPOLOGY.replace("name: day2", "name: day2region");
+    std::fs::write(&file, &topology).unwrap();
+    let out = d.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    let urls: Vec<String> = (0..3).map(|i| format!("nats://127.0.0.1:{}", d.port_base + 10 * i)).collect();
+    let load = Load::start(urls.clone());
+    std::thread::sleep(Duration::from_millis(300));
+
+    let out = crate::support::notif_infra(d.dir.path())
+        .args(["add", "region", "day2.yaml", "west", "--nodes", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = d.cmd("plan").output().unwrap();
+    let plan = text(&out);
+    for expected in [
+        "-/+ restart main-1",
+        "-/+ restart main-2",
+        "-/+ restart main-3",
+        "+   start   west-1",
+        "gateway",
+    ] {
+        assert!(plan.contains(expected), "expected `{expected}` in:\n{plan}");
+    }
+    let out = d.cmd("apply").args(["-o", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let v = json_of(&out);
+    assert_eq!(v["verify"]["ok"], true);
+    let gateways = v["verify"]["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["kind"] == "gateway")
+        .count();
+    assert_eq!(gateways, 8, "6 outbound and 2 inbound sums");
+    std::thread::sleep(Duration::from_millis(300));
+
+    load.stop_and_check(&urls[0], "the rolling restart");
+}
