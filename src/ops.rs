@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::apply::{LocalState, LocalTarget};
 use crate::desired::{self, Addressing, DEFAULT_LOCAL_PORT_BASE, Desired, Keys, RenderedFile};
 use crate::jsapi::{self, JsApi};
+use crate::observed::Monitor;
 use crate::observed::jetstream::{self, Connections};
 use crate::plan::{self, DesiredServer, JsAction, JsChange, LiveState, Plan};
 use crate::secrets::{KeyStore, NOT_YET_GENERATED};
@@ -78,6 +79,8 @@ pub fn render(path: &Path, out: Option<&Path>) -> Result<Rendered> {
 /// Everything a local plan or apply works from.
 pub struct LocalContext {
     pub loaded: Loaded,
+    /// The live JetStream objects as plan read them.
+    pub live_jetstream: LiveState,
     pub target: LocalTarget,
     pub state: LocalState,
     pub keys: Keys,
@@ -136,8 +139,10 @@ async fn prepare_local(opts: &LocalOptions, generate_keys: bool) -> Result<Local
         servers: plan::server_changes(&servers, &observed),
         jetstream: plan::jetstream_changes(&desired.jetstream, &live, opts.prune),
     };
+    let live_jetstream = live;
     Ok(LocalContext {
         loaded,
+        live_jetstream,
         target,
         state,
         keys,
@@ -201,22 +206,39 @@ pub async fn apply_local(opts: &LocalOptions, timeout: Duration, events: ApplyEv
     } else {
         ctx.target.record_layout(&ctx.state)?;
     }
-    if !ctx.desired.jetstream_accounts.is_empty() && (servers_changed || ctx.plan.jetstream_work().next().is_some()) {
-        apply_jetstream(&ctx.desired, &ctx.keys, opts, log).await?;
+    // The plan's JetStream changes hold only if it read the live servers and they did not change.
+    if servers_changed || !matches!(ctx.live_jetstream, LiveState::Read(_)) {
+        if !ctx.desired.jetstream_accounts.is_empty() {
+            let live = read_live_jetstream(&ctx.desired, &ctx.keys, true).await?;
+            let changes = plan::jetstream_changes(&ctx.desired.jetstream, &live, opts.prune);
+            apply_jetstream(&ctx.desired, &ctx.keys, &changes, opts, log).await?;
+        }
+    } else if ctx.plan.jetstream_work().next().is_some() {
+        // The servers did not change: the plan's reading of the live objects still holds.
+        apply_jetstream(&ctx.desired, &ctx.keys, &ctx.plan.jetstream, opts, log).await?;
     }
-    let report = verify::verify(&ctx.desired, &ctx.keys, "local", timeout, events.progress).await;
+    let known_streams = match (servers_changed, ctx.plan.jetstream_work().next(), ctx.live_jetstream) {
+        (false, None, LiveState::Read(live)) => Some(live),
+        _ => None,
+    };
+    let report = verify::verify(&ctx.desired, &ctx.keys, "local", timeout, known_streams, events.progress).await;
     Ok((ctx.loaded, ctx.plan, report))
 }
 
-/// Reads the live JetStream objects of the managed accounts; `wait` retries while the servers
-/// are still electing a meta leader.
-async fn read_live_jetstream(desired: &Desired, keys: &Keys, wait: bool) -> Result<LiveState> {
+/// Reads the live JetStream objects of the managed accounts: from the servers' monitoring
+/// endpoints (one request per server), or through the JetStream API when one of them does not
+/// answer, or `after_start` (servers just started or restarted, still recovering their
+/// streams), retrying while the meta leader is being elected.
+async fn read_live_jetstream(desired: &Desired, keys: &Keys, after_start: bool) -> Result<LiveState> {
+    if !after_start && let Ok(live) = jetstream::read_monitoring(&Monitor::new(), desired).await {
+        return Ok(LiveState::Read(live));
+    }
     let conns = open_jetstream(desired, keys).await?;
     let started = std::time::Instant::now();
     let live = loop {
-        match jetstream::read(&conns).await {
+        match jetstream::read_api(&conns).await {
             Ok(live) => break live,
-            Err(e) if wait && e.is_transient() && started.elapsed() < JETSTREAM_READY_TIMEOUT => {
+            Err(e) if after_start && e.is_transient() && started.elapsed() < JETSTREAM_READY_TIMEOUT => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => {
@@ -297,17 +319,21 @@ fn refuse_replacements(changes: &[JsChange], allowed: bool) -> Result<()> {
     )
 }
 
-/// Brings the JetStream objects to the topology: re-reads the live state now that the servers
-/// run, then creates, updates, replaces and (with --prune) deletes.
-async fn apply_jetstream(desired: &Desired, keys: &Keys, opts: &LocalOptions, log: &(dyn Fn(String) + Sync)) -> Result<()> {
-    let live = read_live_jetstream(desired, keys, true).await?;
-    let changes = plan::jetstream_changes(&desired.jetstream, &live, opts.prune);
-    refuse_replacements(&changes, opts.allow_replace)?;
+/// Brings the JetStream objects to the topology: creates, updates, replaces and (with --prune)
+/// deletes.
+async fn apply_jetstream(
+    desired: &Desired,
+    keys: &Keys,
+    changes: &[JsChange],
+    opts: &LocalOptions,
+    log: &(dyn Fn(String) + Sync),
+) -> Result<()> {
+    refuse_replacements(changes, opts.allow_replace)?;
     if !changes.iter().any(|c| c.action != JsAction::Unmanaged) {
         return Ok(());
     }
     let conns = open_jetstream(desired, keys).await?;
-    let outcome = crate::apply::jetstream::apply(&conns, &changes, log).await;
+    let outcome = crate::apply::jetstream::apply(&conns, changes, log).await;
     conns.close().await;
     if !outcome.ok() {
         bail!("{}", outcome.failure_report());
@@ -343,7 +369,7 @@ pub async fn verify_local(opts: &LocalOptions, timeout: Duration, progress: &(dy
         );
     }
     let desired = desired::build(t, &addressing, &keys);
-    Ok(verify::verify(&desired, &keys, "local", timeout, progress).await)
+    Ok(verify::verify(&desired, &keys, "local", timeout, None, progress).await)
 }
 
 /// Stops the servers and removes the state; returns the servers stopped and the directory removed.

@@ -127,6 +127,11 @@ impl Monitor {
             .unwrap_or_else(|| format!("/healthz answered {status}"))))
     }
 
+    /// `/jsz` with every account's streams and consumers, configs included.
+    pub async fn jetstream_detail(&self, base: &str) -> Result<serde_json::Value, String> {
+        self.get(base, "/jsz?accounts=true&streams=true&consumers=true&config=true").await
+    }
+
     /// `/varz` digest and load time only (what reload confirmation needs).
     pub async fn config_digest(&self, base: &str) -> Result<(Option<String>, Option<String>), String> {
         let v: Varz = self.get(base, "/varz").await?;

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
 
 use crate::desired::jetstream::replace_reason;
 use crate::desired::{JsObject, ObjectKind};
@@ -119,87 +120,76 @@ fn field_changes(o: &JsObject, live: &Map<String, Value>) -> Vec<FieldChange> {
         .collect()
 }
 
+/// Identifies an object within the managed accounts: (account, stream, consumer name).
+type ObjectKey<'a> = (&'a AccountName, &'a str, Option<&'a str>);
+
+fn key<'a>(kind: ObjectKind, account: &'a AccountName, stream: &'a str, name: &'a str) -> ObjectKey<'a> {
+    (account, stream, (kind == ObjectKind::Consumer).then_some(name))
+}
+
 /// Diffs the desired objects against the live ones. `prune` turns unmanaged objects in the
-/// managed accounts into deletions.
+/// managed accounts into deletions. Indexed lookups keep plans of thousands of objects linear.
 pub fn changes(desired: &[JsObject], live: &LiveState, prune: bool) -> Vec<JsChange> {
     let live: &[LiveObject] = match live {
         LiveState::Read(l) => l,
         LiveState::NotRunning => &[],
     };
+    let live_by_key: HashMap<ObjectKey, &LiveObject> = live.iter().map(|l| (key(l.kind, &l.account, &l.stream, &l.name), l)).collect();
+    let desired_keys: HashSet<ObjectKey> = desired.iter().map(|o| key(o.kind, &o.account, &o.stream, &o.name)).collect();
+    let change = |o: &JsObject, action, fields, config| JsChange {
+        action,
+        kind: o.kind,
+        account: o.account.clone(),
+        name: o.name.clone(),
+        stream: o.stream.clone(),
+        fields,
+        config,
+    };
     let mut out = Vec::new();
     for o in desired {
-        let found = live
-            .iter()
-            .find(|l| l.account == o.account && l.kind == o.kind && l.stream == o.stream && l.name == o.name);
-        let change = |action, fields, config| JsChange {
-            action,
-            kind: o.kind,
-            account: o.account.clone(),
-            name: o.name.clone(),
-            stream: o.stream.clone(),
-            fields,
-            config,
-        };
-        match found {
-            None => out.push(change(JsAction::Create, Vec::new(), o.config.clone())),
+        // A stream and a bucket may share the server-side name only if kinds agree.
+        match live_by_key
+            .get(&key(o.kind, &o.account, &o.stream, &o.name))
+            .filter(|l| l.kind == o.kind)
+        {
+            None => out.push(change(o, JsAction::Create, Vec::new(), o.config.clone())),
             Some(l) => {
                 let fields = field_changes(o, &l.config);
                 if fields.is_empty() {
                     continue;
                 }
-                let action = if fields.iter().any(|f| f.replace_reason.is_some()) {
-                    JsAction::Replace
-                } else {
-                    JsAction::Update
-                };
-                let config = if action == JsAction::Replace {
-                    o.config.clone()
+                if fields.iter().any(|f| f.replace_reason.is_some()) {
+                    out.push(change(o, JsAction::Replace, fields, o.config.clone()));
                 } else {
                     let mut merged = l.config.clone();
                     merged.extend(o.config.clone());
-                    merged
-                };
-                out.push(change(action, fields, config));
+                    out.push(change(o, JsAction::Update, fields, merged));
+                }
             }
         }
     }
     // Replacing a stream deletes its consumers: create the topology's again.
-    let replaced: Vec<(AccountName, String)> = out
+    let replaced: HashSet<(&AccountName, &str)> = out
         .iter()
         .filter(|c| c.action == JsAction::Replace && c.is_stream_like())
-        .map(|c| (c.account.clone(), c.stream.clone()))
+        .map(|c| (&c.account, c.stream.as_str()))
         .collect();
-    for o in desired
+    let planned: HashSet<(AccountName, String, String)> = out
         .iter()
-        .filter(|o| o.kind == ObjectKind::Consumer && replaced.contains(&(o.account.clone(), o.stream.clone())))
-    {
-        if !out
-            .iter()
-            .any(|c| c.kind == ObjectKind::Consumer && c.account == o.account && c.stream == o.stream && c.name == o.name)
-        {
-            out.push(JsChange {
-                action: JsAction::Create,
-                kind: o.kind,
-                account: o.account.clone(),
-                name: o.name.clone(),
-                stream: o.stream.clone(),
-                fields: Vec::new(),
-                config: o.config.clone(),
-            });
-        }
-    }
+        .filter(|c| !c.is_stream_like())
+        .map(|c| (c.account.clone(), c.stream.clone(), c.name.clone()))
+        .collect();
+    let recreated: Vec<JsChange> = desired
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Consumer && replaced.contains(&(&o.account, o.stream.as_str())))
+        .filter(|o| !planned.contains(&(o.account.clone(), o.stream.clone(), o.name.clone())))
+        .map(|o| change(o, JsAction::Create, Vec::new(), o.config.clone()))
+        .collect();
+    out.extend(recreated);
     for l in live {
-        let named = desired.iter().any(|o| {
-            o.account == l.account
-                && o.stream == l.stream
-                && (o.kind == ObjectKind::Consumer) == (l.kind == ObjectKind::Consumer)
-                && o.name == l.name
-        });
+        let named = desired_keys.contains(&key(l.kind, &l.account, &l.stream, &l.name));
         // Consumers of a stream that is itself unmanaged go with it.
-        let stream_unmanaged = l.kind == ObjectKind::Consumer
-            && !desired
-                .iter()
-                .any(|o| o.account == l.account && o.kind != ObjectKind::Consumer && o.stream == l.stream);
+        let stream_unmanaged = l.kind == ObjectKind::Consumer && !desired_keys.contains(&(&l.account, l.stream.as_str(), None));
         if named || stream_unmanaged {
             continue;
         }
@@ -240,6 +230,7 @@ mod tests {
             name: "S".into(),
             stream: "S".into(),
             config: config.as_object().unwrap().clone(),
+            cluster: Value::Null,
         }])
     }
 

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::desired::{Desired, Keys, ObjectKind};
-use crate::observed::jetstream::Connections;
+use crate::observed::jetstream::{self, LiveObject};
 use crate::observed::{Monitor, NodeObservation};
 
 #[derive(Debug, Clone, Serialize)]
@@ -80,7 +80,17 @@ pub async fn observe_all(monitor: &Monitor, desired: &Desired) -> BTreeMap<Strin
 }
 
 /// Polls until everything verifies or `timeout` passes; probes run once the links are up.
-pub async fn verify(desired: &Desired, keys: &Keys, target: &str, timeout: Duration, on_progress: &(dyn Fn(Progress) + Sync)) -> Report {
+/// `known_streams` is a reading of the live streams just taken (by plan, when apply changed
+/// nothing): the first stream check uses it instead of reading again.
+pub async fn verify(
+    desired: &Desired,
+    keys: &Keys,
+    target: &str,
+    timeout: Duration,
+    known_streams: Option<Vec<LiveObject>>,
+    on_progress: &(dyn Fn(Progress) + Sync),
+) -> Report {
+    let mut known_streams = known_streams;
     let started = Instant::now();
     let monitor = Monitor::new();
     let clients = probes::Clients::default();
@@ -103,7 +113,7 @@ pub async fn verify(desired: &Desired, keys: &Keys, target: &str, timeout: Durat
             });
             probes = probes::run_all(desired, keys, &clients, &nonce).await;
             if probes.iter().all(|p| p.ok) {
-                let streams = streams_until_current(desired, keys, started, timeout).await;
+                let streams = streams_until_current(desired, &monitor, known_streams.take(), started, timeout).await;
                 break build_report(desired, target, started, evaluation, probes, streams);
             }
         } else {
@@ -118,7 +128,7 @@ pub async fn verify(desired: &Desired, keys: &Keys, target: &str, timeout: Durat
                 // messages despite the missing links.
                 probes = probes::run_all(desired, keys, &clients, &nonce).await;
             }
-            let streams = streams_until_current(desired, keys, started, timeout).await;
+            let streams = streams_until_current(desired, &monitor, known_streams.take(), started, timeout).await;
             break build_report(desired, target, started, evaluation, probes, streams);
         }
         tokio::time::sleep(poll).await;
@@ -129,30 +139,28 @@ pub async fn verify(desired: &Desired, keys: &Keys, target: &str, timeout: Durat
 
 /// Checks the streams until they are all in place and current, or `timeout` (counted from
 /// `started`) passes; then reports them as last seen.
-async fn streams_until_current(desired: &Desired, keys: &Keys, started: Instant, timeout: Duration) -> Vec<StreamReport> {
+async fn streams_until_current(
+    desired: &Desired,
+    monitor: &Monitor,
+    known: Option<Vec<LiveObject>>,
+    started: Instant,
+    timeout: Duration,
+) -> Vec<StreamReport> {
     if !desired.jetstream.iter().any(|o| o.kind != ObjectKind::Consumer) {
         return Vec::new();
     }
-    let conns = match Connections::open(desired, keys).await {
-        Ok(c) => c,
-        Err(e) => {
-            let unreachable = Connections(Default::default());
-            let mut reports = streams::check_all(desired, &unreachable).await;
-            for r in &mut reports {
-                r.detail = format!("cannot reach the JetStream API: {e}");
-            }
+    let mut known = known;
+    loop {
+        let live = match known.take() {
+            Some(k) => Ok(k),
+            None => jetstream::read_monitoring(monitor, desired).await,
+        };
+        let reports = streams::check_all(desired, &live);
+        if reports.iter().all(|r| r.ok) || started.elapsed() >= timeout {
             return reports;
         }
-    };
-    let reports = loop {
-        let reports = streams::check_all(desired, &conns).await;
-        if reports.iter().all(|r| r.ok) || started.elapsed() >= timeout {
-            break reports;
-        }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    conns.close().await;
-    reports
+    }
 }
 
 fn build_report(

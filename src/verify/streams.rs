@@ -3,9 +3,10 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::HashMap;
 
 use crate::desired::{Desired, JsObject, ObjectKind};
-use crate::observed::jetstream::Connections;
+use crate::observed::jetstream::LiveObject;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamReport {
@@ -67,22 +68,27 @@ fn missing(o: &JsObject, detail: String) -> StreamReport {
     }
 }
 
-pub async fn check_all(desired: &Desired, conns: &Connections) -> Vec<StreamReport> {
-    let checks = desired
+/// Judges every stream-like object of the topology against the live objects; `Err` (the
+/// servers could not be read) marks them all failed with that reason.
+pub fn check_all(desired: &Desired, live: &Result<Vec<LiveObject>, String>) -> Vec<StreamReport> {
+    let streams: HashMap<(&Option<String>, &str), &LiveObject> = match live {
+        Ok(live) => live
+            .iter()
+            .filter(|l| l.kind != ObjectKind::Consumer)
+            .map(|l| ((&l.account, l.stream.as_str()), l))
+            .collect(),
+        Err(_) => HashMap::new(),
+    };
+    desired
         .jetstream
         .iter()
         .filter(|o| o.kind != ObjectKind::Consumer)
-        .map(|o| async move {
-            let Some(api) = conns.get(&o.account) else {
-                return missing(o, "no JetStream connection for its account".into());
-            };
-            match api.stream_info(&o.stream).await {
-                Ok(info) => judge(o, &info),
-                Err(e) if e.is_not_found() => missing(o, "missing on the servers".into()),
-                Err(e) => missing(o, e.to_string()),
-            }
-        });
-    futures_util::future::join_all(checks).await
+        .map(|o| match (live, streams.get(&(&o.account, o.stream.as_str()))) {
+            (Err(e), _) => missing(o, e.clone()),
+            (Ok(_), Some(l)) => judge(o, &serde_json::json!({ "cluster": l.cluster })),
+            (Ok(_), None) => missing(o, "missing on the servers".into()),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -409,22 +409,14 @@ impl Validator {
                 );
             }
         }
-        for (i, a) in held.iter().enumerate() {
-            for b in held[i + 1..].iter().filter(|b| b.account == a.account) {
-                if let Some((x, y)) = a
-                    .subjects
-                    .iter()
-                    .flat_map(|x| b.subjects.iter().map(move |y| (x, y)))
-                    .find(|(x, y)| subject::overlaps(x, y))
-                {
-                    self.error(
-                        Diagnostic::error(format!("{} subject `{y}` overlaps `{x}` of {}", b.object, a.object))
-                            .at(b.loc)
-                            .object(account_label(&b.account))
-                            .help("a message may be stored by one stream only: narrow one of the subjects (nats-server error 10065)"),
-                    );
-                }
-            }
+        for (a, b, x, y) in overlapping(held) {
+            let (a, b) = (&held[a], &held[b]);
+            self.error(
+                Diagnostic::error(format!("{} subject `{y}` overlaps `{x}` of {}", b.object, a.object))
+                    .at(b.loc)
+                    .object(account_label(&b.account))
+                    .help("a message may be stored by one stream only: narrow one of the subjects (nats-server error 10065)"),
+            );
         }
     }
 
@@ -552,6 +544,48 @@ impl Validator {
             }
         }
     }
+}
+
+/// Pairs of streams of one account whose subjects overlap, as (earlier, later, subject of the
+/// earlier, subject of the later), each pair once. Subjects are bucketed by their first token so
+/// thousands of streams are not compared pairwise; only wildcard-led subjects meet every bucket.
+fn overlapping<'a>(held: &'a [Held]) -> Vec<(usize, usize, &'a str, &'a str)> {
+    let mut buckets: HashMap<(&AccountName, &str), Vec<(usize, &str)>> = HashMap::new();
+    let mut wildcard_led: Vec<(usize, &str)> = Vec::new();
+    for (i, h) in held.iter().enumerate() {
+        for s in &h.subjects {
+            match s.split('.').next().unwrap_or_default() {
+                "*" | ">" => wildcard_led.push((i, s)),
+                first => buckets.entry((&h.account, first)).or_default().push((i, s)),
+            }
+        }
+    }
+    let mut found: Vec<(usize, usize, &str, &str)> = Vec::new();
+    let mut seen: std::collections::HashSet<(usize, usize)> = std::collections::HashSet::new();
+    let mut consider = |(i, x): (usize, &'a str), (j, y): (usize, &'a str)| {
+        if i == j || held[i].account != held[j].account {
+            return;
+        }
+        let ((a, sa), (b, sb)) = if i < j { ((i, x), (j, y)) } else { ((j, y), (i, x)) };
+        if subject::overlaps(sa, sb) && seen.insert((a, b)) {
+            found.push((a, b, sa, sb));
+        }
+    };
+    for bucket in buckets.values() {
+        for (n, &x) in bucket.iter().enumerate() {
+            for &y in &bucket[n + 1..] {
+                consider(x, y);
+            }
+        }
+    }
+    let everything: Vec<(usize, &str)> = buckets.values().flatten().copied().chain(wildcard_led.iter().copied()).collect();
+    for &w in &wildcard_led {
+        for &other in &everything {
+            consider(w, other);
+        }
+    }
+    found.sort();
+    found
 }
 
 fn account_label(account: &AccountName) -> String {
