@@ -15,6 +15,9 @@ pub enum ApiError {
     Timeout(Duration),
     #[error("{0}")]
     Transport(String),
+    /// A listing the cluster could not complete: these objects' leaders did not answer in time.
+    #[error("the JetStream API could not report {}: their leaders did not answer (an election in progress, or their servers are down)", .0.join(", "))]
+    Incomplete(Vec<String>),
 }
 
 /// Error codes the callers branch on.
@@ -36,7 +39,7 @@ impl ApiError {
     pub fn is_transient(&self) -> bool {
         match self {
             ApiError::Server { err_code, code, .. } => *err_code == RECONFIGURATION_IN_PROGRESS || *code == 503,
-            ApiError::Timeout(_) | ApiError::Transport(_) => true,
+            ApiError::Timeout(_) | ApiError::Transport(_) | ApiError::Incomplete(_) => true,
         }
     }
 
@@ -62,7 +65,8 @@ impl JsApi {
             .connection_timeout(Duration::from_secs(2))
             .request_timeout(Some(REQUEST_TIMEOUT))
             .retry_on_initial_connect()
-            .max_reconnects(Some(3));
+            // A client that gives up reconnecting stays closed; the callers' deadlines bound the wait.
+            .max_reconnects(None);
         if let Some(a) = account {
             let pair = keys
                 .get(&KeyId::Probe(a.clone()))
@@ -124,6 +128,18 @@ impl JsApi {
         let mut all = Vec::new();
         loop {
             let page = self.request(api, &json!({ "offset": all.len() })).await?;
+            // In a cluster a listing leaves out what it could not gather: taking the rest as
+            // the whole would show existing objects as missing.
+            let mut unreported: Vec<String> = page["missing"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m.as_str().map(str::to_string))
+                .collect();
+            unreported.extend(page["offline"].as_object().into_iter().flat_map(|o| o.keys().cloned()));
+            if !unreported.is_empty() {
+                return Err(ApiError::Incomplete(unreported));
+            }
             let items = page[field].as_array().cloned().unwrap_or_default();
             let total = page["total"].as_u64().unwrap_or(0) as usize;
             let empty = items.is_empty();

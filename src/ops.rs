@@ -20,6 +20,8 @@ use crate::{nats_server, secrets};
 /// How long apply waits for the JetStream API to answer once the servers run (a super-cluster
 /// elects its meta leader in about 5 s).
 const JETSTREAM_READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `plan` waits out a leader election on running servers before giving up.
+const ELECTION_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What every local-target command needs to know.
 #[derive(Debug, Clone)]
@@ -120,17 +122,20 @@ async fn prepare_local(opts: &LocalOptions, generate_keys: bool) -> Result<Local
         applied: previous.applied.clone(),
     };
     let observed = target.observe(&state).await;
-    let servers = desired_servers(&bin, &desired, &files).await?;
     let js_running = desired
         .servers
         .iter()
         .filter(|s| desired.jetstream_urls.contains(&s.client_url))
         .any(|s| observed.get(&s.name).is_some_and(|o| o.running));
-    let live = if js_running && missing.is_empty() && !desired.jetstream_accounts.is_empty() {
-        read_live_jetstream(&desired, &keys, false).await?
-    } else {
-        LiveState::NotRunning
+    let read_live = async {
+        if js_running && missing.is_empty() && !desired.jetstream_accounts.is_empty() {
+            read_live_jetstream(&desired, &keys, false).await
+        } else {
+            Ok(LiveState::NotRunning)
+        }
     };
+    let (servers, live) = tokio::join!(desired_servers(&bin, &desired, &files), read_live);
+    let (servers, live) = (servers?, live?);
     let plan = Plan {
         topology: t.name.clone(),
         target: "local".into(),
@@ -228,26 +233,32 @@ pub async fn apply_local(opts: &LocalOptions, timeout: Duration, events: ApplyEv
 /// Reads the live JetStream objects of the managed accounts: from the servers' monitoring
 /// endpoints (one request per server), or through the JetStream API when one of them does not
 /// answer, or `after_start` (servers just started or restarted, still recovering their
-/// streams), retrying while the meta leader is being elected.
+/// streams). The API is retried while the meta group or a stream elects a leader, since a
+/// partial listing would show existing objects as missing.
 async fn read_live_jetstream(desired: &Desired, keys: &Keys, after_start: bool) -> Result<LiveState> {
     if !after_start && let Ok(live) = jetstream::read_monitoring(&Monitor::new(), desired).await {
         return Ok(LiveState::Read(live));
     }
-    let conns = open_jetstream(desired, keys).await?;
+    let bound = if after_start { JETSTREAM_READY_TIMEOUT } else { ELECTION_TIMEOUT };
     let started = std::time::Instant::now();
     let live = loop {
-        match jetstream::read_api(&conns).await {
+        // A fresh connection per attempt: one the servers dropped while starting stays closed.
+        let attempt = match Connections::open(desired, keys).await {
+            Ok(conns) => {
+                let read = jetstream::read_api(&conns).await;
+                conns.close().await;
+                read
+            }
+            Err(e) => Err(e),
+        };
+        match attempt {
             Ok(live) => break live,
-            Err(e) if after_start && e.is_transient() && started.elapsed() < JETSTREAM_READY_TIMEOUT => {
+            Err(e) if e.is_transient() && started.elapsed() < bound => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(e) => {
-                conns.close().await;
-                return Err(anyhow::Error::new(e).context("cannot read the live JetStream objects"));
-            }
+            Err(e) => return Err(anyhow::Error::new(e).context("cannot read the live JetStream objects")),
         }
     };
-    conns.close().await;
     Ok(LiveState::Read(live))
 }
 

@@ -1,5 +1,7 @@
 //! NATS subjects: syntax and wildcard matching, as nats-server defines them.
 
+use std::collections::HashMap;
+
 /// Checks a subject or subject pattern: dot-separated non-empty tokens without white space,
 /// where `*` and `>` are whole tokens and `>` comes last.
 pub fn check(subject: &str) -> Result<(), String> {
@@ -47,6 +49,90 @@ pub fn overlaps(a: &str, b: &str) -> bool {
             (Some(x), Some(y)) if x == y || x == "*" || y == "*" => {}
             (None, None) => return true,
             _ => return false,
+        }
+    }
+}
+
+/// Subject patterns indexed token by token, so that the patterns overlapping a given one are
+/// found by walking the shared prefixes instead of comparing every pair (thousands of streams
+/// under one first token would otherwise cost millions of comparisons).
+pub struct SubjectIndex<T> {
+    root: IndexNode<T>,
+}
+
+struct IndexNode<T> {
+    children: HashMap<String, IndexNode<T>>,
+    /// Values of the patterns that end at this node.
+    ending: Vec<T>,
+}
+
+impl<T> IndexNode<T> {
+    fn new() -> Self {
+        IndexNode {
+            children: HashMap::new(),
+            ending: Vec::new(),
+        }
+    }
+}
+
+impl<T: Copy> Default for SubjectIndex<T> {
+    fn default() -> Self {
+        SubjectIndex { root: IndexNode::new() }
+    }
+}
+
+impl<T: Copy> SubjectIndex<T> {
+    /// Adds a valid pattern (see [`check`]) with its value.
+    pub fn insert(&mut self, pattern: &str, value: T) {
+        let node = pattern.split('.').fold(&mut self.root, |node, token| {
+            node.children.entry(token.to_string()).or_insert_with(IndexNode::new)
+        });
+        node.ending.push(value);
+    }
+
+    /// The values of every indexed pattern that [`overlaps`] `pattern`, each once per insertion.
+    pub fn overlapping(&self, pattern: &str) -> Vec<T> {
+        let tokens: Vec<&str> = pattern.split('.').collect();
+        let mut found = Vec::new();
+        Self::walk(&self.root, &tokens, &mut found);
+        found
+    }
+
+    fn walk(node: &IndexNode<T>, tokens: &[&str], found: &mut Vec<T>) {
+        let Some((&token, rest)) = tokens.split_first() else {
+            found.extend(&node.ending);
+            return;
+        };
+        if token == ">" {
+            // One or more tokens: everything below this node.
+            for child in node.children.values() {
+                Self::subtree(child, found);
+            }
+            return;
+        }
+        // An indexed `>` here takes this token and whatever follows.
+        if let Some(tail) = node.children.get(">") {
+            found.extend(&tail.ending);
+        }
+        if token == "*" {
+            for (key, child) in &node.children {
+                if key != ">" {
+                    Self::walk(child, rest, found);
+                }
+            }
+        } else {
+            for key in [token, "*"] {
+                if let Some(child) = node.children.get(key) {
+                    Self::walk(child, rest, found);
+                }
+            }
+        }
+    }
+
+    fn subtree(node: &IndexNode<T>, found: &mut Vec<T>) {
+        found.extend(&node.ending);
+        for child in node.children.values() {
+            Self::subtree(child, found);
         }
     }
 }
@@ -113,6 +199,23 @@ mod tests {
         assert!(!is_subset("events.*", "events.a"));
         assert!(is_subset("events.>", "events.>"));
         assert!(!is_subset("orders.a", "events.>"));
+    }
+
+    #[test]
+    fn index_finds_exactly_the_overlapping_patterns() {
+        let patterns = [
+            "a", "a.b", "a.c", "a.*", "a.>", "*", "*.b", "*.*.c", ">", "a.b.c", "a.*.c", "b.>", "a.b.>", "*.>", "x.y.z",
+        ];
+        let mut index = SubjectIndex::default();
+        for (i, p) in patterns.iter().enumerate() {
+            index.insert(p, i);
+        }
+        for query in patterns.iter().chain(&["a.b.c.d", "q", "*.*", "a.*.*.>"]) {
+            let mut found = index.overlapping(query);
+            found.sort();
+            let expected: Vec<usize> = (0..patterns.len()).filter(|&i| overlaps(patterns[i], query)).collect();
+            assert_eq!(found, expected, "overlapping {query}");
+        }
     }
 
     #[test]

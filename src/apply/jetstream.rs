@@ -62,6 +62,9 @@ fn hint(e: &ApiError) -> &'static str {
             "; the server cannot change this in place: apply with --allow-replace (the stream's messages are lost)"
         }
         Some(10039) => "; the account does not have JetStream: set `jetstream: true` on it",
+        Some(10084) | Some(10098) | Some(10101) => {
+            "; consumers of a workqueue stream need `ack_policy: explicit` and `deliver_policy: all`"
+        }
         _ => "",
     }
 }

@@ -33,14 +33,20 @@ pub fn run(a: ValidateArgs) -> Result<ExitCode> {
         (Ok(loaded), Format::Human) => {
             ui::warnings(&loaded);
             let t = &loaded.topology;
+            let js = &t.jetstream;
             println!(
-                "`{}` is a valid topology `{}`: {} region(s), {} node(s), {} leafnode(s), {} account(s), {} warning(s)",
+                "`{}` is a valid topology `{}`: {} region(s), {} node(s), {} leafnode(s), {} account(s), \
+                 {} stream(s), {} consumer(s), {} KV bucket(s), {} object store(s), {} warning(s)",
                 loaded.source.path,
                 t.name,
                 t.regions.len(),
                 t.node_count(),
                 t.leafnodes.len(),
                 t.accounts.len(),
+                js.streams.len(),
+                js.consumers.len(),
+                js.kv.len(),
+                js.object_stores.len(),
                 loaded.warnings.len()
             );
             Ok(ExitCode::SUCCESS)
@@ -55,6 +61,10 @@ pub fn run(a: ValidateArgs) -> Result<ExitCode> {
                 "nodes": t.node_count(),
                 "leafnodes": t.leafnodes.len(),
                 "accounts": t.accounts.len(),
+                "streams": t.jetstream.streams.len(),
+                "consumers": t.jetstream.consumers.len(),
+                "kv": t.jetstream.kv.len(),
+                "object_stores": t.jetstream.object_stores.len(),
                 "diagnostics": loaded.warnings,
             }));
             Ok(ExitCode::SUCCESS)

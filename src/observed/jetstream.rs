@@ -3,8 +3,10 @@
 //! stream as its leader reports it; the JetStream API is the fallback when a server does not
 //! answer.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use crate::desired::{Desired, GLOBAL_ACCOUNT, Keys, ObjectKind, Role};
 use crate::jsapi::{ApiError, JsApi};
@@ -59,26 +61,49 @@ impl Connections {
     }
 }
 
-fn stream_objects(account: &AccountName, info: &Value) -> Vec<LiveObject> {
-    let config = info["config"].as_object().cloned().unwrap_or_default();
+/// The part of `/jsz?accounts=true&streams=true&consumers=true&config=true` that the plan
+/// reads; the rest (state, counters) is skipped while parsing.
+#[derive(Debug, Deserialize)]
+pub struct JszDetail {
+    #[serde(default)]
+    account_details: Vec<JszAccount>,
+}
+
+#[derive(Debug, Deserialize)]
+struct JszAccount {
+    name: String,
+    #[serde(default)]
+    stream_detail: Vec<JszStream>,
+}
+
+#[derive(Debug, Deserialize)]
+struct JszStream {
+    config: Map<String, Value>,
+    #[serde(default)]
+    cluster: Value,
+    #[serde(default)]
+    consumer_detail: Vec<JszConsumer>,
+}
+
+#[derive(Debug, Deserialize)]
+struct JszConsumer {
+    config: Map<String, Value>,
+}
+
+fn stream_object(account: &AccountName, config: Map<String, Value>, cluster: Value) -> LiveObject {
     let stream = config.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
     let (kind, name) = classify(&stream);
-    let mut out = vec![LiveObject {
+    LiveObject {
         kind,
         account: account.clone(),
         name,
-        stream: stream.clone(),
+        stream,
         config,
-        cluster: info["cluster"].clone(),
-    }];
-    for c in info["consumer_detail"].as_array().into_iter().flatten() {
-        out.extend(consumer_object(account, &stream, c));
+        cluster,
     }
-    out
 }
 
-fn consumer_object(account: &AccountName, stream: &str, info: &Value) -> Option<LiveObject> {
-    let config = info["config"].as_object().cloned().unwrap_or_default();
+fn consumer_object(account: &AccountName, stream: &str, config: Map<String, Value>) -> Option<LiveObject> {
     // Ephemeral consumers belong to running clients, not to the topology.
     let durable = config.get("durable_name").and_then(Value::as_str)?.to_string();
     Some(LiveObject {
@@ -91,6 +116,11 @@ fn consumer_object(account: &AccountName, stream: &str, info: &Value) -> Option<
     })
 }
 
+/// A JSON object field of an API answer, empty when absent.
+fn object_of(info: &Value, field: &str) -> Map<String, Value> {
+    info[field].as_object().cloned().unwrap_or_default()
+}
+
 /// Every stream, bucket and durable consumer of the managed accounts, from the servers'
 /// `/jsz`. Fails naming the server when one does not answer.
 pub async fn read_monitoring(monitor: &Monitor, desired: &Desired) -> Result<Vec<LiveObject>, String> {
@@ -99,40 +129,59 @@ pub async fn read_monitoring(monitor: &Monitor, desired: &Desired) -> Result<Vec
         .iter()
         .filter(|s| s.role == Role::Node && s.conf.jetstream.is_some())
         .collect();
-    let reads = servers.iter().map(|s| async move {
-        let detail = monitor
-            .jetstream_detail(&s.monitor_url)
-            .await
-            .map_err(|e| format!("cannot read JetStream state from {}: {e}", s.name))?;
-        Ok::<_, String>((s.name.clone(), detail))
+    // A task per server: parsing a large report is CPU work, done on every core at once.
+    let reads = servers.iter().map(|s| {
+        let (monitor, url, name) = (monitor.clone(), s.monitor_url.clone(), s.name.clone());
+        tokio::spawn(async move {
+            let detail = monitor
+                .jetstream_detail(&url)
+                .await
+                .map_err(|e| format!("cannot read JetStream state from {name}: {e}"))?;
+            Ok::<_, String>((name, detail))
+        })
     });
     let managed: BTreeMap<String, AccountName> = desired
         .jetstream_accounts
         .iter()
         .map(|a| (a.clone().unwrap_or_else(|| GLOBAL_ACCOUNT.to_string()), a.clone()))
         .collect();
-    let details: Vec<(String, Value)> = futures_util::future::join_all(reads).await.into_iter().collect::<Result<_, _>>()?;
+    let details: Vec<(String, JszDetail)> = futures_util::future::join_all(reads)
+        .await
+        .into_iter()
+        .map(|joined| joined.map_err(|e| format!("reading JetStream state failed: {e}"))?)
+        .collect::<Result<_, _>>()?;
     // Per (account, stream): the report of the stream's leader when it has one.
-    let mut streams: BTreeMap<(&AccountName, &str), (bool, &Value)> = BTreeMap::new();
-    for (server, detail) in &details {
-        for acc in detail["account_details"].as_array().into_iter().flatten() {
-            let Some(account) = acc["name"].as_str().and_then(|n| managed.get(n)) else {
+    let mut streams: BTreeMap<(&AccountName, String), (bool, JszStream)> = BTreeMap::new();
+    for (server, detail) in details {
+        for acc in detail.account_details {
+            let Some(account) = managed.get(&acc.name) else {
                 continue;
             };
-            for info in acc["stream_detail"].as_array().into_iter().flatten() {
-                let name = info["config"]["name"].as_str().unwrap_or_default();
-                let from_leader = info["cluster"]["leader"].as_str() == Some(server.as_str());
-                let entry = streams.entry((account, name)).or_insert((from_leader, info));
-                if from_leader && !entry.0 {
-                    *entry = (true, info);
+            for info in acc.stream_detail {
+                let name = info.config.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+                let from_leader = info.cluster["leader"].as_str() == Some(server.as_str());
+                match streams.entry((account, name)) {
+                    Entry::Vacant(e) => {
+                        e.insert((from_leader, info));
+                    }
+                    Entry::Occupied(mut e) if from_leader && !e.get().0 => {
+                        e.insert((true, info));
+                    }
+                    Entry::Occupied(_) => {}
                 }
             }
         }
     }
-    Ok(streams
-        .iter()
-        .flat_map(|((account, _), (_, info))| stream_objects(account, info))
-        .collect())
+    let mut live = Vec::new();
+    for ((account, stream), (_, info)) in streams {
+        live.push(stream_object(account, info.config, info.cluster));
+        live.extend(
+            info.consumer_detail
+                .into_iter()
+                .filter_map(|c| consumer_object(account, &stream, c.config)),
+        );
+    }
+    Ok(live)
 }
 
 /// The same through the JetStream API: slower (a request per stream for its consumers) but
@@ -147,11 +196,15 @@ pub async fn read_api(conns: &Connections) -> Result<Vec<LiveObject>, ApiError> 
             Ok::<_, ApiError>((stream, consumers))
         });
         for info in &streams {
-            all.extend(stream_objects(account, info));
+            all.push(stream_object(account, object_of(info, "config"), info["cluster"].clone()));
         }
         for result in futures_util::future::join_all(consumer_reads).await {
             let (stream, consumers) = result?;
-            all.extend(consumers.iter().filter_map(|c| consumer_object(account, &stream, c)));
+            all.extend(
+                consumers
+                    .iter()
+                    .filter_map(|c| consumer_object(account, &stream, object_of(c, "config"))),
+            );
         }
     }
     Ok(all)

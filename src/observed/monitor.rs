@@ -128,7 +128,7 @@ impl Monitor {
     }
 
     /// `/jsz` with every account's streams and consumers, configs included.
-    pub async fn jetstream_detail(&self, base: &str) -> Result<serde_json::Value, String> {
+    pub async fn jetstream_detail(&self, base: &str) -> Result<super::jetstream::JszDetail, String> {
         self.get(base, "/jsz?accounts=true&streams=true&consumers=true&config=true").await
     }
 

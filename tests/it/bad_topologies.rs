@@ -169,6 +169,16 @@ const CASES: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "workqueue consumers that nats-server refuses",
+        "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstream: true\nstreams:\n  Q:\n    subjects: [q.>]\n    retention: workqueue\nconsumers:\n  - durable: a\n    stream: Q\n    filter_subject: q.a\n    deliver_policy: new\n  - durable: b\n    stream: Q\n    filter_subject: q.b\n    ack_policy: none\n",
+        &[
+            "consumer `a` of workqueue stream `Q` must deliver all messages",
+            "bad.yaml:11:14",
+            "consumer `b` of workqueue stream `Q` must acknowledge each message",
+            "bad.yaml:15:14",
+        ],
+    ),
+    (
         "consumer on an unknown stream",
         "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstream: true\nstreams:\n  EVENTS:\n    subjects: [e.>]\nconsumers:\n  - durable: c\n    stream: EVENT\n",
         &[

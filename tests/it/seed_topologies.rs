@@ -37,6 +37,16 @@ fn comes_up_and_verifies(file: &Path, name: &str, servers: u16) -> Value {
     assert!(links.iter().all(|l| l["ok"] == true), "{links:?}");
     let probes = v["probes"].as_array().unwrap();
     assert!(probes.iter().all(|p| p["ok"] == true), "{probes:?}");
+
+    // Every stream, bucket and object store the file names is on the servers, placed and current.
+    let declared = validated(file);
+    let objects = ["streams", "kv", "object_stores"]
+        .iter()
+        .map(|k| declared[*k].as_u64().unwrap())
+        .sum::<u64>();
+    let streams = v["streams"].as_array().unwrap();
+    assert_eq!(streams.len() as u64, objects, "{streams:?}");
+    assert!(streams.iter().all(|s| s["ok"] == true), "{streams:?}");
     v
 }
 
@@ -106,14 +116,19 @@ fn leaf_denying_every_import_from_a_clustered_hub_verifies() {
     assert_eq!(leaf, vec![("leaf_import", false)]);
 }
 
-/// Servers in a shipped topology, from `validate -o json`.
-fn servers_of(name: &str) -> u16 {
+/// What `validate -o json` counts in a topology file.
+fn validated(file: &Path) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let out = crate::support::notif_infra(dir.path())
         .args(["validate", "-o", "json"])
-        .arg(topology(name))
+        .arg(file)
         .output()
         .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Servers in a shipped topology.
+fn servers_of(name: &str) -> u16 {
+    let v = validated(&topology(name));
     (v["nodes"].as_u64().unwrap() + v["leafnodes"].as_u64().unwrap()) as u16
 }

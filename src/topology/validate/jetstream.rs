@@ -41,8 +41,9 @@ impl Validator {
         for (name, spec) in &file.object_stores {
             objects.object_stores.push(self.object_store(name, spec, topology));
         }
+        let streams: HashMap<&str, &Stream> = objects.streams.iter().map(|s| (s.name.as_str(), s)).collect();
         for spec in &file.consumers {
-            if let Some(c) = self.consumer(spec, &objects.streams) {
+            if let Some(c) = self.consumer(spec, &streams) {
                 objects.consumers.push(c);
             }
         }
@@ -265,16 +266,18 @@ impl Validator {
         }
     }
 
-    fn consumer(&mut self, spec: &ConsumerSpec, streams: &[Stream]) -> Option<Consumer> {
+    fn consumer(&mut self, spec: &ConsumerSpec, streams: &HashMap<&str, &Stream>) -> Option<Consumer> {
         let name = &spec.durable;
         self.name(name, "consumer");
-        let Some(stream) = streams.iter().find(|s| s.name == spec.stream.value) else {
+        let Some(stream) = streams.get(spec.stream.value.as_str()) else {
             let mut d = Diagnostic::error(format!(
                 "consumer `{}` is on stream `{}`, which is not declared",
                 name.value, spec.stream.value
             ))
             .at(loc(&spec.stream));
-            d = match did_you_mean(&spec.stream.value, streams.iter().map(|s| s.name.as_str())) {
+            let mut names: Vec<&str> = streams.keys().copied().collect();
+            names.sort_unstable();
+            d = match did_you_mean(&spec.stream.value, names) {
                 Some(s) => d.help(format!("did you mean `{s}`?")),
                 None => d.help("declare the stream under `streams:`"),
             };
@@ -494,8 +497,11 @@ impl Validator {
     }
 
     fn consumer_checks(&mut self, objects: &JetStreamObjects) {
+        let streams: HashMap<&str, &Stream> = objects.streams.iter().map(|s| (s.name.as_str(), s)).collect();
+        let mut by_stream: HashMap<&str, Vec<&Consumer>> = HashMap::new();
         let mut seen: HashMap<(&str, &str), Loc> = HashMap::new();
         for c in &objects.consumers {
+            by_stream.entry(&c.stream).or_default().push(c);
             if let Some(first) = seen.insert((&c.stream, &c.name), c.loc) {
                 self.error(
                     Diagnostic::error(format!("duplicate consumer `{}` on stream `{}`", c.name, c.stream))
@@ -503,7 +509,7 @@ impl Validator {
                         .help(format!("first declared at line {}", first.line)),
                 );
             }
-            let Some(stream) = objects.streams.iter().find(|s| s.name == c.stream) else {
+            let Some(stream) = streams.get(c.stream.as_str()) else {
                 continue;
             };
             for f in &c.filter_subjects {
@@ -522,7 +528,31 @@ impl Validator {
             }
         }
         for stream in objects.streams.iter().filter(|s| s.retention == Retention::Workqueue) {
-            let consumers: Vec<&Consumer> = objects.consumers.iter().filter(|c| c.stream == stream.name).collect();
+            let consumers = by_stream.get(stream.name.as_str()).map(Vec::as_slice).unwrap_or_default();
+            // nats-server refuses these (10101, 10098, 10084): a work queue hands out every
+            // message it holds and removes each once its consumer acknowledges it.
+            for c in consumers {
+                if c.deliver_policy != DeliverPolicy::All {
+                    self.error(
+                        Diagnostic::error(format!(
+                            "consumer `{}` of workqueue stream `{}` must deliver all messages",
+                            c.name, stream.name
+                        ))
+                        .at(c.loc)
+                        .help("nats-server requires `deliver_policy: all` on workqueue streams: remove `deliver_policy` (a work queue only holds messages not yet acknowledged)"),
+                    );
+                }
+                if c.ack_policy != AckPolicy::Explicit {
+                    self.error(
+                        Diagnostic::error(format!(
+                            "consumer `{}` of workqueue stream `{}` must acknowledge each message",
+                            c.name, stream.name
+                        ))
+                        .at(c.loc)
+                        .help("nats-server requires `ack_policy: explicit` on workqueue streams"),
+                    );
+                }
+            }
             for (i, a) in consumers.iter().enumerate() {
                 for b in &consumers[i + 1..] {
                     let overlap = a.filter_subjects.is_empty()
@@ -547,41 +577,24 @@ impl Validator {
 }
 
 /// Pairs of streams of one account whose subjects overlap, as (earlier, later, subject of the
-/// earlier, subject of the later), each pair once. Subjects are bucketed by their first token so
-/// thousands of streams are not compared pairwise; only wildcard-led subjects meet every bucket.
+/// earlier, subject of the later), each pair once, found through a subject index per account.
 fn overlapping<'a>(held: &'a [Held]) -> Vec<(usize, usize, &'a str, &'a str)> {
-    let mut buckets: HashMap<(&AccountName, &str), Vec<(usize, &str)>> = HashMap::new();
-    let mut wildcard_led: Vec<(usize, &str)> = Vec::new();
+    let mut indexes: HashMap<&AccountName, subject::SubjectIndex<(usize, &str)>> = HashMap::new();
     for (i, h) in held.iter().enumerate() {
+        let index = indexes.entry(&h.account).or_default();
         for s in &h.subjects {
-            match s.split('.').next().unwrap_or_default() {
-                "*" | ">" => wildcard_led.push((i, s)),
-                first => buckets.entry((&h.account, first)).or_default().push((i, s)),
-            }
+            index.insert(s, (i, s.as_str()));
         }
     }
     let mut found: Vec<(usize, usize, &str, &str)> = Vec::new();
     let mut seen: std::collections::HashSet<(usize, usize)> = std::collections::HashSet::new();
-    let mut consider = |(i, x): (usize, &'a str), (j, y): (usize, &'a str)| {
-        if i == j || held[i].account != held[j].account {
-            return;
-        }
-        let ((a, sa), (b, sb)) = if i < j { ((i, x), (j, y)) } else { ((j, y), (i, x)) };
-        if subject::overlaps(sa, sb) && seen.insert((a, b)) {
-            found.push((a, b, sa, sb));
-        }
-    };
-    for bucket in buckets.values() {
-        for (n, &x) in bucket.iter().enumerate() {
-            for &y in &bucket[n + 1..] {
-                consider(x, y);
+    for (i, h) in held.iter().enumerate() {
+        for s in &h.subjects {
+            for (j, other) in indexes[&h.account].overlapping(s) {
+                if j > i && seen.insert((i, j)) {
+                    found.push((i, j, s, other));
+                }
             }
-        }
-    }
-    let everything: Vec<(usize, &str)> = buckets.values().flatten().copied().chain(wildcard_led.iter().copied()).collect();
-    for &w in &wildcard_led {
-        for &other in &everything {
-            consider(w, other);
         }
     }
     found.sort();
