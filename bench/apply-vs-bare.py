@@ -9,31 +9,12 @@ gateways, leafnodes, the JetStream meta group and send its message probes.
 Usage: bench/apply-vs-bare.py [--runs N] [TOPOLOGY ...]   (default: dev supercluster)
 Prints one line per run and a summary with medians and the ratio.
 """
-import argparse, os, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import argparse, os, shutil, statistics, subprocess, tempfile, time, urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "notif-infra")
-NATS = os.environ.get("NATS_SERVER_BIN", os.path.join(ROOT, ".tools", "bin", "nats-server"))
+from benchlib import BIN, NATS, ROOT, free_base
+
 ENV = dict(os.environ, APP_PASS="bench", NATS_SERVER_BIN=NATS)
 TARGETS = {"dev": 1.3, "supercluster": 1.5}
-
-
-def free_base(servers):
-    # Below the kernel's ephemeral range, where probe and poll connections leave TIME_WAITs.
-    for base in range(20000, 32000, 500):
-        if all(_free(p) for p in range(base, base + servers * 10)):
-            return base
-    sys.exit("no free port range")
-
-
-def _free(port):
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nats-server's listeners do
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 def healthy(url):

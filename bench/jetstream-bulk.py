@@ -14,12 +14,11 @@ puts the servers' data elsewhere (e.g. /dev/shm) to separate disk from CPU.
 Usage: bench/jetstream-bulk.py [--count N] [--runs R] [--state-dir DIR]
        (default 1000 objects of each kind, 3 runs, data in a temporary directory)
 """
-import argparse, os, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, statistics, subprocess, sys, tempfile, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "notif-infra")
+from benchlib import BIN, NATS, ROOT, free_base
+
 BASELINE = os.path.join(ROOT, "target", "release", "examples", "sequential_create")
-NATS = os.environ.get("NATS_SERVER_BIN", os.path.join(ROOT, ".tools", "bin", "nats-server"))
 ENV = dict(os.environ, NATS_SERVER_BIN=NATS)
 
 BASE = """name: bulk
@@ -36,23 +35,6 @@ def topology(count):
     streams = "".join(f"  S{i:04}:\n    subjects: [\"bulk.{i}.>\"]\n" for i in range(count))
     consumers = "".join(f"  - durable: C{i:04}\n    stream: S{i:04}\n" for i in range(count))
     return BASE + (f"streams:\n{streams}consumers:\n{consumers}" if count else "")
-
-
-def free_base(servers):
-    for base in range(20000, 32000, 500):
-        if all(_free(p) for p in range(base, base + servers * 10)):
-            return base
-    sys.exit("no free port range")
-
-
-def _free(port):
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 def run(args, work):

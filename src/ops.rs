@@ -318,14 +318,19 @@ fn refuse_replacements(changes: &[JsChange], allowed: bool) -> Result<()> {
                 .iter()
                 .filter_map(|f| f.replace_reason.as_ref().map(|r| format!("{}: {r}", f.field)))
                 .collect();
-            format!("  -/+ {} ({})", c.label(), reasons.join("; "))
+            format!(
+                "  -/+ {} ({}; replacing loses {})",
+                c.label(),
+                reasons.join("; "),
+                c.kind.replacement_loss()
+            )
         })
         .collect();
     if allowed || replacements.is_empty() {
         return Ok(());
     }
     bail!(
-        "apply stopped before changing anything: these objects can only be replaced, which deletes their messages:\n{}\nrun apply again with --allow-replace to replace them",
+        "apply stopped before changing anything: these objects can only be replaced, deleting them first:\n{}\nrun apply again with --allow-replace to replace them",
         replacements.join("\n")
     )
 }

@@ -76,12 +76,12 @@ fn mark(ok: bool) -> &'static str {
 pub fn verify_table(r: &Report) -> String {
     let mut out = String::new();
     let status = if r.ok { "verified" } else { "NOT verified" };
-    out += &format!(
-        "Topology `{}` on target {}: {status} in {:.1} s\n\n",
-        r.topology,
-        r.target,
-        r.elapsed_ms as f64 / 1000.0
-    );
+    let took = if r.elapsed_ms < 1000 {
+        format!("{} ms", r.elapsed_ms)
+    } else {
+        format!("{:.1} s", r.elapsed_ms as f64 / 1000.0)
+    };
+    out += &format!("Topology `{}` on target {}: {status} in {took}\n\n", r.topology, r.target);
     let w = r.nodes.iter().map(|n| n.name.len()).max().unwrap_or(4).max(4);
     let rw = r.nodes.iter().map(|n| n.region.len()).max().unwrap_or(6).max(6);
     out += &format!(
@@ -130,16 +130,18 @@ pub fn verify_table(r: &Report) -> String {
     }
     if !r.streams.is_empty() {
         out += "\nStreams\n";
-        for s in &r.streams {
-            let account = s.account.as_deref().map(|a| format!(" ({a})")).unwrap_or_default();
+        let named: Vec<String> = r
+            .streams
+            .iter()
+            .map(|s| match &s.account {
+                Some(a) => format!("{} ({a})", s.name),
+                None => s.name.clone(),
+            })
+            .collect();
+        let w = named.iter().map(String::len).max().unwrap_or(0);
+        for (s, name) in r.streams.iter().zip(&named) {
             let region = s.region.as_deref().unwrap_or("-");
-            out += &format!(
-                "  {}  {:<12} {}{account}  in {region}: {}\n",
-                mark(s.ok),
-                s.kind.label(),
-                s.name,
-                s.detail
-            );
+            out += &format!("  {}  {:<12} {name:<w$}  in {region}: {}\n", mark(s.ok), s.kind.label(), s.detail);
         }
     }
     let failures = r.failures();

@@ -80,6 +80,18 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
+/// A duration as a topology writes it, with days (`7d`, `1d12h`). Server configs take
+/// [`format_duration`]: Go durations have no days.
+pub fn format_duration_days(d: Duration) -> String {
+    let days = d.as_secs() / 86_400;
+    let rest = d - Duration::from_secs(days * 86_400);
+    match (days, rest.is_zero()) {
+        (0, _) => format_duration(d),
+        (n, true) => format!("{n}d"),
+        (n, false) => format!("{n}d{}", format_duration(rest)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +117,11 @@ mod tests {
             ("7d", "168h"),
         ] {
             assert_eq!(format_duration(parse_duration(text).unwrap()), canonical, "{text}");
+        }
+        for (text, shown) in [("7d", "7d"), ("36h", "1d12h"), ("2h", "2h"), ("90s", "1m30s")] {
+            let d = parse_duration(text).unwrap();
+            assert_eq!(format_duration_days(d), shown, "{text}");
+            assert_eq!(parse_duration(shown).unwrap(), d, "{shown}");
         }
         for bad in ["", "10", "s", "5x", "1.5s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");

@@ -59,7 +59,7 @@ fn hint(e: &ApiError) -> &'static str {
         }
         Some(10005) | Some(10023) => "; not enough servers for the replicas or placement: lower `replicas:`, fix `placement:` or add nodes",
         Some(10052) | Some(10012) => {
-            "; the server cannot change this in place: apply with --allow-replace (the stream's messages are lost)"
+            "; the server cannot change this in place: apply with --allow-replace (replacing loses what the object holds)"
         }
         Some(10039) => "; the account does not have JetStream: set `jetstream: true` on it",
         Some(10084) | Some(10098) | Some(10101) => {

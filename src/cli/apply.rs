@@ -21,7 +21,7 @@ pub struct ApplyArgs {
     /// Delete JetStream objects on the servers that the topology does not name
     #[arg(long)]
     prune: bool,
-    /// Replace JetStream objects the server cannot change in place (deletes their messages)
+    /// Replace JetStream objects the server cannot change in place (a stream's messages, a consumer's position are lost)
     #[arg(long)]
     allow_replace: bool,
     #[arg(short = 'o', long, value_enum, default_value = "human")]

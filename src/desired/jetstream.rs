@@ -27,6 +27,16 @@ impl ObjectKind {
             ObjectKind::Consumer => "consumer",
         }
     }
+
+    /// What deleting and recreating an object of this kind loses.
+    pub fn replacement_loss(self) -> &'static str {
+        match self {
+            ObjectKind::Consumer => "the consumer's position and pending acknowledgements",
+            ObjectKind::Kv => "the bucket's values",
+            ObjectKind::ObjectStore => "the store's objects",
+            ObjectKind::Stream => "the stream's messages",
+        }
+    }
 }
 
 /// One object to hold on the server.
@@ -45,16 +55,20 @@ pub struct JsObject {
 }
 
 impl JsObject {
-    /// `stream EVENTS`, `consumer EVENTS/processor`, `kv config`, with the account when there is one.
     pub fn label(&self) -> String {
-        let name = match self.kind {
-            ObjectKind::Consumer => format!("{}/{}", self.stream, self.name),
-            _ => self.name.clone(),
-        };
-        match &self.account {
-            Some(a) => format!("{} {name} (account {a})", self.kind.label()),
-            None => format!("{} {name}", self.kind.label()),
-        }
+        object_label(self.kind, &self.account, &self.stream, &self.name)
+    }
+}
+
+/// `stream EVENTS`, `consumer EVENTS/processor`, `kv config`, with the account when there is one.
+pub fn object_label(kind: ObjectKind, account: &AccountName, stream: &str, name: &str) -> String {
+    let name = match kind {
+        ObjectKind::Consumer => format!("{stream}/{name}"),
+        _ => name.to_string(),
+    };
+    match account {
+        Some(a) => format!("{} {name} (account {a})", kind.label()),
+        None => format!("{} {name}", kind.label()),
     }
 }
 

@@ -6,7 +6,7 @@ pub mod jetstream;
 mod render;
 
 pub use addressing::{Addressing, DEFAULT_LOCAL_PORT_BASE, Endpoint, LOCAL_PORT_STRIDE, assign_slots};
-pub use jetstream::{JsObject, ObjectKind};
+pub use jetstream::{JsObject, ObjectKind, object_label};
 pub use render::{RenderedFile, render_files};
 
 use serde::{Deserialize, Serialize};

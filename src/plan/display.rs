@@ -86,7 +86,10 @@ fn js_change(c: &JsChange) -> String {
     for f in &c.fields {
         out += &format!("        {}: {} -> {}\n", f.field, shown(&f.field, &f.from), shown(&f.field, &f.to));
         if let Some(reason) = &f.replace_reason {
-            out += &format!("          (forces replacement: {reason}; apply needs --allow-replace, and the stream's messages are lost)\n");
+            out += &format!(
+                "          (forces replacement: {reason}; apply needs --allow-replace and loses {})\n",
+                c.kind.replacement_loss()
+            );
         }
     }
     out
@@ -97,7 +100,7 @@ fn shown(field: &str, v: &serde_json::Value) -> String {
     let nanos_field = matches!(field, "max_age" | "duplicate_window" | "ack_wait" | "idle_heartbeat" | "backoff");
     let human = |v: &serde_json::Value| {
         v.as_u64()
-            .map(|n| crate::units::format_duration(std::time::Duration::from_nanos(n)))
+            .map(|n| crate::units::format_duration_days(std::time::Duration::from_nanos(n)))
     };
     match v {
         serde_json::Value::Array(items) if nanos_field => {

@@ -60,14 +60,7 @@ pub struct JsChange {
 
 impl JsChange {
     pub fn label(&self) -> String {
-        let name = match self.kind {
-            ObjectKind::Consumer => format!("{}/{}", self.stream, self.name),
-            _ => self.name.clone(),
-        };
-        match &self.account {
-            Some(a) => format!("{} {name} (account {a})", self.kind.label()),
-            None => format!("{} {name}", self.kind.label()),
-        }
+        crate::desired::object_label(self.kind, &self.account, &self.stream, &self.name)
     }
 
     pub fn is_stream_like(&self) -> bool {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::support::{Deployment, json_of, text};
+use crate::support::{Deployment, assert_contains_all, json_of, text};
 
 const TOPOLOGY: &str = "# day-2 test topology: comments must survive `add`
 name: day2
@@ -160,17 +160,18 @@ fn adding_and_removing_a_node_under_load_loses_no_acknowledged_message() {
         .filter(|l| l.trim_start().starts_with("+  routes:") && l.contains(&new_route))
         .count();
     assert_eq!(added_lines, 3, "the new route in each existing node's config:\n{plan}");
-    for expected in [
-        "~ nats/main-1.conf",
-        "~ nats/main-2.conf",
-        "~ nats/main-3.conf",
-        "+ nats/main-4.conf",
-        "+   start   main-4",
-        "~   reload  main-1",
-        "~   reload  main-3",
-    ] {
-        assert!(plan.contains(expected), "expected `{expected}` in:\n{plan}");
-    }
+    assert_contains_all(
+        &plan,
+        &[
+            "~ nats/main-1.conf",
+            "~ nats/main-2.conf",
+            "~ nats/main-3.conf",
+            "+ nats/main-4.conf",
+            "+   start   main-4",
+            "~   reload  main-1",
+            "~   reload  main-3",
+        ],
+    );
     let out = d.cmd("apply").args(["-o", "json"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let v = json_of(&out);
@@ -222,15 +223,16 @@ fn adding_a_region_rolls_the_gateway_change_without_losing_a_message() {
     assert!(out.status.success(), "{}", text(&out));
     let out = d.cmd("plan").output().unwrap();
     let plan = text(&out);
-    for expected in [
-        "-/+ restart main-1",
-        "-/+ restart main-2",
-        "-/+ restart main-3",
-        "+   start   west-1",
-        "gateway",
-    ] {
-        assert!(plan.contains(expected), "expected `{expected}` in:\n{plan}");
-    }
+    assert_contains_all(
+        &plan,
+        &[
+            "-/+ restart main-1",
+            "-/+ restart main-2",
+            "-/+ restart main-3",
+            "+   start   west-1",
+            "gateway",
+        ],
+    );
     let out = d.cmd("apply").args(["-o", "json"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let v = json_of(&out);

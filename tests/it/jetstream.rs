@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use std::path::Path;
 
-use crate::support::{Deployment, json_of, text};
+use crate::support::{Deployment, assert_contains_all, json_of, text};
 
 const BASE: &str = "name: js\ndefaults:\n  jetstream: { max_file_store: 1GB, max_memory_store: 256MB }\nregions:\n  main:\n    nodes: 3\n    jetstream: true\n";
 
@@ -64,14 +64,15 @@ fn drift_replacement_and_pruning_against_live_servers() {
 
     let out = d.cmd("apply").output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    for expected in [
-        "+ stream EVENTS",
-        "+ consumer EVENTS/processor",
-        "+ kv settings",
-        "ok    stream       EVENTS",
-    ] {
-        assert!(text(&out).contains(expected), "expected `{expected}` in:\n{}", text(&out));
-    }
+    assert_contains_all(
+        &text(&out),
+        &[
+            "+ stream EVENTS",
+            "+ consumer EVENTS/processor",
+            "+ kv settings",
+            "ok    stream       EVENTS",
+        ],
+    );
     let (code, changes) = plan_json(&d, &[]);
     assert_eq!((code, actions(&changes)), (Some(0), vec![]), "server defaults are not drift");
 
@@ -90,14 +91,15 @@ fn drift_replacement_and_pruning_against_live_servers() {
     let out = d.cmd("plan").output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let human = text(&out);
-    for expected in [
-        "~   stream EVENTS",
-        "max_age: 1h -> 24h",
-        "+   consumer EVENTS/processor",
-        "?   stream ROGUE",
-    ] {
-        assert!(human.contains(expected), "expected `{expected}` in:\n{human}");
-    }
+    assert_contains_all(
+        &human,
+        &[
+            "~   stream EVENTS",
+            "max_age: 1h -> 1d",
+            "+   consumer EVENTS/processor",
+            "?   stream ROGUE",
+        ],
+    );
     let out = d.cmd("apply").output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let (code, changes) = plan_json(&d, &[]);
@@ -163,18 +165,19 @@ fn a_server_refusal_names_the_object_the_error_and_the_fix() {
     let out = d.cmd("apply").output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let report = text(&out);
-    for expected in [
-        "JetStream apply failed for 1 object(s)",
-        "stream ORDERS: ",
-        "(JetStream error 400/10065)",
-        "narrow `subjects:`",
-        "not attempted (1)",
-        "consumer ORDERS/reader",
-        "applied (1):",
-        "stream SMALL",
-    ] {
-        assert!(report.contains(expected), "expected `{expected}` in:\n{report}");
-    }
+    assert_contains_all(
+        &report,
+        &[
+            "JetStream apply failed for 1 object(s)",
+            "stream ORDERS: ",
+            "(JetStream error 400/10065)",
+            "narrow `subjects:`",
+            "not attempted (1)",
+            "consumer ORDERS/reader",
+            "applied (1):",
+            "stream SMALL",
+        ],
+    );
     let small = js_request(&d, "STREAM.INFO.SMALL", json!({}));
     assert_eq!(
         small["config"]["max_age"], 3_600_000_000_000u64,

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{Deployment, alive, get_json, json_of, nats_server, text, topology};
+use crate::support::{Deployment, alive, assert_contains_all, get_json, json_of, nats_server, text, topology};
 
 #[test]
 fn dev_apply_verify_reapply_destroy() {
@@ -133,15 +133,16 @@ fn killing_a_node_fails_verify_naming_its_links() {
     let out = d.cmd("verify").args(["--timeout", "2"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let report = String::from_utf8_lossy(&out.stdout);
-    for expected in [
-        "NOT verified",
-        "node main-2 unhealthy",
-        "route main-1 -> main-2 missing",
-        "route main-3 -> main-2 missing",
-        "route main-2 -> main-1 missing",
-    ] {
-        assert!(report.contains(expected), "expected `{expected}` in:\n{report}");
-    }
+    assert_contains_all(
+        &report,
+        &[
+            "NOT verified",
+            "node main-2 unhealthy",
+            "route main-1 -> main-2 missing",
+            "route main-3 -> main-2 missing",
+            "route main-2 -> main-1 missing",
+        ],
+    );
     assert!(
         !report.contains("route main-1 -> main-3 missing"),
         "healthy links are not reported missing:\n{report}"
@@ -193,15 +194,16 @@ fn changed_setting_is_planned_then_reloaded_or_restarted() {
     let out = d.cmd("plan").output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let plan = String::from_utf8_lossy(&out.stdout);
-    for expected in [
-        "~ nats/main-1.conf",
-        "-max_payload: 1048576",
-        "+max_payload: 2097152",
-        "~   reload  main-1",
-        "max_payload changed",
-    ] {
-        assert!(plan.contains(expected), "expected `{expected}` in:\n{plan}");
-    }
+    assert_contains_all(
+        &plan,
+        &[
+            "~ nats/main-1.conf",
+            "-max_payload: 1048576",
+            "+max_payload: 2097152",
+            "~   reload  main-1",
+            "max_payload changed",
+        ],
+    );
     let out = d.cmd("apply").output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("reloaded main-1"), "{}", text(&out));

@@ -182,3 +182,10 @@ pub fn json_of(out: &std::process::Output) -> serde_json::Value {
 pub fn text(out: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
+
+/// Fails naming the first of `expected` that `haystack` lacks, and showing all of it.
+pub fn assert_contains_all(haystack: &str, expected: &[&str]) {
+    for e in expected {
+        assert!(haystack.contains(e), "expected `{e}` in:\n{haystack}");
+    }
+}

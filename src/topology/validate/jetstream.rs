@@ -23,10 +23,7 @@ struct Held<'a> {
     subjects: Vec<String>,
     object: String,
     loc: Loc,
-    replicas: u8,
-    placement: Option<&'a Placement>,
-    storage: Storage,
-    max_bytes: Option<u64>,
+    store: &'a StoreSettings,
 }
 
 impl Validator {
@@ -425,7 +422,7 @@ impl Validator {
 
     fn replicas_and_placement(&mut self, h: &Held, t: &Topology) {
         let js_regions: Vec<&Region> = t.regions.iter().filter(|r| r.jetstream.is_some()).collect();
-        let region = match h.placement.and_then(|p| p.region.as_deref()) {
+        let region = match h.store.placement.as_ref().and_then(|p| p.region.as_deref()) {
             Some(name) => match js_regions.iter().find(|r| r.name == name) {
                 Some(r) => Some(*r),
                 None => {
@@ -449,11 +446,11 @@ impl Validator {
         };
         let Some(region) = region else { return };
         let limits = region.jetstream.unwrap_or_default();
-        let store_limit = match h.storage {
+        let store_limit = match h.store.storage {
             Storage::File => limits.max_file_store,
             Storage::Memory => limits.max_memory_store,
         };
-        if let (Some(want), Some(limit)) = (h.max_bytes, store_limit)
+        if let (Some(want), Some(limit)) = (h.store.max_bytes, store_limit)
             && want > limit
         {
             self.error(
@@ -461,13 +458,13 @@ impl Validator {
                     "{} wants max_bytes {want} but the servers of region `{}` store at most {limit} ({} storage)",
                     h.object,
                     region.name,
-                    if h.storage == Storage::File { "file" } else { "memory" }
+                    if h.store.storage == Storage::File { "file" } else { "memory" }
                 ))
                 .at(h.loc)
                 .help("lower `max_bytes` or raise the region's `max_file_store`/`max_memory_store`"),
             );
         }
-        let tags = h.placement.map(|p| p.tags.as_slice()).unwrap_or_default();
+        let tags = h.store.placement.as_ref().map(|p| p.tags.as_slice()).unwrap_or_default();
         let fitting = region.nodes.iter().filter(|n| tags.iter().all(|t| n.tags.contains(t))).count();
         if !tags.is_empty() && fitting == 0 {
             self.error(
@@ -480,12 +477,12 @@ impl Validator {
                 .at(h.loc)
                 .help("add the tags to nodes under `tags:` or change the placement"),
             );
-        } else if usize::from(h.replicas) > fitting {
+        } else if usize::from(h.store.replicas) > fitting {
             self.error(
                 Diagnostic::error(format!(
                     "{} wants {} replicas but region `{}` has {} node(s){}",
                     h.object,
-                    h.replicas,
+                    h.store.replicas,
                     region.name,
                     fitting,
                     if tags.is_empty() { String::new() } else { " with its tags".into() }
@@ -622,10 +619,7 @@ fn held_streams(o: &JetStreamObjects) -> Vec<Held<'_>> {
         },
         object: format!("stream `{}`", s.name),
         loc: s.loc,
-        replicas: s.store.replicas,
-        placement: s.store.placement.as_ref(),
-        storage: s.store.storage,
-        max_bytes: s.store.max_bytes,
+        store: &s.store,
     });
     let kv = o.kv.iter().map(|k| Held {
         stream_name: kv_stream_name(&k.bucket),
@@ -633,10 +627,7 @@ fn held_streams(o: &JetStreamObjects) -> Vec<Held<'_>> {
         subjects: vec![format!("$KV.{}.>", k.bucket)],
         object: format!("KV bucket `{}`", k.bucket),
         loc: k.loc,
-        replicas: k.store.replicas,
-        placement: k.store.placement.as_ref(),
-        storage: k.store.storage,
-        max_bytes: k.store.max_bytes,
+        store: &k.store,
     });
     let obj = o.object_stores.iter().map(|b| Held {
         stream_name: object_stream_name(&b.bucket),
@@ -644,10 +635,7 @@ fn held_streams(o: &JetStreamObjects) -> Vec<Held<'_>> {
         subjects: vec![format!("$O.{}.C.>", b.bucket), format!("$O.{}.M.>", b.bucket)],
         object: format!("object store `{}`", b.bucket),
         loc: b.loc,
-        replicas: b.store.replicas,
-        placement: b.store.placement.as_ref(),
-        storage: b.store.storage,
-        max_bytes: b.store.max_bytes,
+        store: &b.store,
     });
     streams.chain(kv).chain(obj).collect()
 }
