@@ -22,7 +22,7 @@ pub struct ProbeReport {
 }
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
-const RESEND_EVERY: Duration = Duration::from_millis(10);
+const RESEND_EVERY: Duration = Duration::from_millis(2);
 
 /// Probe connections, one per server and account, kept across verification rounds.
 #[derive(Default)]
