@@ -126,18 +126,25 @@ fn stored_ids(url: &str) -> BTreeSet<u64> {
     })
 }
 
-#[test]
-fn adding_and_removing_a_node_under_load_loses_no_acknowledged_message() {
-    let mut d = Deployment::new(std::path::Path::new("day2.yaml"), "day2", 4);
+/// The day-2 topology as `name`, applied from a file of its own (the commands edit it), with
+/// acknowledged publishing to `events.>` already running against its three nodes.
+fn deployed_under_load(name: &str, servers: u16) -> (Deployment, std::path::PathBuf, Vec<String>, Load) {
+    let mut d = Deployment::new(std::path::Path::new("day2.yaml"), name, servers);
     let file = d.dir.path().join("day2.yaml");
     d.topology = file.clone();
-    std::fs::write(&file, TOPOLOGY).unwrap();
+    std::fs::write(&file, TOPOLOGY.replace("name: day2", &format!("name: {name}"))).unwrap();
     let out = d.cmd("apply").output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
 
     let urls: Vec<String> = (0..3).map(|i| format!("nats://127.0.0.1:{}", d.port_base + 10 * i)).collect();
     let load = Load::start(urls.clone());
     std::thread::sleep(Duration::from_millis(300));
+    (d, file, urls, load)
+}
+
+#[test]
+fn adding_and_removing_a_node_under_load_loses_no_acknowledged_message() {
+    let (d, file, urls, load) = deployed_under_load("day2", 4);
 
     // add node: one line changes, comments stay.
     let out = crate::support::notif_infra(d.dir.path())
@@ -204,17 +211,7 @@ fn adding_and_removing_a_node_under_load_loses_no_acknowledged_message() {
 
 #[test]
 fn adding_a_region_rolls_the_gateway_change_without_losing_a_message() {
-    let mut d = Deployment::new(std::path::Path::new("day2.yaml"), "day2region", 6);
-    let file = d.dir.path().join("day2.yaml");
-    d.topology = file.clone();
-    let topology = TOPOLOGY.replace("name: day2", "name: day2region");
-    std::fs::write(&file, &topology).unwrap();
-    let out = d.cmd("apply").output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-
-    let urls: Vec<String> = (0..3).map(|i| format!("nats://127.0.0.1:{}", d.port_base + 10 * i)).collect();
-    let load = Load::start(urls.clone());
-    std::thread::sleep(Duration::from_millis(300));
+    let (d, _, urls, load) = deployed_under_load("day2region", 6);
 
     let out = crate::support::notif_infra(d.dir.path())
         .args(["add", "region", "day2.yaml", "west", "--nodes", "3"])

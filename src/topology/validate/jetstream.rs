@@ -529,24 +529,23 @@ impl Validator {
             // nats-server refuses these (10101, 10098, 10084): a work queue hands out every
             // message it holds and removes each once its consumer acknowledges it.
             for c in consumers {
-                if c.deliver_policy != DeliverPolicy::All {
+                let refused = [
+                    (
+                        c.deliver_policy != DeliverPolicy::All,
+                        "must deliver all messages",
+                        "nats-server requires `deliver_policy: all` on workqueue streams: remove `deliver_policy` (a work queue only holds messages not yet acknowledged)",
+                    ),
+                    (
+                        c.ack_policy != AckPolicy::Explicit,
+                        "must acknowledge each message",
+                        "nats-server requires `ack_policy: explicit` on workqueue streams",
+                    ),
+                ];
+                for (_, what, help) in refused.into_iter().filter(|r| r.0) {
                     self.error(
-                        Diagnostic::error(format!(
-                            "consumer `{}` of workqueue stream `{}` must deliver all messages",
-                            c.name, stream.name
-                        ))
-                        .at(c.loc)
-                        .help("nats-server requires `deliver_policy: all` on workqueue streams: remove `deliver_policy` (a work queue only holds messages not yet acknowledged)"),
-                    );
-                }
-                if c.ack_policy != AckPolicy::Explicit {
-                    self.error(
-                        Diagnostic::error(format!(
-                            "consumer `{}` of workqueue stream `{}` must acknowledge each message",
-                            c.name, stream.name
-                        ))
-                        .at(c.loc)
-                        .help("nats-server requires `ack_policy: explicit` on workqueue streams"),
+                        Diagnostic::error(format!("consumer `{}` of workqueue stream `{}` {what}", c.name, stream.name))
+                            .at(c.loc)
+                            .help(help),
                     );
                 }
             }
