@@ -17,10 +17,10 @@ use crate::topology::{self, Loaded, TopologyError};
 use crate::verify::{self, Progress, Report};
 use crate::{nats_server, secrets};
 
-/// How long apply waits for the JetStream API to answer once the servers run (a super-cluster
-/// elects its meta leader in about 5 s).
+/// How long apply waits for JetStream to be ready once the servers run (a super-cluster elects
+/// its meta leader in about 5 s).
 const JETSTREAM_READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long `plan` waits out a leader election on running servers before giving up.
+/// How long reading the live objects waits out a leader election before giving up.
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What every local-target command needs to know.
@@ -129,7 +129,7 @@ async fn prepare_local(opts: &LocalOptions, generate_keys: bool) -> Result<Local
         .any(|s| observed.get(&s.name).is_some_and(|o| o.running));
     let read_live = async {
         if js_running && missing.is_empty() && !desired.jetstream_accounts.is_empty() {
-            read_live_jetstream(&desired, &keys, false).await
+            read_live_jetstream(&desired, &keys).await
         } else {
             Ok(LiveState::NotRunning)
         }
@@ -214,7 +214,8 @@ pub async fn apply_local(opts: &LocalOptions, timeout: Duration, events: ApplyEv
     // The plan's JetStream changes hold only if it read the live servers and they did not change.
     if servers_changed || !matches!(ctx.live_jetstream, LiveState::Read(_)) {
         if !ctx.desired.jetstream_accounts.is_empty() {
-            let live = read_live_jetstream(&ctx.desired, &ctx.keys, true).await?;
+            wait_jetstream_ready(&ctx.desired).await?;
+            let live = read_live_jetstream(&ctx.desired, &ctx.keys).await?;
             let changes = plan::jetstream_changes(&ctx.desired.jetstream, &live, opts.prune);
             apply_jetstream(&ctx.desired, &ctx.keys, &changes, opts, log).await?;
         }
@@ -230,16 +231,71 @@ pub async fn apply_local(opts: &LocalOptions, timeout: Duration, events: ApplyEv
     Ok((ctx.loaded, ctx.plan, report))
 }
 
+/// Waits until every JetStream server answers `/healthz` (which nats-server holds back until
+/// the meta group has a leader and the server's streams are current) and the leader sees every
+/// other member current: before that, API requests go unanswered or placement finds peers
+/// offline.
+async fn wait_jetstream_ready(desired: &Desired) -> Result<()> {
+    let monitor = Monitor::new();
+    // Every JetStream node of the super-cluster: the meta leader may be in any region.
+    let servers: Vec<_> = desired
+        .servers
+        .iter()
+        .filter(|s| s.role == desired::Role::Node && s.conf.jetstream.is_some())
+        .collect();
+    let started = std::time::Instant::now();
+    loop {
+        let waiting = match jetstream_not_ready(&monitor, &servers, desired.jetstream_meta.len()).await {
+            None => return Ok(()),
+            Some(waiting) => waiting,
+        };
+        if started.elapsed() >= JETSTREAM_READY_TIMEOUT {
+            bail!(
+                "JetStream is not ready after {} s, so no stream or consumer was applied: {waiting}",
+                JETSTREAM_READY_TIMEOUT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// What JetStream still waits for, if anything.
+async fn jetstream_not_ready(monitor: &Monitor, servers: &[&desired::ServerSpec], members: usize) -> Option<String> {
+    let checks = futures_util::future::join_all(servers.iter().map(|s| monitor.health(&s.monitor_url))).await;
+    for (s, check) in servers.iter().zip(checks) {
+        if let Ok(Err(reason)) | Err(reason) = check {
+            return Some(format!("{}: {reason}", s.name));
+        }
+    }
+    if members == 0 {
+        // A lone server runs JetStream without a meta group.
+        return None;
+    }
+    let views = futures_util::future::join_all(servers.iter().map(|s| monitor.meta_peers(&s.monitor_url))).await;
+    let leader_view = servers.iter().zip(views).find_map(|(s, view)| match view {
+        Ok((Some(leader), peers)) if leader == s.name => Some(peers),
+        _ => None,
+    });
+    let Some(peers) = leader_view else {
+        return Some("the JetStream meta group has no leader yet".into());
+    };
+    if peers.len() + 1 < members {
+        return Some(format!("the meta leader sees {} of {members} members", peers.len() + 1));
+    }
+    peers
+        .iter()
+        .find(|p| p.offline || !p.current)
+        .map(|p| format!("the meta leader does not see {} current yet", p.name))
+}
+
 /// Reads the live JetStream objects of the managed accounts: from the servers' monitoring
 /// endpoints (one request per server), or through the JetStream API when one of them does not
-/// answer, or `after_start` (servers just started or restarted, still recovering their
-/// streams). The API is retried while the meta group or a stream elects a leader, since a
-/// partial listing would show existing objects as missing.
-async fn read_live_jetstream(desired: &Desired, keys: &Keys, after_start: bool) -> Result<LiveState> {
-    if !after_start && let Ok(live) = jetstream::read_monitoring(&Monitor::new(), desired).await {
+/// answer. The API is retried while the meta group or a stream elects a leader, since a partial
+/// listing would show existing objects as missing.
+async fn read_live_jetstream(desired: &Desired, keys: &Keys) -> Result<LiveState> {
+    if let Ok(live) = jetstream::read_monitoring(&Monitor::new(), desired).await {
         return Ok(LiveState::Read(live));
     }
-    let bound = if after_start { JETSTREAM_READY_TIMEOUT } else { ELECTION_TIMEOUT };
     let started = std::time::Instant::now();
     let live = loop {
         // A fresh connection per attempt: one the servers dropped while starting stays closed.
@@ -253,7 +309,7 @@ async fn read_live_jetstream(desired: &Desired, keys: &Keys, after_start: bool) 
         };
         match attempt {
             Ok(live) => break live,
-            Err(e) if e.is_transient() && started.elapsed() < bound => {
+            Err(e) if e.is_transient() && started.elapsed() < ELECTION_TIMEOUT => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => return Err(anyhow::Error::new(e).context("cannot read the live JetStream objects")),

@@ -80,6 +80,19 @@ struct JszMeta {
     leader: Option<String>,
     #[serde(default)]
     cluster_size: usize,
+    /// The other members, as this server sees them (the leader's view is the one that counts).
+    #[serde(default)]
+    replicas: Vec<MetaPeer>,
+}
+
+/// A member of the JetStream meta group as its leader sees it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetaPeer {
+    pub name: String,
+    #[serde(default)]
+    pub current: bool,
+    #[serde(default)]
+    pub offline: bool,
 }
 
 #[derive(Deserialize)]
@@ -125,6 +138,12 @@ impl Monitor {
         Ok(Err(body
             .and_then(|b| b.error)
             .unwrap_or_else(|| format!("/healthz answered {status}"))))
+    }
+
+    /// The meta leader's name and the other members as this server sees them.
+    pub async fn meta_peers(&self, base: &str) -> Result<(Option<String>, Vec<MetaPeer>), String> {
+        let j: Jsz = self.get(base, "/jsz").await?;
+        Ok(j.meta_cluster.map(|m| (m.leader, m.replicas)).unwrap_or_default())
     }
 
     /// `/jsz` with every account's streams and consumers, configs included.
