@@ -34,3 +34,13 @@ os.replace(tmp, sys.argv[2])
 PY
   echo "installed $("$bin/nats-server" --version) into $bin"
 fi
+
+# pydot (pure Python) parses the DOT pictures `graph` prints, as Graphviz's grammar defines it.
+PYDOT_VERSION="${PYDOT_VERSION:-4.0.1}"
+py="$tools/python"
+if PYTHONPATH="$py" python3 -c "import pydot, sys; sys.exit(pydot.__version__ != '$PYDOT_VERSION')" 2>/dev/null; then
+  echo "pydot $PYDOT_VERSION already in $py"
+else
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$py" --upgrade "pydot==$PYDOT_VERSION"
+  echo "installed pydot $PYDOT_VERSION into $py"
+fi

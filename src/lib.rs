@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod desired;
+pub mod graph;
 pub mod jsapi;
 pub mod model;
 pub mod nats_server;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::apply::{LocalState, LocalTarget};
 use crate::desired::{self, Addressing, DEFAULT_LOCAL_PORT_BASE, Desired, Keys, RenderedFile};
+use crate::graph::{self, GraphFormat};
 use crate::jsapi::{self, JsApi};
 use crate::observed::Monitor;
 use crate::observed::jetstream::{self, Connections};
@@ -228,6 +229,7 @@ pub async fn apply_local(opts: &LocalOptions, timeout: Duration, events: ApplyEv
         _ => None,
     };
     let report = verify::verify(&ctx.desired, &ctx.keys, "local", timeout, known_streams, events.progress).await;
+    ctx.target.record_verification(&serde_json::to_string_pretty(&report)?)?;
     Ok((ctx.loaded, ctx.plan, report))
 }
 
@@ -245,9 +247,8 @@ async fn wait_jetstream_ready(desired: &Desired) -> Result<()> {
         .collect();
     let started = std::time::Instant::now();
     loop {
-        let waiting = match jetstream_not_ready(&monitor, &servers, desired.jetstream_meta.len()).await {
-            None => return Ok(()),
-            Some(waiting) => waiting,
+        let Some(waiting) = jetstream_not_ready(&monitor, &servers, desired.jetstream_meta.len()).await else {
+            return Ok(());
         };
         if started.elapsed() >= JETSTREAM_READY_TIMEOUT {
             bail!(
@@ -441,7 +442,31 @@ pub async fn verify_local(opts: &LocalOptions, timeout: Duration, progress: &(dy
         );
     }
     let desired = desired::build(t, &addressing, &keys);
-    Ok(verify::verify(&desired, &keys, "local", timeout, None, progress).await)
+    let report = verify::verify(&desired, &keys, "local", timeout, None, progress).await;
+    target.record_verification(&serde_json::to_string_pretty(&report)?)?;
+    Ok(report)
+}
+
+/// The topology as Mermaid or DOT; with `live`, coloured by the local deployment's last
+/// verification.
+pub fn graph(path: &Path, state_root: &Path, format: GraphFormat, live: bool) -> Result<String> {
+    let loaded = load(path)?;
+    let t = &loaded.topology;
+    let links = if live {
+        let target = LocalTarget::new(state_root, &t.name, PathBuf::new());
+        let Some(report) = target.last_verification()? else {
+            bail!(
+                "topology `{}` has not been verified on the local target (nothing in `{}`): run `notif-infra verify {}` first",
+                t.name,
+                target.dir.display(),
+                path.display()
+            );
+        };
+        Some(graph::live_links(&report).context("the saved verification report is not readable: run verify again")?)
+    } else {
+        None
+    };
+    Ok(graph::render(t, format, links.as_deref()))
 }
 
 /// Stops the servers and removes the state; returns the servers stopped and the directory removed.

@@ -48,6 +48,25 @@ impl LocalTarget {
         self.dir.join("state.json")
     }
 
+    fn last_verification_path(&self) -> PathBuf {
+        self.dir.join("last-verify.json")
+    }
+
+    /// Keeps the latest verification report (JSON) for `graph --live`.
+    pub fn record_verification(&self, report_json: &str) -> Result<()> {
+        write_atomic(&self.last_verification_path(), report_json.as_bytes(), 0o644)
+    }
+
+    /// The latest verification report, if this deployment was ever verified.
+    pub fn last_verification(&self) -> Result<Option<String>> {
+        let path = self.last_verification_path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read `{}`", path.display()))),
+        }
+    }
+
     pub fn conf_path(&self, server: &str) -> PathBuf {
         self.dir.join("nats").join(format!("{server}.conf"))
     }

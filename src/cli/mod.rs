@@ -4,6 +4,7 @@
 mod add;
 mod apply;
 mod destroy;
+mod graph;
 mod init;
 mod plan;
 mod render;
@@ -46,6 +47,8 @@ enum Command {
     Destroy(destroy::DestroyArgs),
     /// Add a node or a region to a topology file, keeping its comments and order
     Add(add::AddArgs),
+    /// Print the topology as a picture (Mermaid, DOT or SVG), optionally with live link states
+    Graph(graph::GraphArgs),
 }
 
 /// Where servers run. Only `local` exists so far.
@@ -96,5 +99,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(a) => runtime.block_on(verify::run(a)),
         Command::Destroy(a) => runtime.block_on(destroy::run(a)),
         Command::Add(a) => add::run(a),
+        Command::Graph(a) => graph::run(a),
     }
 }

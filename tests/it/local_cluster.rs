@@ -148,6 +148,18 @@ fn killing_a_node_fails_verify_naming_its_links() {
         "healthy links are not reported missing:\n{report}"
     );
 
+    // The picture of the last verification: main-2's routes red, the others green.
+    let out = d.cmd("graph").args(["--format", "dot", "--live"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_contains_all(
+        &text(&out),
+        &[
+            "\"main-1\" -- \"main-2\" [color=red];",
+            "\"main-2\" -- \"main-3\" [color=red];",
+            "\"main-1\" -- \"main-3\" [color=green];",
+        ],
+    );
+
     // plan sees the dead server and apply brings it back. The streams it hosted still exist:
     // a listing the cluster could not complete during the election must not say otherwise.
     let out = d.cmd("plan").output().unwrap();

@@ -2,6 +2,7 @@
 
 mod bad_topologies;
 mod day2;
+mod graph;
 mod jetstream;
 mod local_cluster;
 mod rendering;
