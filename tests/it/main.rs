@@ -1,6 +1,7 @@
 //! Integration tests: the built binary against real nats-server processes.
 
 mod bad_topologies;
+mod compose;
 mod day2;
 mod graph;
 mod jetstream;
