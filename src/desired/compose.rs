@@ -138,3 +138,39 @@ pub fn compose_file(desired: &Desired, env_vars: &[String]) -> Option<RenderedFi
         secret: false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::{Addressing, build};
+    use crate::topology::{Source, parse};
+
+    fn desired(yaml: &str) -> Desired {
+        let t = parse(Source {
+            path: "t.yaml".into(),
+            text: yaml.into(),
+        })
+        .unwrap()
+        .topology;
+        build(&t, &Addressing::Declared, &Default::default())
+    }
+
+    #[test]
+    fn shared_ports_are_offset_and_distinct_ports_kept() {
+        let same = desired("name: t\nregions:\n  main:\n    nodes: 3\n");
+        assert_eq!(published(&same.servers, |s| s.endpoint_ports.client), vec![4222, 4223, 4224]);
+        let distinct = desired(
+            "name: t\nregions:\n  main:\n    nodes:\n      - { name: a, ports: { client: 5000 } }\n      - { name: b, ports: { client: 5001 } }\n      - { name: c, ports: { client: 4000 } }\n",
+        );
+        assert_eq!(published(&distinct.servers, |s| s.endpoint_ports.client), vec![5000, 5001, 4000]);
+    }
+
+    #[test]
+    fn servers_dialled_by_address_get_no_single_host_project() {
+        let by_name = desired("name: t\nregions:\n  main:\n    nodes:\n      - { name: a, host: nats-a.example }\n");
+        assert_eq!(dialled_host(&by_name.servers[0]), "nats-a.example");
+        assert!(compose_file(&by_name, &[]).is_some());
+        let by_ip = desired("name: t\nregions:\n  main:\n    nodes:\n      - { name: a, host: 10.0.1.1 }\n");
+        assert!(compose_file(&by_ip, &[]).is_none());
+    }
+}
