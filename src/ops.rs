@@ -147,10 +147,9 @@ async fn prepare_local(opts: &LocalOptions, generate_keys: bool) -> Result<Local
         servers: plan::server_changes(&servers, &observed),
         jetstream: plan::jetstream_changes(&desired.jetstream, &live, opts.prune),
     };
-    let live_jetstream = live;
     Ok(LocalContext {
         loaded,
-        live_jetstream,
+        live_jetstream: live,
         target,
         state,
         keys,
@@ -242,11 +241,7 @@ pub async fn apply_local(opts: &LocalOptions, timeout: Duration, events: ApplyEv
 async fn wait_jetstream_ready(desired: &Desired) -> Result<()> {
     let monitor = Monitor::new();
     // Every JetStream node of the super-cluster: the meta leader may be in any region.
-    let servers: Vec<_> = desired
-        .servers
-        .iter()
-        .filter(|s| s.role == desired::Role::Node && s.conf.jetstream.is_some())
-        .collect();
+    let servers = desired.jetstream_nodes();
     let started = std::time::Instant::now();
     loop {
         let Some(waiting) = jetstream_not_ready(&monitor, &servers, desired.jetstream_meta.len()).await else {

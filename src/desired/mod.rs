@@ -246,6 +246,14 @@ impl Desired {
     pub fn server(&self, name: &str) -> Option<&ServerSpec> {
         self.servers.iter().find(|s| s.name == name)
     }
+
+    /// The nodes that run JetStream, in every region (leafnodes' own domains excluded).
+    pub fn jetstream_nodes(&self) -> Vec<&ServerSpec> {
+        self.servers
+            .iter()
+            .filter(|s| s.role == Role::Node && s.conf.jetstream.is_some())
+            .collect()
+    }
 }
 
 impl ProbeKind {

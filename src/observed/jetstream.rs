@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
-use crate::desired::{Desired, GLOBAL_ACCOUNT, Keys, ObjectKind, Role};
+use crate::desired::{Desired, GLOBAL_ACCOUNT, Keys, ObjectKind};
 use crate::jsapi::{ApiError, JsApi};
 use crate::model::AccountName;
 use crate::observed::Monitor;
@@ -124,11 +124,7 @@ fn object_of(info: &Value, field: &str) -> Map<String, Value> {
 /// Every stream, bucket and durable consumer of the managed accounts, from the servers'
 /// `/jsz`. Fails naming the server when one does not answer.
 pub async fn read_monitoring(monitor: &Monitor, desired: &Desired) -> Result<Vec<LiveObject>, String> {
-    let servers: Vec<_> = desired
-        .servers
-        .iter()
-        .filter(|s| s.role == Role::Node && s.conf.jetstream.is_some())
-        .collect();
+    let servers = desired.jetstream_nodes();
     // A task per server: parsing a large report is CPU work, done on every core at once.
     let reads = servers.iter().map(|s| {
         let (monitor, url, name) = (monitor.clone(), s.monitor_url.clone(), s.name.clone());

@@ -167,15 +167,15 @@ pub fn changes(desired: &[JsObject], live: &LiveState, prune: bool) -> Vec<JsCha
         .filter(|c| c.action == JsAction::Replace && c.is_stream_like())
         .map(|c| (&c.account, c.stream.as_str()))
         .collect();
-    let planned: HashSet<(AccountName, String, String)> = out
+    let planned: HashSet<(&AccountName, &str, &str)> = out
         .iter()
         .filter(|c| !c.is_stream_like())
-        .map(|c| (c.account.clone(), c.stream.clone(), c.name.clone()))
+        .map(|c| (&c.account, c.stream.as_str(), c.name.as_str()))
         .collect();
     let recreated: Vec<JsChange> = desired
         .iter()
         .filter(|o| o.kind == ObjectKind::Consumer && replaced.contains(&(&o.account, o.stream.as_str())))
-        .filter(|o| !planned.contains(&(o.account.clone(), o.stream.clone(), o.name.clone())))
+        .filter(|o| !planned.contains(&(&o.account, o.stream.as_str(), o.name.as_str())))
         .map(|o| change(o, JsAction::Create, Vec::new(), o.config.clone()))
         .collect();
     out.extend(recreated);
