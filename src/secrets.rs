@@ -37,7 +37,9 @@ impl KeyStore {
             Err(e) => return Err(e).with_context(|| format!("cannot read key file `{}`", path.display())),
         };
         let pair = nkeys::KeyPair::from_seed(&seed)
-            .map_err(|_| anyhow::anyhow!("key file `{}` does not hold a valid nkey seed; restore it from a backup or delete it to issue a new key (every server using it must then be updated)", path.display()))?;
+            .ok()
+            .filter(|p| p.key_pair_type() == id.kind())
+            .ok_or_else(|| anyhow::anyhow!("key file `{}` does not hold a valid {:?} nkey seed; restore it from a backup or delete it to issue a new key (every server and client using it must then be updated)", path.display(), id.kind()))?;
         Ok(Some(NkeyPair {
             public: pair.public_key(),
             seed,
@@ -78,7 +80,7 @@ impl KeyStore {
     pub fn load_or_generate(&self, ids: &[KeyId]) -> Result<(Keys, Vec<KeyId>)> {
         let (mut keys, missing) = self.load(ids)?;
         for id in &missing {
-            let pair = nkeys::KeyPair::new_user();
+            let pair = nkeys::KeyPair::new(id.kind());
             let seed = pair.seed().map_err(|e| anyhow::anyhow!("cannot encode a new nkey seed: {e}"))?;
             self.write(id, &seed)?;
             keys.insert(

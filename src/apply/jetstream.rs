@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::jsapi::{ApiError, JsApi};
+use crate::jsapi::{ApiError, INSUFFICIENT_RESOURCES, JsApi};
 use crate::observed::jetstream::Connections;
 use crate::plan::{JsAction, JsChange};
 
@@ -54,10 +54,12 @@ fn hint(e: &ApiError) -> &'static str {
         Some(10047) | Some(10028) => {
             "; the servers' JetStream storage is too small: raise `max_file_store`/`max_memory_store` or lower `max_bytes`"
         }
-        Some(10005) | Some(10023) if storage => {
+        Some(INSUFFICIENT_RESOURCES) | Some(10023) if storage => {
             "; no server has the storage: raise `max_file_store`/`max_memory_store` of the region or lower `max_bytes`"
         }
-        Some(10005) | Some(10023) => "; not enough servers for the replicas or placement: lower `replicas:`, fix `placement:` or add nodes",
+        Some(INSUFFICIENT_RESOURCES) | Some(10023) => {
+            "; not enough servers for the replicas or placement: lower `replicas:`, fix `placement:` or add nodes"
+        }
         Some(10052) | Some(10012) => {
             "; the server cannot change this in place: apply with --allow-replace (replacing loses what the object holds)"
         }

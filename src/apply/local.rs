@@ -1,6 +1,8 @@
-//! The `local` target: real nats-server processes on this machine, every server on 127.0.0.1,
-//! configs, keys, data, logs and pid files under `<state-root>/<topology>/`. The processes
-//! outlive the command; pid files and `state.json` let later commands find them.
+//! The targets on this machine. `local`: real nats-server processes, every server on 127.0.0.1,
+//! configs, keys, data, logs and pid files under `<state-root>/<topology>/`; the processes
+//! outlive the command, and pid files and `state.json` let later commands find them.
+//! `compose`: the same plan carried out on the services of a Docker Compose project, with its
+//! state under `<state-root>/<topology>.compose/`.
 
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
@@ -13,8 +15,10 @@ use std::time::{Duration, Instant};
 
 use crate::desired::{Desired, ServerConf};
 use crate::observed::{Monitor, files, process};
-use crate::plan::{FileAction, ObservedServer, Plan, ServerAction};
+use crate::plan::{FileAction, ObservedServer, Plan, ServerAction, ServerChange};
 use crate::secrets::{redact, write_atomic, write_private};
+
+use super::compose::ComposeProject;
 
 const STOP_GRACE: Duration = Duration::from_secs(10);
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -30,7 +34,15 @@ pub struct LocalState {
 
 pub struct LocalTarget {
     pub dir: PathBuf,
-    bin: PathBuf,
+    runtime: Runtime,
+}
+
+/// What the servers run as.
+pub enum Runtime {
+    /// nats-server processes started from this binary, found again through pid files.
+    Processes { bin: PathBuf },
+    /// The services of a Docker Compose project.
+    Compose(ComposeProject),
 }
 
 /// Something apply did, for the progress display.
@@ -40,8 +52,22 @@ impl LocalTarget {
     pub fn new(state_root: &Path, topology: &str, bin: PathBuf) -> Self {
         LocalTarget {
             dir: state_root.join(topology),
-            bin,
+            runtime: Runtime::Processes { bin },
         }
+    }
+
+    /// The compose target's deployment of `topology`, running `image`.
+    pub fn compose(state_root: &Path, topology: &str, image: &str) -> Result<Self> {
+        let dir = state_root.join(format!("{topology}.compose"));
+        let project = ComposeProject::new(&dir, topology, image)?;
+        Ok(LocalTarget {
+            dir,
+            runtime: Runtime::Compose(project),
+        })
+    }
+
+    pub fn is_compose(&self) -> bool {
+        matches!(self.runtime, Runtime::Compose(_))
     }
 
     fn state_path(&self) -> PathBuf {
@@ -94,14 +120,18 @@ impl LocalTarget {
         write_atomic(&self.state_path(), text.as_bytes(), 0o644)
     }
 
-    /// The config files now on disk, relative to the state directory.
-    pub fn files_on_disk(&self) -> Result<BTreeMap<PathBuf, String>> {
-        files::read_tree(&self.dir, &["nats"]).with_context(|| format!("cannot read `{}`", self.dir.display()))
+    /// The files apply manages, relative to the state directory: server configs, the compose
+    /// project, and the credential directories `extra` names.
+    pub fn files_on_disk(&self, extra: &[String]) -> Result<BTreeMap<PathBuf, String>> {
+        let mut dirs = vec!["nats".to_string(), "compose".to_string()];
+        dirs.extend_from_slice(extra);
+        files::read_tree(&self.dir, &dirs).with_context(|| format!("cannot read `{}`", self.dir.display()))
     }
 
-    /// Servers that have a pid file, whether each still runs, and the digest it runs with.
-    pub async fn observe(&self, state: &LocalState) -> BTreeMap<String, ObservedServer> {
-        let monitor = Monitor::new();
+    /// Servers that apply started (or that have a pid file), whether each still runs, and the
+    /// digest it runs with.
+    pub async fn observe(&self, state: &LocalState, desired: &Desired) -> BTreeMap<String, ObservedServer> {
+        let monitor = Monitor::for_desired(desired);
         let mut names: Vec<String> = state.applied.keys().cloned().collect();
         if let Ok(entries) = std::fs::read_dir(self.dir.join("run")) {
             names.extend(
@@ -112,18 +142,30 @@ impl LocalTarget {
         }
         names.sort();
         names.dedup();
+        let running_services = match &self.runtime {
+            Runtime::Compose(project) => project.running(),
+            Runtime::Processes { .. } => Vec::new(),
+        };
+        let running_services = &running_services;
         let reads = names.into_iter().map(|name| {
             let monitor = monitor.clone();
             async move {
-                let running =
-                    process::read_pid(&self.pid_path(&name)).is_some_and(|pid| process::running_server(pid, &self.conf_path(&name)));
+                let running = match &self.runtime {
+                    Runtime::Compose(_) => running_services.contains(&name),
+                    Runtime::Processes { .. } => self.running_pid(&name).is_some(),
+                };
                 let applied = state.applied.get(&name).cloned();
-                let digest = match (&applied, running) {
-                    (Some(conf), true) => monitor
-                        .config_digest(&format!("http://{}", conf.http))
-                        .await
-                        .ok()
-                        .and_then(|(d, _)| d),
+                // A process listens where its last config said; a container's monitoring port
+                // is reached through the port the project publishes.
+                let url = match (&self.runtime, &applied) {
+                    (Runtime::Compose(_), _) => desired.server(&name).map(|s| s.monitor_url.clone()),
+                    (Runtime::Processes { .. }, Some(conf)) => {
+                        Some(format!("{}://{}", if conf.monitor_https { "https" } else { "http" }, conf.http))
+                    }
+                    (Runtime::Processes { .. }, None) => None,
+                };
+                let digest = match (url, running) {
+                    (Some(url), true) => monitor.config_digest(&url).await.ok().and_then(|(d, _)| d),
                     _ => None,
                 };
                 (name, ObservedServer { running, digest, applied })
@@ -137,7 +179,16 @@ impl LocalTarget {
         let mut taken = Vec::new();
         for change in plan.servers.iter().filter(|c| c.action == ServerAction::Start) {
             let Some(s) = desired.server(&change.server) else { continue };
-            for addr in listen_addresses(&s.conf) {
+            let addresses = match self.runtime {
+                // Inside its container a server has its own ports; on this machine only the
+                // published ones count.
+                Runtime::Compose(_) => vec![
+                    format!("127.0.0.1:{}", s.reach_ports.client),
+                    format!("127.0.0.1:{}", s.reach_ports.monitor),
+                ],
+                Runtime::Processes { .. } => listen_addresses(&s.conf),
+            };
+            for addr in addresses {
                 if std::net::TcpListener::bind(&addr).is_err() {
                     taken.push(format!("{addr} (server {})", s.name));
                 }
@@ -155,6 +206,8 @@ impl LocalTarget {
     /// Carries out the plan: files, then stops, starts (all at once), reloads (each confirmed by
     /// its digest) and restarts (one server at a time).
     pub async fn execute(&self, plan: &Plan, desired: &Desired, state: &mut LocalState, log: Log<'_>) -> Result<()> {
+        // One client for every wait below (it reads the deployment's CA once).
+        let monitor = Monitor::for_desired(desired);
         for f in &plan.files {
             let path = self.dir.join(&f.path);
             match (&f.action, &f.content) {
@@ -180,8 +233,8 @@ impl LocalTarget {
         self.save_state(state)?;
 
         let starts: Vec<_> = plan.servers.iter().filter(|c| c.action == ServerAction::Start).collect();
+        self.start(&starts.iter().map(|c| c.server.as_str()).collect::<Vec<_>>())?;
         for c in &starts {
-            self.start(&c.server)?;
             if let Some(s) = desired.server(&c.server) {
                 state.applied.insert(c.server.clone(), s.conf.clone());
             }
@@ -189,14 +242,24 @@ impl LocalTarget {
         self.save_state(state)?;
         let ready = starts
             .iter()
-            .map(|c| self.wait_ready(desired, &c.server, c.expected_digest.as_deref()));
+            .map(|c| self.wait_ready(&monitor, desired, &c.server, c.expected_digest.as_deref()));
         for (c, result) in starts.iter().zip(futures_util::future::join_all(ready).await) {
             result?;
             log(format!("started {}", c.server));
         }
 
-        for c in plan.servers.iter().filter(|c| c.action == ServerAction::Reload) {
-            self.reload(desired, &c.server, c.expected_digest.as_deref()).await?;
+        // A container sees a certificate through a file mount, which a replaced file does not
+        // update: there a rotation restarts the server instead of reloading it.
+        let stale_mount = |name: &str| {
+            self.is_compose() && state.applied.get(name).map(|a| &a.certificate) != desired.server(name).map(|s| &s.conf.certificate)
+        };
+        let (restarts, reloads): (Vec<&ServerChange>, Vec<&ServerChange>) = plan
+            .servers
+            .iter()
+            .filter(|c| matches!(c.action, ServerAction::Reload | ServerAction::Restart))
+            .partition(|c| c.action == ServerAction::Restart || stale_mount(&c.server));
+        for c in reloads {
+            self.reload(&monitor, desired, &c.server, c.expected_digest.as_deref()).await?;
             if let Some(s) = desired.server(&c.server) {
                 state.applied.insert(c.server.clone(), s.conf.clone());
             }
@@ -204,17 +267,17 @@ impl LocalTarget {
             log(format!("reloaded {} ({})", c.server, c.reason));
         }
 
-        for c in plan.servers.iter().filter(|c| c.action == ServerAction::Restart) {
+        for c in restarts {
             self.stop(&c.server).await?;
-            self.start(&c.server)?;
+            self.start(&[&c.server])?;
             if let Some(s) = desired.server(&c.server) {
                 state.applied.insert(c.server.clone(), s.conf.clone());
             }
             self.save_state(state)?;
-            self.wait_ready(desired, &c.server, c.expected_digest.as_deref()).await?;
+            self.wait_ready(&monitor, desired, &c.server, c.expected_digest.as_deref()).await?;
             // One server at a time, and the next only once this one's streams have caught up:
             // R3 streams keep their quorum through the whole roll.
-            self.wait_healthy(desired, &c.server).await?;
+            self.wait_healthy(&monitor, desired, &c.server).await?;
             log(format!("restarted {} ({})", c.server, c.reason));
         }
         Ok(())
@@ -224,7 +287,16 @@ impl LocalTarget {
         self.save_state(state)
     }
 
-    fn start(&self, server: &str) -> Result<()> {
+    /// Starts the servers: processes one by one, containers in one `up`.
+    fn start(&self, servers: &[&str]) -> Result<()> {
+        match &self.runtime {
+            Runtime::Compose(project) if !servers.is_empty() => project.up(servers),
+            Runtime::Compose(_) => Ok(()),
+            Runtime::Processes { bin } => servers.iter().try_for_each(|s| self.start_process(bin, s)),
+        }
+    }
+
+    fn start_process(&self, bin: &Path, server: &str) -> Result<()> {
         let log_path = self.log_path(server);
         std::fs::create_dir_all(log_path.parent().expect("log dir")).context("cannot create the log directory")?;
         let log = std::fs::OpenOptions::new()
@@ -232,7 +304,7 @@ impl LocalTarget {
             .append(true)
             .open(&log_path)
             .with_context(|| format!("cannot open `{}`", log_path.display()))?;
-        let child = std::process::Command::new(&self.bin)
+        let child = std::process::Command::new(bin)
             .arg("-c")
             .arg(self.conf_path(server))
             .stdin(std::process::Stdio::null())
@@ -241,24 +313,27 @@ impl LocalTarget {
             // Its own process group: a Ctrl-C meant for this command must not stop the servers.
             .process_group(0)
             .spawn()
-            .with_context(|| format!("cannot start `{}` for server {server}", self.bin.display()))?;
+            .with_context(|| format!("cannot start `{}` for server {server}", bin.display()))?;
         write_atomic(&self.pid_path(server), format!("{}\n", child.id()).as_bytes(), 0o644)
     }
 
     /// Waits until the server answers on its monitoring port with the expected digest; fails
     /// early, with its log, if the process exits.
-    async fn wait_ready(&self, desired: &Desired, server: &str, digest: Option<&str>) -> Result<()> {
+    async fn wait_ready(&self, monitor: &Monitor, desired: &Desired, server: &str, digest: Option<&str>) -> Result<()> {
         let Some(spec) = desired.server(server) else { return Ok(()) };
-        let monitor = Monitor::new();
         let started = Instant::now();
+        let mut attempts = 0u32;
         loop {
-            if !self.is_running(server) {
-                bail!("server {server} exited right after start:\n{}", self.log_tail(server));
-            }
             if let Ok((seen, _)) = monitor.config_digest(&spec.monitor_url).await
                 && (digest.is_none() || seen.as_deref() == digest)
             {
                 return Ok(());
+            }
+            // Asking Docker is slower than a pid check: look at a container every 20th try.
+            let check_now = !self.is_compose() || attempts.is_multiple_of(20);
+            attempts += 1;
+            if check_now && !self.is_running(server) {
+                bail!("server {server} exited right after start:\n{}", self.log_tail(server));
             }
             if started.elapsed() > READY_TIMEOUT {
                 bail!(
@@ -274,9 +349,8 @@ impl LocalTarget {
 
     /// Waits for `/healthz` to pass: with JetStream, that every stream and consumer on the
     /// server is current.
-    async fn wait_healthy(&self, desired: &Desired, server: &str) -> Result<()> {
+    async fn wait_healthy(&self, monitor: &Monitor, desired: &Desired, server: &str) -> Result<()> {
         let Some(spec) = desired.server(server) else { return Ok(()) };
-        let monitor = Monitor::new();
         let started = Instant::now();
         let mut last = String::new();
         while started.elapsed() < HEALTHY_TIMEOUT {
@@ -294,18 +368,25 @@ impl LocalTarget {
 
     /// Sends the reload signal and confirms it through `/varz`: the signal succeeds even when
     /// the reload fails, and a failed reload applies nothing.
-    async fn reload(&self, desired: &Desired, server: &str, digest: Option<&str>) -> Result<()> {
-        let pid = self
-            .running_pid(server)
-            .with_context(|| format!("server {server} is not running"))?;
+    async fn reload(&self, monitor: &Monitor, desired: &Desired, server: &str, digest: Option<&str>) -> Result<()> {
         let spec = desired.server(server).context("reload of a server not in the topology")?;
-        kill(Pid::from_raw(pid as i32), Signal::SIGHUP).with_context(|| format!("cannot signal server {server}"))?;
-        let monitor = Monitor::new();
+        // A rotated certificate leaves the digest as it was: the load time shows the reload.
+        let loaded_before = monitor.config_digest(&spec.monitor_url).await.ok().and_then(|(_, t)| t);
+        match &self.runtime {
+            Runtime::Compose(project) => project.signal(server, "SIGHUP")?,
+            Runtime::Processes { .. } => {
+                let pid = self
+                    .running_pid(server)
+                    .with_context(|| format!("server {server} is not running"))?;
+                kill(Pid::from_raw(pid as i32), Signal::SIGHUP).with_context(|| format!("cannot signal server {server}"))?;
+            }
+        }
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(10) {
-            if let Ok((seen, _)) = monitor.config_digest(&spec.monitor_url).await
+            if let Ok((seen, loaded)) = monitor.config_digest(&spec.monitor_url).await
                 && seen.is_some()
                 && seen.as_deref() == digest
+                && loaded != loaded_before
             {
                 return Ok(());
             }
@@ -323,11 +404,17 @@ impl LocalTarget {
     }
 
     fn is_running(&self, server: &str) -> bool {
-        self.running_pid(server).is_some()
+        match &self.runtime {
+            Runtime::Compose(project) => project.running().iter().any(|s| s == server),
+            Runtime::Processes { .. } => self.running_pid(server).is_some(),
+        }
     }
 
     /// SIGTERM, then SIGKILL if it has not exited within the grace period.
     async fn stop(&self, server: &str) -> Result<()> {
+        if let Runtime::Compose(project) = &self.runtime {
+            return project.remove(server);
+        }
         let Some(raw) = self.running_pid(server) else { return Ok(()) };
         let pid = Pid::from_raw(raw as i32);
         let _ = kill(pid, Signal::SIGTERM);
@@ -348,6 +435,10 @@ impl LocalTarget {
     /// Stops every server of this deployment and removes its directory. Returns the servers stopped.
     pub async fn destroy(&self) -> Result<Vec<String>> {
         let mut stopped = Vec::new();
+        if let Runtime::Compose(project) = &self.runtime {
+            stopped = project.running();
+            project.down()?;
+        }
         if let Ok(entries) = std::fs::read_dir(self.dir.join("run")) {
             for e in entries.flatten() {
                 let Some(name) = e.file_name().to_str().and_then(|n| n.strip_suffix(".pid")).map(String::from) else {
@@ -371,6 +462,9 @@ impl LocalTarget {
     }
 
     pub fn log_tail(&self, server: &str) -> String {
+        if let Runtime::Compose(project) = &self.runtime {
+            return format!("--- last lines of service {server} ---\n{}", redact(&project.logs(server, 12)));
+        }
         let text = std::fs::read_to_string(self.log_path(server)).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(12)..].join("\n");

@@ -1,5 +1,6 @@
-//! Carrying out a plan on a target: one driver per target (`local` for now).
+//! Carrying out a plan on a target: one driver per target (`local` processes, `compose`).
 
+pub mod compose;
 pub mod jetstream;
 pub mod local;
 

@@ -21,6 +21,12 @@ enum AddWhat {
         region: String,
         /// Needed when the region lists its nodes by name; `nodes: N` regions name it <region>-<N+1>
         name: Option<String>,
+        /// The new host's public address, when the region's hosts form a WireGuard mesh
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Its VPN address (default: the one after the highest in use)
+        #[arg(long)]
+        vpn_address: Option<String>,
     },
     /// Add a region (a cluster joined to the others by gateways)
     Region {
@@ -33,9 +39,19 @@ enum AddWhat {
 
 pub fn run(a: AddArgs) -> Result<ExitCode> {
     let (file, edited) = match &a.what {
-        AddWhat::Node { file, region, name } => {
+        AddWhat::Node {
+            file,
+            region,
+            name,
+            endpoint,
+            vpn_address,
+        } => {
             let source = read(file)?;
-            let (text, loaded, node) = edit::add_node(&source, region, name.as_deref()).map_err(unwrap)?;
+            let mesh = edit::MeshPlace {
+                endpoint: endpoint.clone(),
+                address: vpn_address.clone(),
+            };
+            let (text, loaded, node) = edit::add_node(&source, region, name.as_deref(), &mesh).map_err(unwrap)?;
             (file, (text, loaded, format!("added node {node} to region {region}")))
         }
         AddWhat::Region { file, name, nodes } => {
@@ -51,7 +67,7 @@ pub fn run(a: AddArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn read(file: &Path) -> Result<Source> {
+pub(super) fn read(file: &Path) -> Result<Source> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read topology file `{}`", file.display()))?;
     Ok(Source {
         path: file.display().to_string(),
@@ -60,14 +76,14 @@ fn read(file: &Path) -> Result<Source> {
 }
 
 /// A topology error keeps its own full report; main prints it as is.
-fn unwrap(e: EditError) -> anyhow::Error {
+pub(super) fn unwrap(e: EditError) -> anyhow::Error {
     match e {
         EditError::Invalid(t) => t.into(),
         refused => refused.into(),
     }
 }
 
-fn write_keeping_mode(file: &Path, text: &str) -> Result<()> {
+pub(super) fn write_keeping_mode(file: &Path, text: &str) -> Result<()> {
     let mode = std::fs::metadata(file)?.permissions().mode() & 0o777;
     notif_infra::secrets::write_atomic(file, text.as_bytes(), mode)
 }

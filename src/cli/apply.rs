@@ -1,4 +1,4 @@
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 use std::process::ExitCode;
@@ -24,12 +24,30 @@ pub struct ApplyArgs {
     /// Replace JetStream objects the server cannot change in place (a stream's messages, a consumer's position are lost)
     #[arg(long)]
     allow_replace: bool,
+    /// After a verified apply, append NATS_URL, NATS_MONITOR_URLS, NATS_CA and NATS_CREDS_<ACCOUNT>_<USER>
+    /// to this file as NAME=value lines (e.g. "$GITHUB_ENV" for later CI steps)
+    #[arg(long)]
+    env_file: Option<std::path::PathBuf>,
     #[arg(short = 'o', long, value_enum, default_value = "human")]
     output: Format,
 }
 
 pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
-    let mut opts = a.target.local(a.port_base);
+    if let super::Target::K8s = a.target.target {
+        let applied = ops::apply_k8s(&a.target.file, &a.target.state_dir)?;
+        for f in &applied.files {
+            eprintln!("wrote {}", applied.dir.join(f).display());
+        }
+        match applied.kubectl {
+            Some(output) => print!("{output}"),
+            None => println!(
+                "kubectl or a current context is missing, so nothing was applied. Apply the manifests with:\n  {}",
+                applied.command
+            ),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut opts = a.target.local(a.port_base)?;
     opts.prune = a.prune;
     opts.allow_replace = a.allow_replace;
     let spinner = Spinner::new(a.output);
@@ -47,6 +65,18 @@ pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
     let result = ops::apply_local(&opts, Duration::from_secs_f64(a.timeout), events).await;
     spinner.finish();
     let (loaded, plan, report) = result?;
+    if let (Some(file), true) = (&a.env_file, report.ok) {
+        let vars = ops::client_environment(&opts)?;
+        let lines: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .and_then(|mut f| f.write_all(lines.as_bytes()))
+            .with_context(|| format!("cannot append to `{}`", file.display()))?;
+        eprintln!("wrote {} variable(s) to `{}`", vars.len(), file.display());
+    }
     match a.output {
         Format::Human => print!("{}", ui::verify_table(&report)),
         Format::Json => ui::json(&json!({ "plan": plan, "verify": report, "warnings": loaded.warnings })),

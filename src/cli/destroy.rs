@@ -15,7 +15,7 @@ pub struct DestroyArgs {
 }
 
 pub async fn run(a: DestroyArgs) -> Result<ExitCode> {
-    let (stopped, dir) = ops::destroy_local(&a.target.local(None)).await?;
+    let (stopped, dir) = ops::destroy_local(&a.target.local(None)?).await?;
     match a.output {
         Format::Human => {
             for s in &stopped {

@@ -5,9 +5,11 @@ mod add;
 mod apply;
 mod destroy;
 mod graph;
+mod hosts;
 mod init;
 mod plan;
 mod render;
+mod rotate;
 mod validate;
 mod verify;
 
@@ -49,13 +51,21 @@ enum Command {
     Add(add::AddArgs),
     /// Print the topology as a picture (Mermaid, DOT or SVG), optionally with live link states
     Graph(graph::GraphArgs),
+    /// Issue new TLS certificates; the next apply reloads the servers with them
+    Rotate(rotate::RotateArgs),
+    /// Fill provisioned hosts' addresses into the topology (from terraform output)
+    Hosts(hosts::HostsArgs),
 }
 
-/// Where servers run. Only `local` exists so far.
+/// Where servers run.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Target {
     /// nats-server processes on this machine, on 127.0.0.1
     Local,
+    /// a Docker Compose project on this machine's Docker engine, ports published on 127.0.0.1
+    Compose,
+    /// Kubernetes manifests applied with kubectl (apply only)
+    K8s,
 }
 
 /// Options every command that touches a target takes.
@@ -71,20 +81,30 @@ pub struct TargetArgs {
     /// The nats-server binary (otherwise NATS_SERVER_BIN, the project's .tools/bin, then PATH)
     #[arg(long)]
     pub nats_server: Option<PathBuf>,
+    /// The image the compose target runs (nothing is pulled: it must be on the Docker engine)
+    #[arg(long, env = "NATS_IMAGE", default_value = notif_infra::desired::DEFAULT_IMAGE)]
+    pub image: String,
 }
 
 impl TargetArgs {
-    pub fn local(&self, port_base: Option<u16>) -> LocalOptions {
-        match self.target {
-            Target::Local => LocalOptions {
-                topology: self.file.clone(),
-                state_root: self.state_dir.clone(),
-                nats_server: self.nats_server.clone(),
-                port_base,
-                prune: false,
-                allow_replace: false,
-            },
+    /// The options of a target on this machine (`local` processes or a `compose` project).
+    pub fn local(&self, port_base: Option<u16>) -> Result<LocalOptions> {
+        if let Target::K8s = self.target {
+            anyhow::bail!("the k8s target only has apply (it writes the manifests and runs kubectl); use kubectl to look at the cluster");
         }
+        Ok(LocalOptions {
+            topology: self.file.clone(),
+            state_root: self.state_dir.clone(),
+            nats_server: self.nats_server.clone(),
+            port_base,
+            prune: false,
+            allow_replace: false,
+            rotation: notif_infra::pki::Rotation::None,
+            compose_image: match self.target {
+                Target::Compose => Some(self.image.clone()),
+                Target::Local | Target::K8s => None,
+            },
+        })
     }
 }
 
@@ -100,5 +120,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Destroy(a) => runtime.block_on(destroy::run(a)),
         Command::Add(a) => add::run(a),
         Command::Graph(a) => graph::run(a),
+        Command::Rotate(a) => rotate::run(a),
+        Command::Hosts(a) => hosts::run(a),
     }
 }

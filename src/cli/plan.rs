@@ -22,7 +22,7 @@ pub struct PlanArgs {
 }
 
 pub async fn run(a: PlanArgs) -> Result<ExitCode> {
-    let mut opts = a.target.local(a.port_base);
+    let mut opts = a.target.local(a.port_base)?;
     opts.prune = a.prune;
     let (loaded, plan) = ops::plan_local(&opts).await?;
     match a.output {

@@ -13,13 +13,35 @@ pub struct RenderArgs {
     /// Output directory (default out/<topology name>)
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Show what would change in the output directory (diffs, secrets masked) and write
+    /// nothing; exit 0 when nothing would, 2 when something would
+    #[arg(long)]
+    dry_run: bool,
     #[arg(short = 'o', long, value_enum, default_value = "human")]
     output: Format,
 }
 
 pub fn run(a: RenderArgs) -> Result<ExitCode> {
-    let rendered = ops::render(&a.file, a.out.as_deref())?;
+    let rendered = ops::render(&a.file, a.out.as_deref(), a.dry_run)?;
     let out = &rendered.out;
+    if a.dry_run {
+        match a.output {
+            Format::Human => {
+                ui::warnings(&rendered.loaded);
+                if rendered.changes.is_empty() {
+                    println!("`{}` is up to date: render would change nothing.", out.display());
+                } else {
+                    print!("{}", notif_infra::plan::files_section(&rendered.changes, true));
+                }
+            }
+            Format::Json => ui::json(&json!({ "out": out, "changes": rendered.changes })),
+        }
+        return Ok(if rendered.changes.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        });
+    }
     match a.output {
         Format::Human => {
             ui::warnings(&rendered.loaded);

@@ -10,7 +10,7 @@ use notif_infra::ui::{self, Format};
 #[derive(Args)]
 pub struct ValidateArgs {
     file: PathBuf,
-    /// Also require what the local target needs (every referenced environment variable set)
+    /// Also require what a target on this machine needs (every referenced environment variable set)
     #[arg(long, value_enum)]
     target: Option<super::Target>,
     #[arg(short = 'o', long, value_enum, default_value = "human")]
@@ -20,8 +20,8 @@ pub struct ValidateArgs {
 pub fn run(a: ValidateArgs) -> Result<ExitCode> {
     let result = topology::load(&a.file).and_then(|loaded| {
         let missing = match a.target {
-            Some(super::Target::Local) => topology::check_env(&loaded.topology, |v| std::env::var(v).ok()),
-            None => Vec::new(),
+            Some(super::Target::Local | super::Target::Compose) => topology::check_env(&loaded.topology, |v| std::env::var(v).ok()),
+            Some(super::Target::K8s) | None => Vec::new(),
         };
         if missing.is_empty() {
             Ok(loaded)

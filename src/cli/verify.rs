@@ -19,7 +19,7 @@ pub struct VerifyArgs {
 
 pub async fn run(a: VerifyArgs) -> Result<ExitCode> {
     let spinner = Spinner::new(a.output);
-    let report = ops::verify_local(&a.target.local(None), Duration::from_secs_f64(a.timeout), &|p| spinner.progress(p)).await;
+    let report = ops::verify_local(&a.target.local(None)?, Duration::from_secs_f64(a.timeout), &|p| spinner.progress(p)).await;
     spinner.finish();
     let report = report?;
     match a.output {

@@ -9,6 +9,8 @@ use crate::model::{Ports, Topology};
 /// client 0, cluster 1, gateway 2, leafnode 3, monitor 4.
 pub const LOCAL_PORT_STRIDE: u16 = 10;
 pub const DEFAULT_LOCAL_PORT_BASE: u16 = 14000;
+/// Where rendered artefacts expect the output tree's `pki/` and `auth/` on a real host.
+pub const DECLARED_CONFIG_DIR: &str = "/etc/nats";
 
 #[derive(Debug, Clone)]
 pub enum Addressing {
@@ -21,6 +23,15 @@ pub enum Addressing {
         slots: BTreeMap<String, u16>,
         state_dir: PathBuf,
     },
+    /// Containers of one Docker Compose project on this machine: each server on the hosts and
+    /// ports the topology declares inside the project's network, its client and monitoring
+    /// ports published on 127.0.0.1 at the local target's slot ports. Certificates and
+    /// credentials are mounted at their paths in the state directory.
+    Compose {
+        port_base: u16,
+        slots: BTreeMap<String, u16>,
+        state_dir: PathBuf,
+    },
 }
 
 /// How one server is addressed under an `Addressing`.
@@ -30,38 +41,68 @@ pub struct Endpoint {
     pub host: String,
     pub ports: Ports,
     pub store_dir: String,
+    /// Where the server's certificates and credentials are, on its host.
+    pub config_dir: String,
+    /// How notif-infra reaches the server's client and monitoring listeners from this machine.
+    pub reach_host: String,
+    pub reach_ports: Ports,
 }
 
 impl Addressing {
     pub fn endpoint(&self, topology: &Topology, server: &str, host: &str, ports: Ports) -> Endpoint {
+        let declared_store = format!("{}/{server}", topology.settings.jetstream_store_dir.trim_end_matches('/'));
         match self {
             Addressing::Declared => Endpoint {
                 listen_host: topology.settings.listen_host.clone(),
                 host: host.to_string(),
                 ports,
-                store_dir: format!("{}/{server}", topology.settings.jetstream_store_dir.trim_end_matches('/')),
+                store_dir: declared_store,
+                config_dir: DECLARED_CONFIG_DIR.into(),
+                reach_host: host.to_string(),
+                reach_ports: ports,
+            },
+            Addressing::Compose {
+                port_base,
+                slots,
+                state_dir,
+            } => Endpoint {
+                listen_host: "0.0.0.0".into(),
+                host: host.to_string(),
+                ports,
+                store_dir: declared_store,
+                config_dir: state_dir.display().to_string(),
+                reach_host: "127.0.0.1".into(),
+                reach_ports: slot_ports(*port_base, slots[server]),
             },
             Addressing::Local {
                 port_base,
                 slots,
                 state_dir,
             } => {
-                let slot = slots[server];
-                let port = |offset: u16| port_base + LOCAL_PORT_STRIDE * slot + offset;
+                let ports = slot_ports(*port_base, slots[server]);
                 Endpoint {
                     listen_host: "127.0.0.1".into(),
                     host: "127.0.0.1".into(),
-                    ports: Ports {
-                        client: port(0),
-                        cluster: port(1),
-                        gateway: port(2),
-                        leafnode: port(3),
-                        monitor: port(4),
-                    },
+                    ports,
                     store_dir: state_dir.join("data").join(server).display().to_string(),
+                    config_dir: state_dir.display().to_string(),
+                    reach_host: "127.0.0.1".into(),
+                    reach_ports: ports,
                 }
             }
         }
+    }
+}
+
+/// The ports of local slot `slot`.
+fn slot_ports(port_base: u16, slot: u16) -> Ports {
+    let port = |offset: u16| port_base + LOCAL_PORT_STRIDE * slot + offset;
+    Ports {
+        client: port(0),
+        cluster: port(1),
+        gateway: port(2),
+        leafnode: port(3),
+        monitor: port(4),
     }
 }
 

@@ -1,5 +1,5 @@
 //! Docker Compose for one host (the development layout of the covenant and MCP seeds): a service
-//! per server on one network, reachable under the host name its peers dial, its config mounted
+//! per server on one network, reachable under the host name its peers dial, the configs mounted
 //! read-only, a named volume for its JetStream store, the client and monitoring ports published
 //! without clashes, and the environment variables its config reads passed through.
 
@@ -13,8 +13,9 @@ pub const COMPOSE_FILE: &str = "compose/docker-compose.yml";
 /// The official image of the nats-server version notif-infra is tested with; `NATS_IMAGE`
 /// overrides it when the project runs.
 pub const DEFAULT_IMAGE: &str = "nats:2.15.1";
-/// Where the mounted config sits in the container.
-const CONF_IN_CONTAINER: &str = "/etc/nats/nats-server.conf";
+/// Where the configs directory is mounted in the containers. The directory, not the file: apply
+/// replaces a config by renaming a new file over it, which a file mount would not show.
+const CONFS_IN_CONTAINER: &str = "/etc/nats/servers";
 const NETWORK: &str = "nats";
 
 #[derive(Serialize)]
@@ -23,6 +24,7 @@ struct Project {
     services: BTreeMap<String, Service>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     volumes: BTreeMap<String, Volume>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     networks: BTreeMap<String, Network>,
 }
 
@@ -30,11 +32,16 @@ struct Project {
 struct Service {
     image: String,
     command: Vec<String>,
-    hostname: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hostname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network_mode: Option<String>,
     volumes: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     ports: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     environment: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     networks: BTreeMap<String, NetworkAttachment>,
     restart: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -53,12 +60,6 @@ struct Volume {}
 
 #[derive(Serialize, Default)]
 struct Network {}
-
-/// The host name peers dial a server by: the host of its client URL.
-fn dialled_host(s: &ServerSpec) -> &str {
-    let rest = s.client_url.split("://").nth(1).unwrap_or(&s.client_url);
-    rest.rsplit_once(':').map(|(host, _)| host).unwrap_or(rest)
-}
 
 /// Whole seconds of a duration as the server config writes it (`30s`, `1m30s`, `2h`).
 fn seconds(duration: &str) -> u64 {
@@ -79,48 +80,48 @@ fn published(servers: &[ServerSpec], port: impl Fn(&ServerSpec) -> u16) -> Vec<u
     }
 }
 
+/// Which host ports a project publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    /// The servers' own ports (offset where they clash), on every interface: a development host.
+    Declared,
+    /// The ports notif-infra reaches the servers by, on 127.0.0.1 only (the compose target).
+    Loopback,
+}
+
 /// The compose project, or `None` when a server is dialled by IP address: that is a multi-host
 /// layout (one host per address), which one compose project on one host cannot reproduce.
-pub fn compose_file(desired: &Desired, env_vars: &[String]) -> Option<RenderedFile> {
-    if desired.servers.iter().any(|s| dialled_host(s).parse::<std::net::IpAddr>().is_ok()) {
+/// Certificates and credentials the configs name under `config_dir` are mounted from the
+/// output tree at the same paths.
+pub fn compose_file(desired: &Desired, env_vars: &[String], publish: Publish, config_dir: &str) -> Option<RenderedFile> {
+    if desired.servers.iter().any(|s| s.host.as_str().parse::<std::net::IpAddr>().is_ok()) {
         return None;
     }
-    let client = published(&desired.servers, |s| s.endpoint_ports.client);
-    let monitor = published(&desired.servers, |s| s.endpoint_ports.monitor);
+    let (client, monitor) = match publish {
+        Publish::Declared => (
+            published(&desired.servers, |s| s.endpoint_ports.client),
+            published(&desired.servers, |s| s.endpoint_ports.monitor),
+        ),
+        Publish::Loopback => (
+            desired.servers.iter().map(|s| s.reach_ports.client).collect(),
+            desired.servers.iter().map(|s| s.reach_ports.monitor).collect(),
+        ),
+    };
+    let bind = if publish == Publish::Loopback { "127.0.0.1:" } else { "" };
     let mut services = BTreeMap::new();
     let mut volumes = BTreeMap::new();
     for (i, s) in desired.servers.iter().enumerate() {
-        let mut mounts = vec![format!("../nats/{}.conf:{CONF_IN_CONTAINER}:ro", s.name)];
-        if let Some(js) = &s.conf.jetstream {
-            let volume = format!("{}-data", s.name);
-            mounts.push(format!("{volume}:{}", js.store_dir));
-            volumes.insert(volume, Volume::default());
-        }
-        let host = dialled_host(s).to_string();
-        // Lame duck mode (SIGUSR2) hands clients over before the server exits; compose then
-        // waits that long plus a margin before it kills.
-        let (stop_signal, stop_grace_period) = match &s.conf.lame_duck_duration {
-            Some(duration) => (Some("SIGUSR2".to_string()), Some(format!("{}s", seconds(duration) + 10))),
-            None => (None, None),
+        let host = s.host.clone();
+        let service = Service {
+            hostname: Some(host.clone()),
+            ports: vec![
+                format!("{bind}{}:{}", client[i], s.endpoint_ports.client),
+                format!("{bind}{}:{}", monitor[i], s.endpoint_ports.monitor),
+            ],
+            networks: BTreeMap::from([(NETWORK.to_string(), NetworkAttachment { aliases: vec![host] })]),
+            ..service(s, env_vars, "..", config_dir, &mut volumes)
         };
-        services.insert(
-            s.name.clone(),
-            Service {
-                image: format!("${{NATS_IMAGE:-{DEFAULT_IMAGE}}}"),
-                command: vec!["-c".into(), CONF_IN_CONTAINER.into()],
-                hostname: host.clone(),
-                volumes: mounts,
-                ports: vec![
-                    format!("{}:{}", client[i], s.endpoint_ports.client),
-                    format!("{}:{}", monitor[i], s.endpoint_ports.monitor),
-                ],
-                environment: env_vars.to_vec(),
-                networks: BTreeMap::from([(NETWORK.to_string(), NetworkAttachment { aliases: vec![host] })]),
-                restart: "unless-stopped".into(),
-                stop_signal,
-                stop_grace_period,
-            },
-        );
+        services.insert(s.name.clone(), service);
     }
     let project = Project {
         name: desired.name.clone(),
@@ -139,6 +140,85 @@ pub fn compose_file(desired: &Desired, env_vars: &[String]) -> Option<RenderedFi
     })
 }
 
+/// A server's service: its config from the mounted configs directory, exactly the certificate
+/// and credential files its config names (never the CA key or other servers' keys), a named
+/// volume for its JetStream store, the password variables, and lame duck on stop. `tree` is
+/// the output tree relative to the project directory.
+fn service(s: &ServerSpec, env_vars: &[String], tree: &str, config_dir: &str, volumes: &mut BTreeMap<String, Volume>) -> Service {
+    let mut mounts = vec![format!("{tree}/nats:{CONFS_IN_CONTAINER}:ro")];
+    mounts.extend(s.conf.referenced_files().into_iter().filter_map(|f| {
+        let inside = f.strip_prefix(config_dir)?;
+        Some(format!("{tree}{inside}:{f}:ro"))
+    }));
+    if let Some(js) = &s.conf.jetstream {
+        let volume = format!("{}-data", s.name);
+        mounts.push(format!("{volume}:{}", js.store_dir));
+        volumes.insert(volume, Volume::default());
+    }
+    // Lame duck mode (SIGUSR2) hands clients over before the server exits; compose then
+    // waits that long plus a margin before it kills.
+    let (stop_signal, stop_grace_period) = match &s.conf.lame_duck_duration {
+        Some(duration) => (Some("SIGUSR2".to_string()), Some(format!("{}s", seconds(duration) + 10))),
+        None => (None, None),
+    };
+    Service {
+        image: format!("${{NATS_IMAGE:-{DEFAULT_IMAGE}}}"),
+        command: vec!["-c".into(), format!("{CONFS_IN_CONTAINER}/{}.conf", s.name)],
+        hostname: None,
+        network_mode: None,
+        volumes: mounts,
+        ports: Vec::new(),
+        environment: env_vars.to_vec(),
+        networks: BTreeMap::new(),
+        restart: "unless-stopped".into(),
+        stop_signal,
+        stop_grace_period,
+    }
+}
+
+/// For a multi-host layout (servers dialled by IP address, as over a WireGuard mesh), one
+/// project per host, `compose/<server>/`: its server on the host's network (so it listens on
+/// the host's own and VPN addresses), and a `.env` naming the image and the variables to set.
+pub fn host_projects(desired: &Desired, env_vars: &[String], config_dir: &str) -> Vec<RenderedFile> {
+    if !desired.servers.iter().any(|s| s.host.parse::<std::net::IpAddr>().is_ok()) {
+        return Vec::new();
+    }
+    let mut files = Vec::new();
+    for s in &desired.servers {
+        let mut volumes = BTreeMap::new();
+        let service = Service {
+            network_mode: Some("host".into()),
+            ..service(s, env_vars, "../..", config_dir, &mut volumes)
+        };
+        let project = Project {
+            name: format!("{}-{}", desired.name, s.name).to_lowercase(),
+            services: BTreeMap::from([(s.name.clone(), service)]),
+            volumes,
+            networks: BTreeMap::new(),
+        };
+        let body = serde_saphyr::to_string(&project).expect("the compose project serializes");
+        let dir = PathBuf::from("compose").join(&s.name);
+        files.push(RenderedFile {
+            path: dir.join("docker-compose.yml"),
+            content: format!(
+                "# Rendered by notif-infra from topology `{}` for host {} ({}): `docker compose up -d` in this directory on that host.\n{body}",
+                desired.name, s.name, s.host
+            ),
+            secret: false,
+        });
+        let mut env = format!("# Read by docker compose for the project in this directory.\nNATS_IMAGE={DEFAULT_IMAGE}\n");
+        for var in env_vars {
+            env += &format!("# {var} must be set in the environment of `docker compose` (the server's config reads it)\n");
+        }
+        files.push(RenderedFile {
+            path: dir.join(".env"),
+            content: env,
+            secret: false,
+        });
+    }
+    files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,7 +232,13 @@ mod tests {
         })
         .unwrap()
         .topology;
-        build(&t, &Addressing::Declared, &Default::default())
+        let material = crate::desired::Material {
+            keys: &Default::default(),
+            certs: &Default::default(),
+            issued: None,
+            tree: std::path::Path::new("/out"),
+        };
+        build(&t, &Addressing::Declared, &material)
     }
 
     #[test]
@@ -168,9 +254,35 @@ mod tests {
     #[test]
     fn servers_dialled_by_address_get_no_single_host_project() {
         let by_name = desired("name: t\nregions:\n  main:\n    nodes:\n      - { name: a, host: nats-a.example }\n");
-        assert_eq!(dialled_host(&by_name.servers[0]), "nats-a.example");
-        assert!(compose_file(&by_name, &[]).is_some());
+        let project = compose_file(&by_name, &[], Publish::Declared, "/etc/nats").unwrap();
+        assert!(project.content.contains("hostname: nats-a.example"), "{}", project.content);
         let by_ip = desired("name: t\nregions:\n  main:\n    nodes:\n      - { name: a, host: 10.0.1.1 }\n");
-        assert!(compose_file(&by_ip, &[]).is_none());
+        assert!(compose_file(&by_ip, &[], Publish::Declared, "/etc/nats").is_none());
+    }
+
+    #[test]
+    fn the_compose_target_publishes_its_slot_ports_on_loopback_only() {
+        let t = parse(Source {
+            path: "t.yaml".into(),
+            text: "name: t\nregions:\n  main:\n    nodes: 2\n".into(),
+        })
+        .unwrap()
+        .topology;
+        let addressing = Addressing::Compose {
+            port_base: 30000,
+            slots: [("main-1".to_string(), 0), ("main-2".to_string(), 1)].into(),
+            state_dir: "/state".into(),
+        };
+        let material = crate::desired::Material {
+            keys: &Default::default(),
+            certs: &Default::default(),
+            issued: None,
+            tree: std::path::Path::new("/state"),
+        };
+        let d = build(&t, &addressing, &material);
+        assert_eq!(d.servers[1].client_url, "nats://127.0.0.1:30010");
+        let project = compose_file(&d, &[], Publish::Loopback, "/state").unwrap().content;
+        assert!(project.contains("- 127.0.0.1:30010:4222"), "{project}");
+        assert!(project.contains("- 127.0.0.1:30014:8222"), "{project}");
     }
 }

@@ -3,18 +3,23 @@
 
 mod addressing;
 mod compose;
+pub mod hosts;
 pub mod jetstream;
+pub mod kubernetes;
 mod render;
+mod security;
+pub mod wireguard;
 
-pub use addressing::{Addressing, DEFAULT_LOCAL_PORT_BASE, Endpoint, LOCAL_PORT_STRIDE, assign_slots};
-pub use compose::{COMPOSE_FILE, compose_file};
+pub use addressing::{Addressing, DECLARED_CONFIG_DIR, DEFAULT_LOCAL_PORT_BASE, Endpoint, LOCAL_PORT_STRIDE, assign_slots};
+pub use compose::{COMPOSE_FILE, DEFAULT_IMAGE, Publish, compose_file, host_projects};
 pub use jetstream::{JsObject, ObjectKind, object_label};
 pub use render::{RenderedFile, render_files};
+pub use security::{ClientTls, Material, OperatorConf, TlsConf, cert_requests};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::model::{Password, Permissions, Rule, Topology};
+use crate::model::{Password, Permissions, Rule, TlsListener, Topology};
 use crate::units::format_duration;
 
 /// The account every client lands in when the topology declares none.
@@ -35,6 +40,12 @@ pub enum KeyId {
     Probe(String),
     /// The nkey a leafnode authenticates to its hub with.
     LeafLink(String),
+    Operator,
+    OperatorSigning,
+    Account(String),
+    AccountSigning(String),
+    /// A declared user of an account (operator mode).
+    User(String, String),
 }
 
 impl KeyId {
@@ -42,6 +53,20 @@ impl KeyId {
         match self {
             KeyId::Probe(account) => format!("probe-{account}"),
             KeyId::LeafLink(leaf) => format!("leaf-{leaf}"),
+            KeyId::Operator => "operator".into(),
+            KeyId::OperatorSigning => "operator-signing".into(),
+            KeyId::Account(a) => format!("account-{a}"),
+            KeyId::AccountSigning(a) => format!("account-signing-{a}"),
+            KeyId::User(a, u) => format!("user-{a}-{u}"),
+        }
+    }
+
+    /// The nkey type, which the seed's prefix shows.
+    pub fn kind(&self) -> nkeys::KeyPairType {
+        match self {
+            KeyId::Operator | KeyId::OperatorSigning => nkeys::KeyPairType::Operator,
+            KeyId::Account(_) | KeyId::AccountSigning(_) => nkeys::KeyPairType::Account,
+            KeyId::Probe(_) | KeyId::LeafLink(_) | KeyId::User(..) => nkeys::KeyPairType::User,
         }
     }
 
@@ -49,6 +74,11 @@ impl KeyId {
         match self {
             KeyId::Probe(account) => format!("notif-infra user of account `{account}`"),
             KeyId::LeafLink(leaf) => format!("leafnode link key of `{leaf}`"),
+            KeyId::Operator => "operator identity key".into(),
+            KeyId::OperatorSigning => "operator signing key".into(),
+            KeyId::Account(a) => format!("identity key of account `{a}`"),
+            KeyId::AccountSigning(a) => format!("signing key of account `{a}`"),
+            KeyId::User(a, u) => format!("key of user `{u}` in account `{a}`"),
         }
     }
 }
@@ -62,7 +92,7 @@ pub fn needed_keys(topology: &Topology) -> Vec<KeyId> {
         .iter()
         .filter(|l| l.account.is_some())
         .map(|l| KeyId::LeafLink(l.name.clone()));
-    probes.chain(leafs).collect()
+    probes.chain(leafs).chain(crate::auth::needed_keys(topology)).collect()
 }
 
 pub type Keys = BTreeMap<KeyId, NkeyPair>;
@@ -78,8 +108,12 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerConf {
     pub server_name: String,
+    /// SHA-256 of the server's certificate, written as a comment: a rotation changes the file.
+    pub certificate: Option<String>,
     pub listen: String,
+    pub tls: Option<TlsConf>,
     pub http: String,
+    pub monitor_https: bool,
     pub server_tags: Vec<String>,
     pub max_payload: Option<u64>,
     pub lame_duck_duration: Option<String>,
@@ -92,7 +126,9 @@ pub struct ServerConf {
     pub leafnode_listener: Option<LeafListenerConf>,
     pub leaf_remotes: Vec<LeafRemoteConf>,
     pub jetstream: Option<JetStreamConf>,
+    /// The system account: its name, or its public key in operator mode.
     pub system_account: Option<String>,
+    pub operator: Option<OperatorConf>,
     pub accounts: Vec<AccountConf>,
 }
 
@@ -101,6 +137,7 @@ pub struct ClusterConf {
     pub name: String,
     pub listen: String,
     pub routes: Vec<String>,
+    pub tls: Option<TlsConf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +145,7 @@ pub struct GatewayConf {
     pub name: String,
     pub listen: String,
     pub gateways: Vec<RemoteGatewayConf>,
+    pub tls: Option<TlsConf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,14 +159,19 @@ pub struct RemoteGatewayConf {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeafListenerConf {
     pub listen: String,
+    pub tls: Option<TlsConf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeafRemoteConf {
     pub urls: Vec<String>,
+    /// The local account: its name, or its public key in operator mode.
     pub account: Option<String>,
-    /// The link key's seed: a secret, which makes the whole config file one.
+    /// The link key's seed (static accounts): a secret, which makes the whole config file one.
     pub nkey_seed: Option<String>,
+    /// The link user's `.creds` file (operator mode).
+    pub credentials: Option<String>,
+    pub tls: Option<TlsConf>,
     pub deny_import: Vec<String>,
     pub deny_export: Vec<String>,
 }
@@ -145,7 +188,34 @@ pub struct JetStreamConf {
 pub struct AccountConf {
     pub name: String,
     pub jetstream: bool,
+    /// `max_mem`, `max_file`, `max_streams`, `max_consumers`, where the topology limits them.
+    pub jetstream_limits: Vec<AccountLimitConf>,
+    pub exports: Vec<ExportConf>,
+    pub imports: Vec<ImportConf>,
     pub users: Vec<UserConf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountLimitConf {
+    pub name: String,
+    pub value: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportConf {
+    /// `stream` or `service`.
+    pub kind: String,
+    pub subject: String,
+    /// Accounts allowed to import; empty means public.
+    pub accounts: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportConf {
+    pub kind: String,
+    pub account: String,
+    pub subject: String,
+    pub to: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +230,13 @@ pub struct UserConf {
     pub allowed_connection_types: Vec<String>,
     pub publish: Option<RuleConf>,
     pub subscribe: Option<RuleConf>,
+    pub responses: Option<ResponsesConf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponsesConf {
+    pub max: u64,
+    pub expires: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +250,25 @@ impl ServerConf {
     pub fn holds_secret(&self) -> bool {
         self.leaf_remotes.iter().any(|r| r.nkey_seed.is_some())
     }
+
+    /// The certificate, key and credentials files the config names, each once.
+    pub fn referenced_files(&self) -> Vec<&str> {
+        let tls = [
+            self.tls.as_ref(),
+            self.cluster.as_ref().and_then(|c| c.tls.as_ref()),
+            self.gateway.as_ref().and_then(|g| g.tls.as_ref()),
+            self.leafnode_listener.as_ref().and_then(|l| l.tls.as_ref()),
+        ]
+        .into_iter()
+        .chain(self.leaf_remotes.iter().map(|r| r.tls.as_ref()))
+        .flatten()
+        .flat_map(|t| [t.cert_file.as_str(), t.key_file.as_str(), t.ca_file.as_str()]);
+        let creds = self.leaf_remotes.iter().filter_map(|r| r.credentials.as_deref());
+        let mut files: Vec<&str> = tls.chain(creds).collect();
+        files.sort_unstable();
+        files.dedup();
+        files
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -181,9 +277,14 @@ pub struct ServerSpec {
     /// The region a node belongs to, or the hub region of a leafnode.
     pub region: String,
     pub role: Role,
+    /// Where notif-infra reaches the server from this machine.
     pub client_url: String,
     pub monitor_url: String,
+    /// The host its peers dial it by, and the ports it listens on there.
+    pub host: String,
     pub endpoint_ports: crate::model::Ports,
+    /// The client and monitoring ports notif-infra reaches (published ports under Compose).
+    pub reach_ports: crate::model::Ports,
     #[serde(skip)]
     pub conf: ServerConf,
 }
@@ -240,11 +341,23 @@ pub struct Desired {
     /// Accounts whose JetStream objects notif-infra manages (`None`: the global account).
     pub jetstream_accounts: Vec<Option<String>>,
     pub system_account: Option<String>,
+    /// How the servers name each account (its public key in operator mode).
+    pub account_ids: BTreeMap<String, String>,
+    /// notif-infra's user JWT per account (operator mode).
+    pub own_jwts: BTreeMap<String, String>,
+    pub client_tls: Option<ClientTls>,
+    /// Operator and account JWTs, credentials and natscli contexts (operator mode).
+    pub auth_files: Vec<RenderedFile>,
 }
 
 impl Desired {
     pub fn server(&self, name: &str) -> Option<&ServerSpec> {
         self.servers.iter().find(|s| s.name == name)
+    }
+
+    /// How the servers name `account` in their monitoring reports.
+    pub fn account_id(&self, account: &str) -> String {
+        self.account_ids.get(account).cloned().unwrap_or_else(|| account.to_string())
     }
 
     /// The nodes that run JetStream, in every region (leafnodes' own domains excluded).
@@ -286,18 +399,26 @@ fn user_confs(topology: &Topology, account: &str, keys: &Keys, with_leaf_links: 
         .users
         .iter()
         .map(|u| {
-            let Permissions { publish, subscribe } = &u.permissions;
+            let Permissions {
+                publish,
+                subscribe,
+                responses,
+            } = &u.permissions;
             UserConf {
                 comment: None,
                 user: Some(u.name.clone()),
-                password: Some(match &u.password {
+                password: u.password.as_ref().map(|p| match p {
                     Password::Env { var, .. } => format!("${var}"),
                     Password::Bcrypt(hash) => serde_json::to_string(hash).expect("string serializes"),
                 }),
                 nkey: None,
-                allowed_connection_types: Vec::new(),
+                allowed_connection_types: u.allowed_connection_types.clone(),
                 publish: rule_conf(publish),
                 subscribe: rule_conf(subscribe),
+                responses: responses.map(|r| ResponsesConf {
+                    max: r.max,
+                    expires: r.ttl.map(format_duration),
+                }),
             }
         })
         .collect();
@@ -309,6 +430,7 @@ fn user_confs(topology: &Topology, account: &str, keys: &Keys, with_leaf_links: 
         allowed_connection_types: types,
         publish: None,
         subscribe: None,
+        responses: None,
     };
     if let Some(probe) = keys.get(&KeyId::Probe(account.to_string())) {
         users.push(generated(
@@ -332,8 +454,20 @@ pub fn probe_account(topology: &Topology) -> Option<String> {
     topology.app_accounts().next().map(|a| a.name.clone())
 }
 
-/// Builds the desired state. `keys` must hold every key `needed_keys` names.
-pub fn build(topology: &Topology, addressing: &Addressing, keys: &Keys) -> Desired {
+/// Builds the desired state. The material must hold every key `needed_keys` names, the
+/// certificates `cert_requests` names and, in operator mode, the issued JWTs.
+pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) -> Desired {
+    let keys = material.keys;
+    let tls = topology.tls;
+    let issued = material.issued;
+    let account_ids: BTreeMap<String, String> = topology
+        .accounts
+        .iter()
+        .map(|a| {
+            let id = issued.and_then(|i| i.account_public(&a.name)).unwrap_or(&a.name);
+            (a.name.clone(), id.to_string())
+        })
+        .collect();
     let settings = &topology.settings;
     let super_cluster = topology.is_super_cluster();
     let endpoints: BTreeMap<&str, Endpoint> = topology
@@ -344,19 +478,45 @@ pub fn build(topology: &Topology, addressing: &Addressing, keys: &Keys) -> Desir
         .map(|(name, host, ports)| (name, addressing.endpoint(topology, name, host, ports)))
         .collect();
     let accounts_conf = |names: &mut dyn Iterator<Item = &str>, hub: bool| -> Vec<AccountConf> {
+        if issued.is_some() {
+            return Vec::new();
+        }
         names
             .filter_map(|n| topology.account(n))
             .map(|a| AccountConf {
                 name: a.name.clone(),
                 jetstream: a.jetstream,
+                jetstream_limits: security::account_limits(&a.jetstream_limits),
+                exports: a
+                    .exports
+                    .iter()
+                    .map(|e| ExportConf {
+                        kind: e.kind.name().into(),
+                        subject: e.subject.clone(),
+                        accounts: e.to.clone(),
+                    })
+                    .collect(),
+                imports: a
+                    .imports
+                    .iter()
+                    .map(|i| ImportConf {
+                        kind: i.kind.name().into(),
+                        account: i.from.clone(),
+                        subject: i.subject.clone(),
+                        to: i.local_subject.clone(),
+                    })
+                    .collect(),
                 users: user_confs(topology, &a.name, keys, hub),
             })
             .collect()
     };
     let base_conf = |name: &str, e: &Endpoint| ServerConf {
         server_name: name.to_string(),
+        certificate: material.certs.fingerprints.get(name).cloned(),
         listen: host_port(&e.listen_host, e.ports.client),
+        tls: security::listener_tls(e, name, tls.client),
         http: host_port(&e.listen_host, e.ports.monitor),
+        monitor_https: tls.monitor,
         server_tags: Vec::new(),
         max_payload: settings.max_payload,
         lame_duck_duration: settings.lame_duck.map(|l| format_duration(l.duration)),
@@ -369,18 +529,23 @@ pub fn build(topology: &Topology, addressing: &Addressing, keys: &Keys) -> Desir
         leafnode_listener: None,
         leaf_remotes: Vec::new(),
         jetstream: None,
-        system_account: None,
+        system_account: topology.system_account().map(|a| account_ids[&a.name].clone()),
+        operator: issued.map(|i| security::operator_conf(i, e, name, true)),
         accounts: Vec::new(),
     };
+    let client_scheme = if tls.client.is_some() { "tls" } else { "nats" };
+    let monitor_scheme = if tls.monitor { "https" } else { "http" };
     let spec = |name: &str, region: &str, role: Role, conf: ServerConf| {
         let e = &endpoints[name];
         ServerSpec {
             name: name.to_string(),
             region: region.to_string(),
             role,
-            client_url: format!("nats://{}", host_port(&e.host, e.ports.client)),
-            monitor_url: format!("http://{}", host_port(&e.host, e.ports.monitor)),
+            client_url: format!("{client_scheme}://{}", host_port(&e.reach_host, e.reach_ports.client)),
+            monitor_url: format!("{monitor_scheme}://{}", host_port(&e.reach_host, e.reach_ports.monitor)),
+            host: e.host.clone(),
             endpoint_ports: e.ports,
+            reach_ports: e.reach_ports,
             conf,
         }
     };
@@ -410,6 +575,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, keys: &Keys) -> Desir
                             format!("nats-route://{}", host_port(&pe.host, pe.ports.cluster))
                         })
                         .collect(),
+                    tls: security::listener_tls(e, &node.name, tls.cluster),
                 });
             }
             if super_cluster {
@@ -432,11 +598,13 @@ pub fn build(topology: &Topology, addressing: &Addressing, keys: &Keys) -> Desir
                                 .collect(),
                         })
                         .collect(),
+                    tls: security::listener_tls(e, &node.name, tls.gateway),
                 });
             }
             if is_hub {
                 conf.leafnode_listener = Some(LeafListenerConf {
                     listen: host_port(&e.listen_host, e.ports.leafnode),
+                    tls: security::listener_tls(e, &node.name, tls.leafnode),
                 });
             }
             conf.jetstream = region.jetstream.map(|limits| JetStreamConf {
@@ -445,7 +613,6 @@ pub fn build(topology: &Topology, addressing: &Addressing, keys: &Keys) -> Desir
                 max_file_store: limits.max_file_store,
                 domain: None,
             });
-            conf.system_account = topology.system_account().map(|a| a.name.clone());
             conf.accounts = accounts_conf(&mut topology.accounts.iter().map(|a| a.name.as_str()), is_hub);
             servers.push(spec(&node.name, &region.name, Role::Node, conf));
         }
@@ -465,13 +632,26 @@ pub fn build(topology: &Topology, addressing: &Addressing, keys: &Keys) -> Desir
                     .collect()
             })
             .unwrap_or_default();
+        let operator_mode = issued.is_some();
+        conf.operator = issued.map(|i| security::operator_conf(i, e, &leaf.name, false));
         conf.leaf_remotes = vec![LeafRemoteConf {
             urls: hub_urls,
-            account: leaf.account.clone(),
-            nkey_seed: keys.get(&KeyId::LeafLink(leaf.name.clone())).map(|k| k.seed.clone()),
+            account: leaf.account.as_ref().map(|a| account_ids[a].clone()),
+            nkey_seed: keys
+                .get(&KeyId::LeafLink(leaf.name.clone()))
+                .filter(|_| !operator_mode)
+                .map(|k| k.seed.clone()),
+            credentials: (operator_mode && leaf.account.is_some())
+                .then(|| format!("{}/{}", e.config_dir, crate::auth::leaf_creds_path(&leaf.name).display())),
+            // The dialling side presents its certificate; `verify` is the hub listener's to ask.
+            tls: security::listener_tls(e, &leaf.name, tls.leafnode.map(|_| TlsListener::default())),
             deny_import: leaf.deny_import.clone(),
             deny_export: leaf.deny_export.clone(),
         }];
+        if !operator_mode {
+            // A leaf in static mode only knows its own account; in operator mode it resolves them all.
+            conf.system_account = None;
+        }
         conf.accounts = accounts_conf(&mut leaf.account.iter().map(String::as_str), false);
         if let Some(js) = &leaf.jetstream {
             conf.jetstream = Some(JetStreamConf {
@@ -487,6 +667,28 @@ pub fn build(topology: &Topology, addressing: &Addressing, keys: &Keys) -> Desir
         servers.push(spec(&leaf.name, &leaf.hub, Role::Leaf, conf));
     }
 
+    let first_client_url = servers.first().map(|s: &ServerSpec| s.client_url.clone());
+    let client_tls = security::client_tls(topology, material.tree);
+    let auth_files = issued
+        .map(|i| {
+            security::auth_files(
+                i,
+                keys,
+                material.tree,
+                first_client_url.as_deref(),
+                client_tls.as_ref().map(|c| c.ca.as_path()),
+            )
+        })
+        .unwrap_or_default();
+    let own_jwts = issued
+        .map(|i| {
+            topology
+                .accounts
+                .iter()
+                .filter_map(|a| Some((a.name.clone(), i.users.get(&crate::auth::probe_creds_path(&a.name))?.jwt.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
     Desired {
         name: topology.name.clone(),
         links: expected_links(topology),
@@ -497,6 +699,10 @@ pub fn build(topology: &Topology, addressing: &Addressing, keys: &Keys) -> Desir
         jetstream_accounts: jetstream_accounts(topology),
         system_account: topology.system_account().map(|a| a.name.clone()),
         servers,
+        account_ids,
+        own_jwts,
+        client_tls,
+        auth_files,
     }
 }
 

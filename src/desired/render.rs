@@ -26,6 +26,12 @@ fn templates() -> &'static tera::Tera {
         t.register_filter("qlist", |v: Vec<String>, _: tera::Kwargs, _: &tera::State| {
             format!("[{}]", v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", "))
         });
+        t.register_filter("tls", |v: tera::Value, _: tera::Kwargs, _: &tera::State| {
+            let conf: super::TlsConf = serde_json::to_value(&v)
+                .and_then(serde_json::from_value)
+                .map_err(|e| tera::Error::message(format!("not a TLS block: {e}")))?;
+            Ok::<_, tera::Error>(conf.block())
+        });
         t.add_raw_template(SERVER_CONF, include_str!("../../templates/nats-server.conf.tera"))
             .expect("the built-in nats-server template parses");
         t
@@ -37,9 +43,9 @@ fn quote(s: &str) -> String {
     serde_json::to_string(s).expect("a string serializes")
 }
 
-/// Renders every server's config as `nats/<server>.conf`.
+/// Renders every server's config as `nats/<server>.conf`, then the credential files.
 pub fn render_files(desired: &Desired) -> Result<Vec<RenderedFile>, tera::Error> {
-    desired
+    let mut files = desired
         .servers
         .iter()
         .map(|s| {
@@ -54,5 +60,7 @@ pub fn render_files(desired: &Desired) -> Result<Vec<RenderedFile>, tera::Error>
                 secret: s.conf.holds_secret(),
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, tera::Error>>()?;
+    files.extend(desired.auth_files.iter().cloned());
+    Ok(files)
 }

@@ -2,8 +2,10 @@
 //! Everything here has passed validation; it holds no YAML and does no I/O.
 
 mod jetstream;
+mod security;
 
 pub use jetstream::*;
+pub use security::*;
 
 use serde::Serialize;
 use std::time::Duration;
@@ -23,6 +25,52 @@ pub struct Topology {
     pub leafnodes: Vec<Leafnode>,
     pub accounts: Vec<Account>,
     pub jetstream: JetStreamObjects,
+    pub tls: Tls,
+    /// `Some` in operator mode: accounts and users are JWTs; `None`: accounts in the config.
+    pub operator: Option<Operator>,
+    /// `Some` when the topology is also deployed as Kubernetes manifests.
+    pub kubernetes: Option<Kubernetes>,
+    /// `Some` when hosts are joined by a WireGuard mesh.
+    pub wireguard: Option<WireGuard>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireGuard {
+    pub network: std::net::Ipv4Addr,
+    pub prefix: u8,
+    /// Listen port of hosts that give none.
+    pub port: u16,
+    pub preshared_keys: bool,
+    pub keepalive: Option<u16>,
+}
+
+/// A host's place in the WireGuard mesh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WgPeer {
+    pub address: std::net::Ipv4Addr,
+    /// Its public address (name or IP), where the other hosts send to.
+    pub endpoint: String,
+    /// Its listen port; 0 for the mesh's default.
+    pub port: u16,
+}
+
+impl WireGuard {
+    pub fn port_of(&self, peer: &WgPeer) -> u16 {
+        if peer.port == 0 { self.port } else { peer.port }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kubernetes {
+    pub namespace: String,
+    pub image: String,
+    /// Kubernetes quantities, as written.
+    pub cpu: String,
+    pub memory: String,
+    pub storage: String,
+    pub storage_class: Option<String>,
+    /// How gateways and leafnode listeners are exposed to other regions.
+    pub service_type: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -90,10 +138,11 @@ pub struct Region {
 #[derive(Debug, Clone)]
 pub struct Node {
     pub name: String,
-    /// The name or address other servers dial to reach this node.
+    /// The name or address other servers dial to reach this node (its VPN address over WireGuard).
     pub host: String,
     pub ports: Ports,
     pub tags: Vec<String>,
+    pub wireguard: Option<WgPeer>,
     pub loc: Loc,
 }
 
@@ -123,6 +172,11 @@ pub struct Account {
     pub name: String,
     pub system: bool,
     pub jetstream: bool,
+    pub jetstream_limits: AccountLimits,
+    /// Users are signed by a signing key of the account rather than its identity key.
+    pub signing_key: bool,
+    pub exports: Vec<Export>,
+    pub imports: Vec<Import>,
     pub users: Vec<User>,
     pub loc: Loc,
 }
@@ -130,8 +184,13 @@ pub struct Account {
 #[derive(Debug, Clone)]
 pub struct User {
     pub name: String,
-    pub password: Password,
+    /// Static accounts only; operator-mode users authenticate with their credentials.
+    pub password: Option<Password>,
     pub permissions: Permissions,
+    /// `STANDARD`, `WEBSOCKET`, `LEAFNODE`, `MQTT`...; empty means every type.
+    pub allowed_connection_types: Vec<String>,
+    pub bearer: bool,
+    pub client_cert: bool,
     pub loc: Loc,
 }
 
@@ -148,12 +207,14 @@ pub enum Password {
 pub struct Permissions {
     pub publish: Rule,
     pub subscribe: Rule,
+    pub responses: Option<Responses>,
 }
 
-impl Permissions {
-    pub fn is_empty(&self) -> bool {
-        self.publish.is_empty() && self.subscribe.is_empty()
-    }
+/// Permission to reply to received requests without a publish allow for the reply subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Responses {
+    pub max: u64,
+    pub ttl: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -223,12 +284,12 @@ impl Topology {
             .iter()
             .flat_map(|a| {
                 a.users.iter().filter_map(move |u| match &u.password {
-                    Password::Env { var, loc } => Some(EnvRef {
+                    Some(Password::Env { var, loc }) => Some(EnvRef {
                         var: var.clone(),
                         loc: *loc,
                         object: format!("user `{}` of account `{}`", u.name, a.name),
                     }),
-                    Password::Bcrypt(_) => None,
+                    _ => None,
                 })
             })
             .collect()

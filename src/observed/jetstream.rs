@@ -44,7 +44,7 @@ impl Connections {
     pub async fn open(desired: &Desired, keys: &Keys) -> Result<Connections, ApiError> {
         let mut conns = BTreeMap::new();
         for account in &desired.jetstream_accounts {
-            let api = JsApi::connect(&desired.jetstream_urls, account, keys).await?;
+            let api = JsApi::connect(desired, account, keys).await?;
             conns.insert(account.clone(), api);
         }
         Ok(Connections(conns))

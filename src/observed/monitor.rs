@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::desired::{ClientTls, Desired};
+
 /// One server's answers; fields stay empty where the endpoint did not answer.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct NodeObservation {
@@ -105,20 +107,38 @@ pub struct Monitor {
     http: reqwest::Client,
 }
 
-impl Default for Monitor {
-    fn default() -> Self {
-        Monitor::new()
-    }
-}
-
 impl Monitor {
-    pub fn new() -> Self {
-        let http = reqwest::Client::builder()
+    /// A client for the monitoring endpoints; over https it trusts only the deployment's CA
+    /// (and presents notif-infra's client certificate where clients are verified).
+    pub fn new(tls: Option<&ClientTls>) -> Self {
+        crate::client::install_crypto_provider();
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(500))
-            .timeout(Duration::from_secs(2))
-            .build()
-            .expect("an HTTP client without TLS builds");
+            .timeout(Duration::from_secs(2));
+        if let Some(tls) = tls {
+            // Unreadable files were already reported when the PKI was loaded; without them
+            // https requests fail and say so.
+            if let Some(ca) = std::fs::read(&tls.ca)
+                .ok()
+                .and_then(|pem| reqwest::Certificate::from_pem(&pem).ok())
+            {
+                builder = builder.tls_certs_only([ca]);
+            }
+            if let Some((cert, key)) = &tls.identity
+                && let (Ok(mut pem), Ok(key)) = (std::fs::read(cert), std::fs::read(key))
+            {
+                pem.extend_from_slice(&key);
+                if let Ok(identity) = reqwest::Identity::from_pem(&pem) {
+                    builder = builder.identity(identity);
+                }
+            }
+        }
+        let http = builder.build().expect("the monitoring HTTP client builds");
         Monitor { http }
+    }
+
+    pub fn for_desired(desired: &Desired) -> Self {
+        Monitor::new(desired.client_tls.as_ref())
     }
 
     async fn get<T: for<'de> Deserialize<'de>>(&self, base: &str, path: &str) -> Result<T, String> {

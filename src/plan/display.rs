@@ -1,6 +1,6 @@
 //! The plan as a person reads it, in Terraform's symbols.
 
-use super::{FileAction, JsAction, JsChange, Plan, ServerAction};
+use super::{FileAction, FileChange, JsAction, JsChange, Plan, ServerAction};
 
 fn symbol(a: FileAction) -> &'static str {
     match a {
@@ -8,6 +8,25 @@ fn symbol(a: FileAction) -> &'static str {
         FileAction::Update => "~",
         FileAction::Delete => "-",
     }
+}
+
+/// The files to create, change and delete, with their diffs when asked (secrets as the plan
+/// shows them: by presence, or masked).
+pub fn files_section(files: &[FileChange], show_diffs: bool) -> String {
+    if files.is_empty() {
+        return String::new();
+    }
+    let mut out = "\nFiles:\n".to_string();
+    for f in files {
+        let secret = if f.secret { "  (holds a secret: 0600)" } else { "" };
+        out += &format!("  {} {}{secret}\n", symbol(f.action), f.path.display());
+        if show_diffs && f.action == FileAction::Update {
+            for line in f.diff.lines() {
+                out += &format!("      {line}\n");
+            }
+        }
+    }
+    out
 }
 
 pub fn render_human(plan: &Plan, show_diffs: bool) -> String {
@@ -20,21 +39,10 @@ pub fn render_human(plan: &Plan, show_diffs: bool) -> String {
     if !plan.keys.is_empty() {
         out += "\nKeys:\n";
         for k in &plan.keys {
-            out += &format!("  {} {:<28} {} (generated, stored 0600)\n", symbol(k.action), k.key, k.description);
+            out += &format!("  {} {:<28} {}\n", symbol(k.action), k.key, k.description);
         }
     }
-    if !plan.files.is_empty() {
-        out += "\nFiles:\n";
-        for f in &plan.files {
-            let secret = if f.secret { "  (holds a secret: 0600)" } else { "" };
-            out += &format!("  {} {}{secret}\n", symbol(f.action), f.path.display());
-            if show_diffs && f.action == FileAction::Update {
-                for line in f.diff.lines() {
-                    out += &format!("      {line}\n");
-                }
-            }
-        }
-    }
+    out += &files_section(&plan.files, show_diffs);
     if !plan.servers.is_empty() {
         out += "\nServers:\n";
         for s in &plan.servers {

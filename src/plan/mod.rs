@@ -4,7 +4,7 @@
 mod display;
 mod jetstream;
 
-pub use display::render_human;
+pub use display::{files_section, render_human};
 pub use jetstream::{FieldChange, JsAction, JsChange, LiveState, changes as jetstream_changes};
 
 use serde::Serialize;
@@ -119,7 +119,7 @@ pub fn file_changes(desired: &[RenderedFile], on_disk: &BTreeMap<PathBuf, String
         changes.push(FileChange {
             path: f.path.clone(),
             action: if old.is_some() { FileAction::Update } else { FileAction::Create },
-            diff: redact(&diff),
+            diff: shown_diff(f, &diff),
             content: Some(f.content.clone()),
             secret: f.secret,
         });
@@ -138,15 +138,49 @@ pub fn file_changes(desired: &[RenderedFile], on_disk: &BTreeMap<PathBuf, String
     changes
 }
 
+/// What a file's diff may show: credentials and Kubernetes secrets by presence only; WireGuard
+/// configs with their keys masked (the peers are what changes); others with seeds redacted.
+fn shown_diff(f: &RenderedFile, diff: &str) -> String {
+    let ext = f.path.extension().and_then(|e| e.to_str());
+    if ext == Some("creds") || (f.secret && ext == Some("yaml")) {
+        return String::new();
+    }
+    if f.path.starts_with("wireguard") {
+        return diff
+            .lines()
+            .map(|l| match l.split_once(" = ") {
+                Some((k, _)) if k.ends_with("PrivateKey") || k.ends_with("PresharedKey") => format!("{k} = <secret>\n"),
+                _ => format!("{l}\n"),
+            })
+            .collect();
+    }
+    redact(diff)
+}
+
 pub fn key_changes(missing: &[KeyId]) -> Vec<KeyChange> {
     missing
         .iter()
         .map(|id| KeyChange {
             key: id.file_stem(),
-            description: id.describe(),
+            description: format!("{} (generated, seed stored 0600)", id.describe()),
             action: FileAction::Create,
         })
         .collect()
+}
+
+/// A certificate to issue, as plan shows it: presence only.
+pub fn cert_change(e: crate::pki::CertEvent) -> KeyChange {
+    KeyChange {
+        key: e.file,
+        description: match e.action {
+            crate::pki::CertAction::Create => "certificate and key to issue (key stored 0600)".into(),
+            crate::pki::CertAction::Rotate => format!("certificate and key to reissue: {}", e.reason),
+        },
+        action: match e.action {
+            crate::pki::CertAction::Create => FileAction::Create,
+            crate::pki::CertAction::Rotate => FileAction::Update,
+        },
+    }
 }
 
 /// What each server needs: start what does not run, reload or restart what runs another
@@ -166,6 +200,10 @@ pub fn server_changes(desired: &[DesiredServer], observed: &BTreeMap<String, Obs
             continue;
         }
         if d.digest.is_some() && o.digest == d.digest {
+            // The digest ignores comments, where the certificate's fingerprint is written.
+            if o.applied.as_ref().is_some_and(|a| a.certificate != d.conf.certificate) {
+                changes.push(change(ServerAction::Reload, "TLS certificate replaced".into()));
+            }
             continue;
         }
         match &o.applied {
@@ -208,7 +246,26 @@ pub fn classify(old: &ServerConf, new: &ServerConf) -> (bool, Vec<&'static str>)
     };
     field("server_name", old.server_name != new.server_name, true);
     field("client listen address", old.listen != new.listen, true);
-    field("monitoring address", old.http != new.http, true);
+    field(
+        "monitoring address",
+        (&old.http, old.monitor_https) != (&new.http, new.monitor_https),
+        true,
+    );
+    field("TLS certificate", old.certificate != new.certificate, false);
+    // Certificates reload; turning TLS on or off, or mutual verification, needs a restart.
+    let tls_mode = |c: &ServerConf| {
+        let v = |t: &Option<crate::desired::TlsConf>| t.as_ref().map(|t| t.verify);
+        (
+            v(&c.tls),
+            v(&c.cluster.as_ref().and_then(|c| c.tls.clone())),
+            v(&c.gateway.as_ref().and_then(|g| g.tls.clone())),
+            v(&c.leafnode_listener.as_ref().and_then(|l| l.tls.clone())),
+        )
+    };
+    field("TLS", tls_mode(old) != tls_mode(new), true);
+    // Preloaded accounts are read at start (the full resolver preloads only the system
+    // account; it takes the others pushed while it runs).
+    field("operator or preloaded accounts", old.operator != new.operator, true);
     let cluster_id = |c: &ServerConf| c.cluster.as_ref().map(|c| (c.name.clone(), c.listen.clone()));
     field("cluster listener", cluster_id(old) != cluster_id(new), true);
     let routes = |c: &ServerConf| c.cluster.as_ref().map(|c| c.routes.clone());
@@ -264,8 +321,11 @@ mod tests {
     fn conf() -> ServerConf {
         ServerConf {
             server_name: "a".into(),
+            certificate: None,
             listen: "127.0.0.1:1".into(),
+            tls: None,
             http: "127.0.0.1:2".into(),
+            monitor_https: false,
             server_tags: vec![],
             max_payload: None,
             lame_duck_duration: None,
@@ -277,6 +337,7 @@ mod tests {
                 name: "east".into(),
                 listen: "127.0.0.1:3".into(),
                 routes: vec!["nats-route://b:3".into()],
+                tls: None,
             }),
             gateway: None,
             leafnode_listener: None,
@@ -288,6 +349,7 @@ mod tests {
                 domain: None,
             }),
             system_account: None,
+            operator: None,
             accounts: vec![],
         }
     }
@@ -303,6 +365,7 @@ mod tests {
             name: "east".into(),
             listen: "x:4".into(),
             gateways: vec![],
+            tls: None,
         });
         assert_eq!(classify(&old, &gw), (true, vec!["gateways"]));
     }

@@ -63,9 +63,18 @@ fn finish(source: &Source, lines: Vec<String>) -> Result<(String, Loaded), EditE
     Ok((text, loaded))
 }
 
+/// Where a new node joins the WireGuard mesh: its public endpoint, and its VPN address (the
+/// address after the highest one in use when not given).
+#[derive(Debug, Clone, Default)]
+pub struct MeshPlace {
+    pub endpoint: Option<String>,
+    pub address: Option<String>,
+}
+
 /// Adds a node to `region`: `nodes: N` becomes `N+1` (the node is `<region>-<N+1>`), a node list
-/// gets a new item after its last one. Returns the new text and what it validates to.
-pub fn add_node(source: &Source, region: &str, name: Option<&str>) -> Result<(String, Loaded, String), EditError> {
+/// gets a new item after its last one; in a region of WireGuard hosts the new node joins the
+/// mesh at `mesh`. Returns the new text and what it validates to.
+pub fn add_node(source: &Source, region: &str, name: Option<&str>, mesh: &MeshPlace) -> Result<(String, Loaded, String), EditError> {
     let file = schema(source)?;
     let Some((_, spec)) = file.regions.iter().find(|(k, _)| k.value == region) else {
         let names: Vec<&str> = file.regions.keys().map(|k| k.value.as_str()).collect();
@@ -75,6 +84,12 @@ pub fn add_node(source: &Source, region: &str, name: Option<&str>) -> Result<(St
     let at = loc(&spec.nodes);
     let new_name = match &spec.nodes.value {
         NodesSpec::Count(n) => {
+            if mesh.endpoint.is_some() {
+                return Err(refused(
+                    source,
+                    format!("the nodes of region `{region}` are not in a WireGuard mesh: leave out --endpoint"),
+                ));
+            }
             let generated = format!("{region}-{}", n + 1);
             if let Some(wanted) = name.filter(|w| *w != generated) {
                 return Err(refused(
@@ -111,10 +126,12 @@ pub fn add_node(source: &Source, region: &str, name: Option<&str>) -> Result<(St
             };
             let end = block_end(&text_lines, name_line, dash);
             let flow = item[dash + 2..].trim_start().starts_with('{');
-            let new_item = if flow {
-                format!("{}- {{ name: {name} }}", " ".repeat(dash))
-            } else {
-                format!("{}- name: {name}", " ".repeat(dash))
+            let wireguard = mesh_entry(source, region, nodes, mesh)?;
+            let new_item = match (flow, wireguard) {
+                (true, None) => format!("{}- {{ name: {name} }}", " ".repeat(dash)),
+                (true, Some(wg)) => format!("{}- {{ name: {name}, wireguard: {wg} }}", " ".repeat(dash)),
+                (false, None) => format!("{}- name: {name}", " ".repeat(dash)),
+                (false, Some(wg)) => format!("{0}- name: {name}\n{0}  wireguard: {wg}", " ".repeat(dash)),
             };
             lines.insert(end, new_item);
             name.to_string()
@@ -122,6 +139,115 @@ pub fn add_node(source: &Source, region: &str, name: Option<&str>) -> Result<(St
     };
     let (text, loaded) = finish(source, lines)?;
     Ok((text, loaded, new_name))
+}
+
+/// The new node's `wireguard:` value when its region's hosts are in the mesh; an error when
+/// they are and no endpoint is given, or they are not and one is.
+fn mesh_entry(source: &Source, region: &str, nodes: &[super::schema::NodeSpec], mesh: &MeshPlace) -> Result<Option<String>, EditError> {
+    let addresses: Vec<std::net::Ipv4Addr> = nodes
+        .iter()
+        .filter_map(|n| n.wireguard.as_ref()?.value.address.value.parse().ok())
+        .collect();
+    match (addresses.is_empty(), &mesh.endpoint) {
+        (true, None) => Ok(None),
+        (true, Some(_)) => Err(refused(
+            source,
+            format!("the nodes of region `{region}` are not in a WireGuard mesh: leave out --endpoint"),
+        )),
+        (false, None) => Err(refused(
+            source,
+            format!("the nodes of region `{region}` are WireGuard hosts: give the new node's public address with --endpoint"),
+        )),
+        (false, Some(endpoint)) => {
+            let address = match &mesh.address {
+                Some(a) => a.clone(),
+                None => {
+                    let highest = addresses.iter().map(|a| u32::from(*a)).max().expect("not empty");
+                    std::net::Ipv4Addr::from(highest + 1).to_string()
+                }
+            };
+            Ok(Some(format!("{{ address: {address}, endpoint: {endpoint} }}")))
+        }
+    }
+}
+
+/// Where the plain or quoted scalar starting at byte `col` of `line` ends.
+fn scalar_end(line: &str, col: usize) -> usize {
+    let rest = &line[col..];
+    match rest.chars().next() {
+        Some(q @ ('"' | '\'')) => rest[1..].find(q).map(|i| col + i + 2).unwrap_or(line.len()),
+        _ => {
+            let stop = rest.find([',', '}']).unwrap_or(rest.len());
+            let comment = rest.find(" #").unwrap_or(rest.len());
+            col + rest[..stop.min(comment)].trim_end().len()
+        }
+    }
+}
+
+/// Gives nodes the public addresses `addresses` names (by node): a node in the WireGuard mesh
+/// gets it as its `endpoint` (peers keep dialling its VPN address), any other node as its
+/// `host`. Only nodes listed by name can take one. Returns the new text and what it validates
+/// to, and the nodes it changed.
+pub fn set_addresses(
+    source: &Source,
+    addresses: &std::collections::BTreeMap<String, String>,
+) -> Result<(String, Loaded, Vec<String>), EditError> {
+    let file = schema(source)?;
+    let mut lines: Vec<String> = source.text.lines().map(str::to_string).collect();
+    let mut changed = Vec::new();
+    // Edits go from the end of the file backwards so earlier positions stay valid.
+    let mut edits: Vec<(usize, usize, String, bool)> = Vec::new();
+    for (region, spec) in &file.regions {
+        let wanted: Vec<&String> = addresses.keys().filter(|n| n.starts_with(&format!("{}-", region.value))).collect();
+        let nodes = match &spec.nodes.value {
+            NodesSpec::List(nodes) => nodes,
+            NodesSpec::Count(_) if !wanted.is_empty() => {
+                return Err(refused(
+                    source,
+                    format!(
+                        "region `{}` declares its nodes by count: list them by name (`- name: ...`) to give them addresses",
+                        region.value
+                    ),
+                ));
+            }
+            NodesSpec::Count(_) => continue,
+        };
+        for node in nodes {
+            let Some(address) = addresses.get(&node.name.value) else { continue };
+            changed.push(node.name.value.clone());
+            let target = match (&node.wireguard, &node.host) {
+                (Some(wg), _) => Some(loc(&wg.value.endpoint)),
+                (None, Some(host)) => Some(loc(host)),
+                (None, None) => None,
+            };
+            match target {
+                Some(at) => edits.push((at.line as usize - 1, at.col as usize - 1, address.clone(), true)),
+                None => {
+                    let at = loc(&node.name);
+                    edits.push((at.line as usize - 1, at.col as usize - 1, address.clone(), false));
+                }
+            }
+        }
+    }
+    if let Some(name) = addresses.keys().find(|n| !changed.contains(n)) {
+        return Err(refused(source, format!("the topology has no node `{name}`")));
+    }
+    edits.sort_by_key(|e| std::cmp::Reverse((e.0, e.1)));
+    for (line, col, address, replace) in edits {
+        let text = lines[line].clone();
+        let end = scalar_end(&text, col);
+        if replace {
+            lines[line].replace_range(col..end, &address);
+        } else if text[..col].contains('{') {
+            lines[line].insert_str(end, &format!(", host: {address}"));
+        } else {
+            // A block mapping: `host:` goes under `name:`, at the same indent.
+            let key = text[..col].rfind("name:").unwrap_or(col);
+            lines.insert(line + 1, format!("{}host: {address}", " ".repeat(key)));
+        }
+    }
+    let (text, loaded) = finish(source, lines)?;
+    Ok((text, loaded, changed))
 }
 
 /// Adds a region of `nodes` nodes after the last one, running JetStream when the first region
@@ -170,18 +296,18 @@ mod tests {
     #[test]
     fn a_node_count_is_incremented_in_place() {
         let text = "# dev\nname: dev\nregions:\n  main:\n    nodes: 3   # three for quorum\n    jetstream: true\n";
-        let (out, loaded, name) = add_node(&source(text), "main", None).unwrap();
+        let (out, loaded, name) = add_node_plain(&source(text), "main", None).unwrap();
         assert_eq!(out, text.replace("nodes: 3", "nodes: 4"));
         assert_eq!(name, "main-4");
         assert_eq!(loaded.topology.regions[0].nodes.len(), 4);
-        assert!(add_node(&source(text), "main", Some("other")).is_err());
-        assert!(add_node(&source(text), "west", None).is_err());
+        assert!(add_node_plain(&source(text), "main", Some("other")).is_err());
+        assert!(add_node_plain(&source(text), "west", None).is_err());
     }
 
     #[test]
     fn a_node_list_gets_an_item_after_its_last_one() {
         let text = "name: p\nregions:\n  pods:\n    nodes:\n      - name: a\n        tags: [x]\n      # keep me\n      - name: b\n        host: b.example\n\n# trailing\nstreams: {}\n";
-        let (out, _, _) = add_node(&source(text), "pods", Some("c")).unwrap();
+        let (out, _, _) = add_node_plain(&source(text), "pods", Some("c")).unwrap();
         assert_eq!(
             out,
             "name: p\nregions:\n  pods:\n    nodes:\n      - name: a\n        tags: [x]\n      # keep me\n      - name: b\n        host: b.example\n      - name: c\n\n# trailing\nstreams: {}\n"
@@ -205,6 +331,64 @@ mod tests {
     fn an_edit_that_breaks_the_topology_is_refused() {
         // Two nodes on one host with the same ports: the new list item clashes.
         let text = "name: p\nregions:\n  pods:\n    nodes:\n      - name: a\n";
-        assert!(add_node(&source(text), "pods", Some("a")).is_err());
+        assert!(add_node_plain(&source(text), "pods", Some("a")).is_err());
+    }
+
+    fn add_node_plain(source: &Source, region: &str, name: Option<&str>) -> Result<(String, Loaded, String), EditError> {
+        add_node(source, region, name, &MeshPlace::default())
+    }
+
+    #[test]
+    fn a_new_mesh_node_takes_the_next_vpn_address_and_needs_an_endpoint() {
+        let mesh = "name: t\nwireguard: { network: 10.0.0.0/16 }\nregions:\n  main:\n    nodes:\n      - { name: a, wireguard: { address: 10.0.1.1, endpoint: 192.0.2.1 } }\n      - { name: b, wireguard: { address: 10.0.2.1, endpoint: 192.0.2.2 } }\n";
+        let place = MeshPlace {
+            endpoint: Some("192.0.2.3".into()),
+            address: None,
+        };
+        let (text, loaded, _) = add_node(&source(mesh), "main", Some("c"), &place).unwrap();
+        assert!(
+            text.ends_with("      - { name: c, wireguard: { address: 10.0.2.2, endpoint: 192.0.2.3 } }\n"),
+            "{text}"
+        );
+        assert_eq!(loaded.topology.regions[0].nodes[2].host, "10.0.2.2");
+        let err = add_node_plain(&source(mesh), "main", Some("c")).unwrap_err().to_string();
+        assert!(err.contains("--endpoint"), "{err}");
+    }
+
+    #[test]
+    fn addresses_go_to_hosts_and_wireguard_endpoints_in_place() {
+        let text = "name: t\n# the edge pods\nregions:\n  main:\n    nodes:\n      - name: a   # first\n        tags: [x]\n      - { name: b, host: old.example }\n      - { name: c }\n";
+        let addresses: std::collections::BTreeMap<String, String> = [("a", "192.0.2.1"), ("b", "192.0.2.2"), ("c", "192.0.2.3")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
+        let (new, loaded, changed) = set_addresses(&source(text), &addresses).unwrap();
+        assert_eq!(changed, ["a", "b", "c"]);
+        assert_eq!(
+            new,
+            "name: t\n# the edge pods\nregions:\n  main:\n    nodes:\n      - name: a   # first\n        host: 192.0.2.1\n        tags: [x]\n      - { name: b, host: 192.0.2.2 }\n      - { name: c, host: 192.0.2.3 }\n"
+        );
+        let hosts: Vec<&str> = loaded.topology.regions[0].nodes.iter().map(|n| n.host.as_str()).collect();
+        assert_eq!(hosts, ["192.0.2.1", "192.0.2.2", "192.0.2.3"]);
+
+        let mesh = "name: t\nwireguard: { network: 10.0.0.0/16 }\nregions:\n  main:\n    nodes:\n      - { name: a, wireguard: { address: 10.0.0.1, endpoint: \"198.51.100.1\" } }\n";
+        let one: std::collections::BTreeMap<String, String> = [("a".to_string(), "192.0.2.9".to_string())].into();
+        let (new, loaded, _) = set_addresses(&source(mesh), &one).unwrap();
+        assert!(new.contains("endpoint: 192.0.2.9 }"), "{new}");
+        assert_eq!(
+            loaded.topology.regions[0].nodes[0].host, "10.0.0.1",
+            "peers still dial the VPN address"
+        );
+    }
+
+    #[test]
+    fn addresses_for_counted_or_unknown_nodes_are_refused() {
+        let counted = "name: t\nregions:\n  main:\n    nodes: 2\n";
+        let one: std::collections::BTreeMap<String, String> = [("main-1".to_string(), "192.0.2.1".to_string())].into();
+        let err = set_addresses(&source(counted), &one).unwrap_err().to_string();
+        assert!(err.contains("list them by name"), "{err}");
+        let listed = "name: t\nregions:\n  main:\n    nodes:\n      - name: a\n";
+        let unknown: std::collections::BTreeMap<String, String> = [("zz".to_string(), "192.0.2.1".to_string())].into();
+        let err = set_addresses(&source(listed), &unknown).unwrap_err().to_string();
+        assert!(err.contains("no node `zz`"), "{err}");
     }
 }

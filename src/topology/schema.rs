@@ -21,6 +21,10 @@ pub struct TopologyFile {
     pub regions: Named<RegionSpec>,
     #[serde(default)]
     pub leafnodes: Named<LeafnodeSpec>,
+    pub tls: Option<Spanned<TlsSpec>>,
+    pub operator: Option<Spanned<OperatorSpec>>,
+    pub kubernetes: Option<Spanned<KubernetesSpec>>,
+    pub wireguard: Option<Spanned<WireGuardSpec>>,
     #[serde(default)]
     pub accounts: Named<AccountSpec>,
     #[serde(default)]
@@ -110,6 +114,30 @@ pub struct NodeSpec {
     pub ports: PortsSpec,
     #[serde(default)]
     pub tags: Vec<Spanned<String>>,
+    pub wireguard: Option<Spanned<NodeWireGuardSpec>>,
+}
+
+/// A full WireGuard mesh between the hosts whose nodes give a VPN address.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireGuardSpec {
+    /// The VPN network, e.g. `10.0.0.0/16`.
+    pub network: Spanned<String>,
+    /// Listen port of hosts that give none (default 51820).
+    pub port: Option<Spanned<u16>>,
+    /// A pre-shared key per pair of hosts (post-quantum hardening).
+    #[serde(default)]
+    pub preshared_keys: bool,
+    pub keepalive: Option<Spanned<u16>>,
+}
+
+/// A node's place in the mesh: its VPN address (which peers then dial) and its public endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeWireGuardSpec {
+    pub address: Spanned<String>,
+    pub endpoint: Spanned<String>,
+    pub port: Option<Spanned<u16>>,
 }
 
 /// `jetstream: true` or `jetstream: { max_memory_store: .., max_file_store: .. }`.
@@ -142,24 +170,136 @@ pub struct LeafJetStreamSpec {
     pub max_file_store: Option<Spanned<Scalar>>,
 }
 
+/// Kubernetes manifests: where and with what the StatefulSets run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesSpec {
+    pub namespace: Option<Spanned<String>>,
+    pub image: Option<Spanned<String>>,
+    pub cpu: Option<Spanned<Scalar>>,
+    pub memory: Option<Spanned<Scalar>>,
+    pub storage: Option<Spanned<Scalar>>,
+    pub storage_class: Option<Spanned<String>>,
+    pub service_type: Option<Spanned<ServiceType>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum ServiceType {
+    LoadBalancer,
+    NodePort,
+    ClusterIP,
+}
+
+/// Which listeners speak TLS; each is `true` or `{ verify: true }` (mutual TLS).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    pub client: Option<Spanned<TlsListenerSpec>>,
+    pub cluster: Option<Spanned<TlsListenerSpec>>,
+    pub gateway: Option<Spanned<TlsListenerSpec>>,
+    pub leafnode: Option<Spanned<TlsListenerSpec>>,
+    /// Monitoring over https (served with the client listener's certificate).
+    pub monitor: Option<Spanned<bool>>,
+}
+
+#[derive(Debug)]
+pub struct TlsListenerSpec {
+    pub enabled: bool,
+    pub verify: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsListenerMap {
+    #[serde(default)]
+    verify: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorSpec {
+    pub name: Spanned<String>,
+    pub resolver: Option<Spanned<ResolverKind>>,
+    /// Sign accounts with a signing key instead of the operator's identity key.
+    #[serde(default)]
+    pub signing_key: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ResolverKind {
+    Memory,
+    Full,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountSpec {
     #[serde(default)]
     pub system: Option<Spanned<bool>>,
+    pub jetstream: Option<Spanned<AccountJetStreamSpec>>,
+    /// Sign the account's users with a signing key instead of its identity key.
     #[serde(default)]
-    pub jetstream: bool,
+    pub signing_key: bool,
+    #[serde(default)]
+    pub exports: Vec<ExportSpec>,
+    #[serde(default)]
+    pub imports: Vec<ImportSpec>,
     #[serde(default)]
     pub users: Vec<UserSpec>,
+}
+
+/// `jetstream: true` or `jetstream: { max_memory: .., max_file: .., max_streams: .., max_consumers: .. }`.
+#[derive(Debug)]
+pub enum AccountJetStreamSpec {
+    Enabled(bool),
+    Limits(Box<AccountLimitsSpec>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountLimitsSpec {
+    pub max_memory: Option<Spanned<Scalar>>,
+    pub max_file: Option<Spanned<Scalar>>,
+    pub max_streams: Option<Spanned<i64>>,
+    pub max_consumers: Option<Spanned<i64>>,
+}
+
+/// `stream: subject` or `service: subject`, public or `to:` named accounts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportSpec {
+    pub stream: Option<Spanned<String>>,
+    pub service: Option<Spanned<String>>,
+    #[serde(default)]
+    pub to: Vec<Spanned<String>>,
+}
+
+/// `stream: subject` or `service: subject` exported by account `from`, seen locally as `to`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportSpec {
+    pub stream: Option<Spanned<String>>,
+    pub service: Option<Spanned<String>>,
+    pub from: Spanned<String>,
+    pub to: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserSpec {
     pub user: Spanned<String>,
-    pub password: Spanned<String>,
+    pub password: Option<Spanned<String>>,
     #[serde(default)]
     pub permissions: PermissionsSpec,
+    #[serde(default)]
+    pub allowed_connection_types: Vec<Spanned<String>>,
+    /// A bearer token: the JWT alone authenticates (operator mode, only when asked).
+    #[serde(default)]
+    pub bearer: Option<Spanned<bool>>,
+    /// Issue a client certificate for this user (for `tls.client.verify`).
+    #[serde(default)]
+    pub client_cert: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +307,21 @@ pub struct UserSpec {
 pub struct PermissionsSpec {
     pub publish: Option<RuleSpec>,
     pub subscribe: Option<RuleSpec>,
+    /// Lets the user reply to requests it received: `true` (one reply) or `{ max: N, ttl: 1m }`.
+    pub allow_responses: Option<Spanned<ResponsesSpec>>,
+}
+
+#[derive(Debug)]
+pub struct ResponsesSpec {
+    pub max: Option<u64>,
+    pub ttl: Option<Scalar>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResponsesMap {
+    max: Option<u64>,
+    ttl: Option<Scalar>,
 }
 
 /// `publish: ["a.>"]` (allow list) or `publish: { allow: [..], deny: [..] }`.
@@ -358,6 +513,72 @@ impl<'de> Deserialize<'de> for RuleSpec {
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RuleSpec, A::Error> {
                 let RuleMap { allow, deny } = RuleMap::deserialize(MapAccessDeserializer::new(map))?;
                 Ok(RuleSpec { allow, deny })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for TlsListenerSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TlsListenerSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("true, false or `{ verify: true }`")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<TlsListenerSpec, E> {
+                Ok(TlsListenerSpec { enabled: v, verify: false })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TlsListenerSpec, A::Error> {
+                let m = TlsListenerMap::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(TlsListenerSpec {
+                    enabled: true,
+                    verify: m.verify,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for AccountJetStreamSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AccountJetStreamSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("true, false or a map of the account's JetStream limits")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<AccountJetStreamSpec, E> {
+                Ok(AccountJetStreamSpec::Enabled(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<AccountJetStreamSpec, A::Error> {
+                AccountLimitsSpec::deserialize(MapAccessDeserializer::new(map)).map(|l| AccountJetStreamSpec::Limits(Box::new(l)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for ResponsesSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ResponsesSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("true or `{ max: N, ttl: DURATION }`")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ResponsesSpec, E> {
+                if v {
+                    Ok(ResponsesSpec { max: None, ttl: None })
+                } else {
+                    Err(E::custom("leave `allow_responses` out instead of setting it to false"))
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ResponsesSpec, A::Error> {
+                let m = ResponsesMap::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(ResponsesSpec { max: m.max, ttl: m.ttl })
             }
         }
         d.deserialize_any(V)

@@ -5,6 +5,8 @@ use serde_saphyr::Spanned;
 use std::collections::HashMap;
 
 mod jetstream;
+mod security;
+mod wireguard;
 
 use super::diagnostic::{Diagnostic, did_you_mean};
 use super::schema::*;
@@ -203,7 +205,8 @@ impl Validator {
             .iter()
             .map(|(name, spec)| self.region(name, spec, base_ports, js_defaults))
             .collect();
-        let accounts = self.accounts(&file.accounts);
+        let operator = self.operator(&file.operator);
+        let accounts = self.accounts(&file.accounts, operator.is_some());
         let leafnodes: Vec<Leafnode> = file
             .leafnodes
             .iter()
@@ -217,8 +220,15 @@ impl Validator {
             leafnodes,
             accounts,
             jetstream: JetStreamObjects::default(),
+            tls: self.tls(&file.tls),
+            operator,
+            kubernetes: None,
+            wireguard: None,
         };
+        topology.kubernetes = self.kubernetes(&file, &topology);
+        topology.wireguard = self.wireguard(&file, &topology);
         self.port_clashes(&topology);
+        self.security(&file, &topology);
         topology.jetstream = self.jetstream_objects(&file, &topology);
         if topology.is_super_cluster() && !topology.leafnodes.is_empty() && topology.system_account().is_none() {
             self.error(
@@ -246,6 +256,7 @@ impl Validator {
                         name: node_name,
                         ports: base_ports,
                         tags: Vec::new(),
+                        wireguard: None,
                         loc: loc(&spec.nodes),
                     }
                 })
@@ -255,11 +266,18 @@ impl Validator {
                 .map(|n| {
                     self.name(&n.name, "node");
                     self.server_name(&n.name.value, loc(&n.name));
+                    let wireguard = self.node_wireguard(n);
+                    let host = match (&n.host, &wireguard) {
+                        (Some(h), _) => h.value.clone(),
+                        (None, Some(wg)) => wg.address.to_string(),
+                        (None, None) => n.name.value.clone(),
+                    };
                     Node {
                         name: n.name.value.clone(),
-                        host: n.host.as_ref().map(|h| h.value.clone()).unwrap_or_else(|| n.name.value.clone()),
+                        host,
                         ports: self.ports(&n.ports, base_ports),
                         tags: n.tags.iter().map(|t| t.value.clone()).collect(),
+                        wireguard,
                         loc: loc(&n.name),
                     }
                 })
@@ -388,13 +406,14 @@ impl Validator {
         }
     }
 
-    fn accounts(&mut self, specs: &Named<AccountSpec>) -> Vec<Account> {
+    fn accounts(&mut self, specs: &Named<AccountSpec>, operator_mode: bool) -> Vec<Account> {
         let mut system_seen: Option<String> = None;
         let mut users_seen: HashMap<String, (String, Loc)> = HashMap::new();
         let mut accounts = Vec::new();
         for (name, spec) in specs {
             self.name(name, "account");
             let system = spec.system.as_ref().is_some_and(|s| s.value);
+            let (jetstream, jetstream_limits) = self.account_jetstream(&spec.jetstream);
             if let (true, Some(flag)) = (system, &spec.system) {
                 if let Some(first) = &system_seen {
                     self.error(
@@ -405,7 +424,7 @@ impl Validator {
                 } else {
                     system_seen = Some(name.value.clone());
                 }
-                if spec.jetstream {
+                if jetstream {
                     self.error(
                         Diagnostic::error(format!("the system account `{}` cannot have JetStream", name.value))
                             .at(loc(name))
@@ -432,34 +451,88 @@ impl Validator {
                         users_seen.insert(u.user.value.clone(), (name.value.clone(), loc(&u.user)));
                     }
                 }
-                let password = self.password(&u.password, &object);
-                let mut rule = |r: &Option<RuleSpec>| match r {
-                    None => Rule::default(),
-                    Some(r) => Rule {
-                        allow: self.subjects(&r.allow, &object),
-                        deny: self.subjects(&r.deny, &object),
-                    },
-                };
-                let permissions = Permissions {
-                    publish: rule(&u.permissions.publish),
-                    subscribe: rule(&u.permissions.subscribe),
-                };
-                users.push(User {
-                    name: u.user.value.clone(),
-                    password,
-                    permissions,
-                    loc: loc(&u.user),
-                });
+                users.push(self.user(u, &object, operator_mode));
             }
             accounts.push(Account {
                 name: name.value.clone(),
                 system,
-                jetstream: spec.jetstream,
+                jetstream,
+                jetstream_limits,
+                signing_key: spec.signing_key,
+                exports: self.exports(spec, &name.value),
+                imports: self.imports(spec, &name.value),
                 users,
                 loc: loc(name),
             });
         }
         accounts
+    }
+
+    fn user(&mut self, u: &UserSpec, object: &str, operator_mode: bool) -> User {
+        let password = match (&u.password, operator_mode) {
+            (Some(p), false) => Some(self.password(p, object)),
+            (None, false) => {
+                self.error(
+                    Diagnostic::error(format!("user `{}` has no password", u.user.value))
+                        .at(loc(&u.user))
+                        .object(object.to_string())
+                        .help("give it `password: ${VAR}` or a bcrypt hash, or declare an `operator:` so users get credentials files"),
+                );
+                None
+            }
+            (Some(p), true) => {
+                self.error(
+                    Diagnostic::error("a password in operator mode")
+                        .at(loc(p))
+                        .object(object.to_string())
+                        .help("operator-mode users authenticate with their generated `.creds` file; remove `password`"),
+                );
+                None
+            }
+            (None, true) => None,
+        };
+        let mut rule = |r: &Option<RuleSpec>| match r {
+            None => Rule::default(),
+            Some(r) => Rule {
+                allow: self.subjects(&r.allow, object),
+                deny: self.subjects(&r.deny, object),
+            },
+        };
+        let publish = rule(&u.permissions.publish);
+        let subscribe = rule(&u.permissions.subscribe);
+        let responses = u.permissions.allow_responses.as_ref().map(|r| Responses {
+            max: r.value.max.unwrap_or(1),
+            ttl: r.value.ttl.as_ref().map(|t| {
+                units::parse_duration(&t.0).unwrap_or_else(|e| {
+                    self.error(Diagnostic::error(e).at(loc(r)));
+                    std::time::Duration::ZERO
+                })
+            }),
+        });
+        let bearer = u.bearer.as_ref().is_some_and(|b| b.value);
+        if let (Some(b), false) = (&u.bearer, operator_mode)
+            && b.value
+        {
+            self.error(
+                Diagnostic::error("`bearer` needs operator mode")
+                    .at(loc(b))
+                    .object(object.to_string())
+                    .help("bearer tokens are user JWTs; declare an `operator:`"),
+            );
+        }
+        User {
+            name: u.user.value.clone(),
+            password,
+            permissions: Permissions {
+                publish,
+                subscribe,
+                responses,
+            },
+            allowed_connection_types: self.connection_types(&u.allowed_connection_types, object),
+            bearer,
+            client_cert: u.client_cert,
+            loc: loc(&u.user),
+        }
     }
 
     fn password(&mut self, value: &Spanned<String>, object: &str) -> Password {

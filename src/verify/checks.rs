@@ -137,7 +137,9 @@ pub fn evaluate(desired: &Desired, seen: &BTreeMap<String, NodeObservation>) -> 
                             .map(move |l| format!("{}@{}", l.account, s.name))
                     })
                     .collect();
-                let bound_right = at_hub.iter().any(|a| a.split('@').next() == Some(account.as_str()));
+                // In operator mode the servers name the account by its public key.
+                let id = desired.account_id(account);
+                let bound_right = at_hub.iter().any(|a| a.split('@').next() == Some(id.as_str()));
                 let ok = at_hub.len() == 1 && bound_right;
                 let detail = match at_hub.as_slice() {
                     [] => format!("leafnode {from} is not connected to region {to}"),

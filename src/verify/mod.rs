@@ -92,7 +92,7 @@ pub async fn verify(
 ) -> Report {
     let mut known_streams = known_streams;
     let started = Instant::now();
-    let monitor = Monitor::new();
+    let monitor = Monitor::for_desired(desired);
     let clients = probes::Clients::default();
     let nonce = format!(
         "{:x}",

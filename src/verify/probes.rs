@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
-use crate::desired::{Desired, KeyId, Keys, Probe, ProbeKind};
+use crate::desired::{Desired, Keys, Probe, ProbeKind};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ProbeReport {
@@ -37,17 +37,10 @@ impl Clients {
             return Ok(c.clone());
         }
         let url = desired.server(server).map(|s| s.client_url.clone()).ok_or("unknown server")?;
-        let mut opts = async_nats::ConnectOptions::new()
+        let client = crate::client::nats_options(desired, keys, account)?
             .name("notif-infra-verify")
             .connection_timeout(Duration::from_secs(1))
-            .ignore_discovered_servers();
-        if let Some(a) = account {
-            let pair = keys
-                .get(&KeyId::Probe(a.clone()))
-                .ok_or_else(|| format!("no verification key for account {a}"))?;
-            opts = opts.nkey(pair.seed.clone());
-        }
-        let client = opts
+            .ignore_discovered_servers()
             .connect(url.as_str())
             .await
             .map_err(|e| format!("cannot connect to {server} ({url}): {e}"))?;

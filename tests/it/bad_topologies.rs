@@ -231,6 +231,103 @@ const CASES: &[(&str, &str, &[&str])] = &[
             "2 error(s)",
         ],
     ),
+    (
+        "import of something not exported",
+        "name: t\nregions:\n  main:\n    nodes: 1\noperator:\n  name: op\naccounts:\n  SYS: { system: true }\n  A:\n    exports:\n      - stream: \"orders.>\"\n  B:\n    imports:\n      - stream: \"billing.>\"\n        from: A\n",
+        &[
+            "account `B` imports stream `billing.>` from `A`, which does not export it",
+            "bad.yaml:14:17 (account `B`)",
+        ],
+    ),
+    (
+        "import of an export meant for another account",
+        "name: t\nregions:\n  main:\n    nodes: 1\noperator:\n  name: op\naccounts:\n  SYS: { system: true }\n  A:\n    exports:\n      - stream: \"orders.>\"\n        to: [C]\n  B:\n    imports:\n      - stream: \"orders.>\"\n        from: A\n  C: {}\n",
+        &[
+            "account `A` exports `orders.>` only to C, not to `B`",
+            "bad.yaml:15:17",
+            "add `B` to the export's `to:` list",
+        ],
+    ),
+    (
+        "overlapping imports",
+        "name: t\nregions:\n  main:\n    nodes: 1\noperator:\n  name: op\naccounts:\n  SYS: { system: true }\n  A:\n    exports:\n      - stream: \"orders.>\"\n      - stream: \"orders.eu.>\"\n  B:\n    imports:\n      - stream: \"orders.>\"\n        from: A\n      - stream: \"orders.eu.>\"\n        from: A\n",
+        &[
+            "imports `orders.eu.>` and `orders.>` of account `B` overlap",
+            "bad.yaml:17:17",
+            "the import at line 15",
+        ],
+    ),
+    (
+        "password in operator mode",
+        "name: t\nregions:\n  main:\n    nodes: 1\noperator:\n  name: op\naccounts:\n  SYS: { system: true }\n  A:\n    users:\n      - user: u\n        password: ${P}\n",
+        &["a password in operator mode", "bad.yaml:12:19 (user `u` of account `A`)"],
+    ),
+    (
+        "operator without system account",
+        "name: t\nregions:\n  main:\n    nodes: 1\noperator:\n  name: op\naccounts:\n  A:\n    users:\n      - user: u\n",
+        &["operator mode needs a system account", "bad.yaml:6:3"],
+    ),
+    (
+        "https monitoring without client TLS",
+        "name: t\nregions:\n  main:\n    nodes: 1\ntls:\n  monitor: true\n",
+        &["https monitoring needs TLS on the client listener", "bad.yaml:6:12"],
+    ),
+    (
+        "user security options that cannot apply",
+        "name: t\nregions:\n  main:\n    nodes: 1\naccounts:\n  A:\n    users:\n      - user: u\n        password: ${P}\n        client_cert: true\n        bearer: true\n        allowed_connection_types: [STANDART]\n",
+        &[
+            "asks for a client certificate, but clients do not use TLS",
+            "bad.yaml:8:15",
+            "`bearer` needs operator mode",
+            "bad.yaml:11:17",
+            "unknown connection type `STANDART`",
+            "bad.yaml:12:36",
+            "did you mean `STANDARD`?",
+        ],
+    ),
+    (
+        "import from and export to unknown accounts",
+        "name: t\nregions:\n  main:\n    nodes: 1\noperator:\n  name: op\naccounts:\n  SYS: { system: true }\n  A:\n    imports:\n      - stream: \"x.>\"\n        from: Z\n    exports:\n      - service: \"help\"\n        to: [Q]\n",
+        &[
+            "account `Z` is not declared",
+            "bad.yaml:12:15",
+            "account `Q` is not declared",
+            "bad.yaml:15:14",
+        ],
+    ),
+    (
+        "names Kubernetes cannot take",
+        "name: t\nregions:\n  us_east:\n    nodes: 1\nkubernetes:\n  namespace: Prod\n  memory: 4 GB\n",
+        &[
+            "`us_east` cannot name a Kubernetes region",
+            "bad.yaml:3:3",
+            "`Prod` cannot name a Kubernetes namespace",
+            "bad.yaml:6:14",
+            "`4 GB` is not a Kubernetes quantity",
+            "bad.yaml:7:11",
+        ],
+    ),
+    (
+        "WireGuard address clash, outside the network, shared endpoint port, host beside a VPN address",
+        "name: t\nwireguard:\n  network: 10.0.0.0/16\nregions:\n  main:\n    nodes:\n      - { name: a, wireguard: { address: 10.0.0.1, endpoint: 192.0.2.1 } }\n      - { name: b, wireguard: { address: 10.0.0.1, endpoint: 192.0.2.1 } }\n      - { name: c, wireguard: { address: 10.9.0.1, endpoint: 192.0.2.3 }, host: c.example }\n",
+        &[
+            "nodes `a` and `b` share the WireGuard address 10.0.0.1",
+            "bad.yaml:8:42",
+            "nodes `a` and `b` both listen for WireGuard on 192.0.2.1:51820",
+            "bad.yaml:8:62",
+            "10.9.0.1 is outside the WireGuard network 10.0.0.0/16",
+            "bad.yaml:9:42",
+            "node `c` is dialled at `c.example` but its WireGuard address is 10.9.0.1",
+        ],
+    ),
+    (
+        "WireGuard address without a mesh",
+        "name: t\nregions:\n  main:\n    nodes:\n      - { name: a, wireguard: { address: 10.0.0.1, endpoint: 192.0.2.1 } }\n",
+        &[
+            "node `a` has a WireGuard address but the topology declares no mesh",
+            "bad.yaml:5:31",
+        ],
+    ),
 ];
 
 /// Runs `args` on the case's file in a fresh directory; returns what is wrong with the rejection.

@@ -49,7 +49,7 @@ fn parsed_by_pydot(dot: &str) -> (usize, usize) {
 
 #[test]
 fn every_shipped_topology_draws_as_valid_dot_with_each_link_once() {
-    for name in ["dev", "supercluster", "rsfga", "unityplan", "covenant", "notif-hybrid", "mcp"] {
+    for &(name, _) in notif_infra::ops::EXAMPLES {
         let file = topology(name);
         let t = notif_infra::ops::load(&file).unwrap().topology;
         let routes: usize = t.regions.iter().map(|r| r.nodes.len() * (r.nodes.len() - 1) / 2).sum();

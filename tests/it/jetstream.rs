@@ -27,11 +27,22 @@ fn js_request(d: &Deployment, api: &str, body: Value) -> Value {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let client = async_nats::connect(url).await.unwrap();
-        let reply = client
-            .request(format!("$JS.API.{api}"), serde_json::to_vec(&body).unwrap().into())
-            .await
-            .unwrap();
-        serde_json::from_slice(&reply.payload).unwrap()
+        // A loaded machine can keep the meta leader from answering in time: ask again (the
+        // requests made here are idempotent).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match client
+                .request(format!("$JS.API.{api}"), serde_json::to_vec(&body).unwrap().into())
+                .await
+            {
+                Ok(reply) => break serde_json::from_slice(&reply.payload).unwrap(),
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("{api}: {e}; asking again");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("{api}: {e}"),
+            }
+        }
     })
 }
 

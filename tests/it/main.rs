@@ -1,11 +1,16 @@
 //! Integration tests: the built binary against real nats-server processes.
 
+mod ansible;
 mod bad_topologies;
 mod compose;
 mod day2;
 mod graph;
 mod jetstream;
+mod kubernetes;
 mod local_cluster;
 mod rendering;
+mod security;
 mod seed_topologies;
 mod support;
+mod terraform;
+mod wireguard;

@@ -1,9 +1,8 @@
 //! Rendered configs: snapshot per topology, accepted by the real `nats-server -t`, deterministic.
 
-use nkeys::{KeyPair, KeyPairType};
+use nkeys::KeyPair;
 use notif_infra::desired::{self, Addressing, KeyId, Keys, NkeyPair};
 use sha2::{Digest, Sha256};
-use std::path::Path;
 
 use crate::support::{ENV, nats_server, notif_infra, project_root};
 
@@ -25,7 +24,7 @@ fn fixed_keys(topology: &str, ids: &[KeyId]) -> Keys {
     ids.iter()
         .map(|id| {
             let raw: [u8; 32] = Sha256::digest(format!("{topology}/{}", id.file_stem())).into();
-            let pair = KeyPair::new_from_raw(KeyPairType::User, raw).unwrap();
+            let pair = KeyPair::new_from_raw(id.kind(), raw).unwrap();
             (
                 id.clone(),
                 NkeyPair {
@@ -43,9 +42,21 @@ fn rendered_configs_match_their_snapshots() {
         let loaded = notif_infra::topology::load(&path).unwrap();
         let t = &loaded.topology;
         let keys = fixed_keys(&t.name, &desired::needed_keys(t));
-        let files = desired::render_files(&desired::build(t, &Addressing::Declared, &keys)).unwrap();
-        for f in files {
-            let snapshot = format!("{name}__{}", f.path.file_name().unwrap().to_string_lossy().replace('.', "_"));
+        // Fixed keys and issue time: the JWTs come out the same on every run.
+        let issued = notif_infra::auth::issue(t, &keys, &std::collections::BTreeMap::new(), 1_800_000_000).unwrap();
+        let material = desired::Material {
+            keys: &keys,
+            certs: &Default::default(),
+            issued: issued.as_ref(),
+            tree: std::path::Path::new("/out"),
+        };
+        let files = desired::render_files(&desired::build(t, &Addressing::Declared, &material)).unwrap();
+        // Credentials files hold seeds: they are checked by the tests that use them, not kept here.
+        for f in files.iter().filter(|f| f.path.extension().is_none_or(|e| e != "creds")) {
+            let snapshot = format!(
+                "{name}__{}",
+                f.path.to_string_lossy().trim_start_matches("nats/").replace(['.', '/'], "_")
+            );
             insta::assert_snapshot!(snapshot, f.content);
         }
     }
@@ -68,9 +79,16 @@ fn every_rendered_config_passes_nats_server_check() {
             .map(|e| e.path())
             .collect();
         assert!(!confs.is_empty(), "{name}: nothing rendered");
+        let out_dir = dir.path().join("out");
         for conf in confs {
+            // Certificates and creds sit under /etc/nats on the hosts; here, in the output tree.
+            let text = std::fs::read_to_string(&conf)
+                .unwrap()
+                .replace("\"/etc/nats/", &format!("\"{}/", out_dir.display()));
+            let local = conf.with_extension("local.conf");
+            std::fs::write(&local, text).unwrap();
             let mut check = std::process::Command::new(nats_server());
-            check.arg("-t").arg("-c").arg(&conf);
+            check.arg("-t").arg("-c").arg(&local);
             for (k, v) in ENV {
                 check.env(k, v);
             }
@@ -85,27 +103,17 @@ fn every_rendered_config_passes_nats_server_check() {
     }
 }
 
-fn read_all(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
-        .collect();
-    files.sort();
-    files
-}
-
 #[test]
 fn render_is_deterministic_and_keeps_secrets_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let topo = project_root().join("topologies/supercluster.yaml");
     notif_infra(dir.path()).arg("render").arg(&topo).assert().success();
-    let first = read_all(&dir.path().join("out/supercluster/nats"));
+    let first = crate::support::files_in(&dir.path().join("out/supercluster/nats"));
     notif_infra(dir.path()).arg("render").arg(&topo).assert().success();
     assert_eq!(
         first,
-        read_all(&dir.path().join("out/supercluster/nats")),
+        crate::support::files_in(&dir.path().join("out/supercluster/nats")),
         "a second render changed bytes"
     );
     let mode = |p: &str| std::fs::metadata(dir.path().join(p)).unwrap().permissions().mode() & 0o777;

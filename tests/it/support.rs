@@ -36,7 +36,6 @@ pub const ENV: &[(&str, &str)] = &[
     ("ANALYTICS_PASSWORD", "analytics-secret"),
     ("ACME_PASS", "acme-secret"),
     ("PARTNER_PASS", "partner-secret"),
-    ("STARTUP_PASS", "startup-secret"),
 ];
 
 /// The binary, run in `dir`, with the test nats-server and the password variables set.
@@ -79,6 +78,8 @@ pub struct Deployment {
     pub topology: PathBuf,
     pub name: String,
     pub port_base: u16,
+    /// `--target` and its options, given to every command.
+    target_args: Vec<String>,
 }
 
 impl Deployment {
@@ -88,12 +89,20 @@ impl Deployment {
             topology: topology.to_path_buf(),
             name: name.to_string(),
             port_base: free_port_base(servers),
+            target_args: Vec::new(),
         }
+    }
+
+    /// A deployment on the compose target, running the local FROM-scratch image.
+    pub fn compose(topology: &Path, name: &str, servers: u16) -> Self {
+        let mut d = Deployment::new(topology, name, servers);
+        d.target_args = vec!["--target".into(), "compose".into(), "--image".into(), local_image().into()];
+        d
     }
 
     pub fn cmd(&self, verb: &str) -> Command {
         let mut cmd = notif_infra(self.dir.path());
-        cmd.arg(verb).arg(&self.topology);
+        cmd.arg(verb).arg(&self.topology).args(&self.target_args);
         if matches!(verb, "apply" | "plan") {
             cmd.arg("--port-base").arg(self.port_base.to_string());
         }
@@ -101,7 +110,12 @@ impl Deployment {
     }
 
     pub fn state_dir(&self) -> PathBuf {
-        self.dir.path().join(".notif-infra").join(&self.name)
+        let dir = if self.target_args.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}.compose", self.name)
+        };
+        self.dir.path().join(".notif-infra").join(dir)
     }
 
     pub fn pid(&self, server: &str) -> Option<u32> {
@@ -188,4 +202,90 @@ pub fn assert_contains_all(haystack: &str, expected: &[&str]) {
     for e in expected {
         assert!(haystack.contains(e), "expected `{e}` in:\n{haystack}");
     }
+}
+
+/// GETs a monitoring endpoint over https, trusting only `ca` (a deployment's `ca.pem`).
+pub fn get_json_tls(url: &str, ca: &Path) -> serde_json::Value {
+    notif_infra::client::install_crypto_provider();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().tls_certs_only([ca]).build().unwrap();
+        let resp = client.get(url).send().await.unwrap_or_else(|e| panic!("{url}: {e:?}"));
+        resp.json().await.unwrap_or_else(|e| panic!("{url} did not answer JSON: {e}"))
+    })
+}
+
+/// Every nkey seed and PEM private key in `text`: nothing a command prints may hold one.
+pub fn leaked_secrets(text: &str) -> Vec<String> {
+    let mut found: Vec<String> = text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| {
+            w.len() == 58
+                && w.starts_with('S')
+                && matches!(w.as_bytes()[1], b'U' | b'A' | b'O' | b'N' | b'C' | b'X' | b'P')
+                && w.chars().all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c))
+        })
+        .map(String::from)
+        .collect();
+    if text.contains("PRIVATE KEY-----") {
+        found.push("a PEM private key".into());
+    }
+    found
+}
+
+/// The Python interpreter with the test clients' packages (nats-py) on its path.
+pub fn python() -> std::process::Command {
+    let mut cmd = std::process::Command::new("python3");
+    cmd.env("PYTHONPATH", project_root().join(".tools/python"));
+    cmd
+}
+
+/// Every file directly under `dir`, with its bytes, by name.
+pub fn files_in(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The nats-server image the compose tests run, built once per test run FROM scratch by
+/// scripts/build-local-image.sh (no image can be pulled here). Fails loudly without a Docker
+/// engine: CI has one and must run these tests.
+pub fn local_image() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let out = std::process::Command::new("bash")
+            .arg(project_root().join("scripts/build-local-image.sh"))
+            .arg("notif-infra-test/nats:local")
+            .env("NATS_SERVER_BIN", nats_server())
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "NO DOCKER ENGINE: the compose tests need one to build and run the local nats image:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    })
+}
+
+/// Containers (running or not) of the compose project whose file is in `compose_dir`.
+pub fn containers_in(compose_dir: &Path) -> Vec<String> {
+    let label = format!("label=com.docker.compose.project.working_dir={}", compose_dir.display());
+    let out = std::process::Command::new("docker")
+        .args(["ps", "-a", "--filter", &label, "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+/// Runs `render FILE --out OUT` (from OUT's parent) and fails the test if it does not succeed.
+pub fn render_into(file: &Path, out: &Path) {
+    let dir = out.parent().unwrap();
+    let rendered = notif_infra(dir).arg("render").arg(file).arg("--out").arg(out).output().unwrap();
+    assert!(rendered.status.success(), "render {}: {}", file.display(), text(&rendered));
 }

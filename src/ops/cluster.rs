@@ -1,0 +1,245 @@
+//! Work on the running servers through their APIs: JetStream readiness and objects, the meta
+//! group's peers, account JWTs pushed to the nats resolver.
+
+use anyhow::{Context, Result, bail};
+use std::time::Duration;
+
+use crate::auth;
+use crate::desired::{self, Desired, Keys, RenderedFile};
+use crate::jsapi::{self, JsApi};
+use crate::observed::Monitor;
+use crate::observed::jetstream::{self, Connections};
+use crate::plan::{JsAction, JsChange, LiveState};
+
+use super::local::LocalOptions;
+
+/// How long apply waits for JetStream to be ready once the servers run (a super-cluster elects
+/// its meta leader in about 5 s).
+const JETSTREAM_READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long reading the live objects waits out a leader election before giving up.
+const ELECTION_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Waits until every JetStream server answers `/healthz` (which nats-server holds back until
+/// the meta group has a leader and the server's streams are current) and the leader sees every
+/// other member current: before that, API requests go unanswered or placement finds peers
+/// offline.
+pub(super) async fn wait_jetstream_ready(desired: &Desired) -> Result<()> {
+    let monitor = Monitor::for_desired(desired);
+    // Every JetStream node of the super-cluster: the meta leader may be in any region.
+    let servers = desired.jetstream_nodes();
+    let started = std::time::Instant::now();
+    loop {
+        let Some(waiting) = jetstream_not_ready(&monitor, &servers, desired.jetstream_meta.len()).await else {
+            return Ok(());
+        };
+        if started.elapsed() >= JETSTREAM_READY_TIMEOUT {
+            bail!(
+                "JetStream is not ready after {} s, so no stream or consumer was applied: {waiting}",
+                JETSTREAM_READY_TIMEOUT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// What JetStream still waits for, if anything.
+async fn jetstream_not_ready(monitor: &Monitor, servers: &[&desired::ServerSpec], members: usize) -> Option<String> {
+    let checks = futures_util::future::join_all(servers.iter().map(|s| monitor.health(&s.monitor_url))).await;
+    for (s, check) in servers.iter().zip(checks) {
+        if let Ok(Err(reason)) | Err(reason) = check {
+            return Some(format!("{}: {reason}", s.name));
+        }
+    }
+    if members == 0 {
+        // A lone server runs JetStream without a meta group.
+        return None;
+    }
+    let views = futures_util::future::join_all(servers.iter().map(|s| monitor.meta_peers(&s.monitor_url))).await;
+    let leader_view = servers.iter().zip(views).find_map(|(s, view)| match view {
+        Ok((Some(leader), peers)) if leader == s.name => Some(peers),
+        _ => None,
+    });
+    let Some(peers) = leader_view else {
+        return Some("the JetStream meta group has no leader yet".into());
+    };
+    if peers.len() + 1 < members {
+        return Some(format!("the meta leader sees {} of {members} members", peers.len() + 1));
+    }
+    peers
+        .iter()
+        .find(|p| p.offline || !p.current)
+        .map(|p| format!("the meta leader does not see {} current yet", p.name))
+}
+
+/// Reads the live JetStream objects of the managed accounts: from the servers' monitoring
+/// endpoints (one request per server), or through the JetStream API when one of them does not
+/// answer. The API is retried while the meta group or a stream elects a leader, since a partial
+/// listing would show existing objects as missing.
+pub(super) async fn read_live_jetstream(desired: &Desired, keys: &Keys) -> Result<LiveState> {
+    if let Ok(live) = jetstream::read_monitoring(&Monitor::for_desired(desired), desired).await {
+        return Ok(LiveState::Read(live));
+    }
+    let started = std::time::Instant::now();
+    let live = loop {
+        // A fresh connection per attempt: one the servers dropped while starting stays closed.
+        let attempt = match Connections::open(desired, keys).await {
+            Ok(conns) => {
+                let read = jetstream::read_api(&conns).await;
+                conns.close().await;
+                read
+            }
+            Err(e) => Err(e),
+        };
+        match attempt {
+            Ok(live) => break live,
+            Err(e) if e.is_transient() && started.elapsed() < ELECTION_TIMEOUT => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("cannot read the live JetStream objects")),
+        }
+    };
+    Ok(LiveState::Read(live))
+}
+
+async fn open_jetstream(desired: &Desired, keys: &Keys) -> Result<Connections> {
+    Connections::open(desired, keys)
+        .await
+        .map_err(|e| anyhow::Error::new(e).context("cannot connect to the JetStream API"))
+}
+
+/// Removes servers that left the topology from the JetStream meta group, so it shrinks to the
+/// servers that remain and their streams get new replicas. Needs the system account.
+pub(super) async fn forget_removed_peers(desired: &Desired, keys: &Keys, removed: &[&str], log: &(dyn Fn(String) + Sync)) -> Result<()> {
+    let Some(system) = &desired.system_account else {
+        for server in removed {
+            log(format!(
+                "warning: {server} stays in the JetStream meta group as an offline peer: declare a system account so notif-infra can remove it, or run `nats server raft peer-remove {server}`"
+            ));
+        }
+        return Ok(());
+    };
+    let api = JsApi::connect(desired, &Some(system.clone()), keys)
+        .await
+        .context("cannot connect to the system account to update the JetStream meta group")?;
+    let started = std::time::Instant::now();
+    for server in removed {
+        loop {
+            match api.remove_peer(server).await {
+                Ok(_) => {
+                    log(format!("removed {server} from the JetStream meta group"));
+                    break;
+                }
+                // Not a member (it ran no JetStream, or is already gone): nothing to do.
+                Err(e) if e.err_code() == Some(jsapi::PEER_NOT_MEMBER) => break,
+                Err(e) if e.is_transient() && started.elapsed() < JETSTREAM_READY_TIMEOUT => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    api.close().await;
+                    return Err(anyhow::Error::new(e).context(format!("cannot remove {server} from the JetStream meta group")));
+                }
+            }
+        }
+    }
+    api.close().await;
+    Ok(())
+}
+
+/// With the full nats resolver, the servers keep account JWTs in their own store: every
+/// application account is pushed through the system account (`$SYS.REQ.CLAIMS.UPDATE`), which
+/// reaches every server of the super-cluster, instead of being preloaded.
+pub(super) async fn push_account_jwts(desired: &Desired, keys: &Keys, log: &(dyn Fn(String) + Sync)) -> Result<()> {
+    let resolving: Vec<&desired::ServerSpec> = desired
+        .servers
+        .iter()
+        .filter(|s| s.conf.operator.as_ref().is_some_and(|o| o.resolver_dir.is_some()))
+        .collect();
+    let Some(system) = &desired.system_account else { return Ok(()) };
+    let system_file = auth::account_jwt_path(system);
+    let accounts: Vec<&RenderedFile> = desired
+        .auth_files
+        .iter()
+        .filter(|f| f.path.starts_with("auth/jwt") && f.path != auth::operator_jwt_path() && f.path != system_file)
+        .collect();
+    if resolving.is_empty() || accounts.is_empty() {
+        return Ok(());
+    }
+    let urls: Vec<async_nats::ServerAddr> = resolving.iter().filter_map(|s| s.client_url.parse().ok()).collect();
+    let client = crate::client::nats_options(desired, keys, &Some(system.clone()))
+        .map_err(anyhow::Error::msg)?
+        .connection_timeout(Duration::from_secs(2))
+        .retry_on_initial_connect()
+        .connect(urls);
+    let client = tokio::time::timeout(Duration::from_secs(10), client)
+        .await
+        .context("cannot connect to the system account to push account JWTs within 10 s")?
+        .context("cannot connect to the system account to push account JWTs")?;
+    for f in accounts {
+        let reply = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.request("$SYS.REQ.CLAIMS.UPDATE", f.content.trim().as_bytes().to_vec().into()),
+        )
+        .await
+        .with_context(|| format!("no server answered the update of {}", f.path.display()))?
+        .with_context(|| format!("cannot push {}", f.path.display()))?;
+        let answer: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap_or_default();
+        if let Some(e) = answer.get("error") {
+            bail!("the servers refused {}: {e}", f.path.display());
+        }
+        let message = answer["data"]["message"].as_str().unwrap_or("no answer");
+        log(format!("pushed {} to the nats resolver: {message}", f.path.display()));
+    }
+    client.drain().await.ok();
+    Ok(())
+}
+
+/// Without `--allow-replace`, a change that would delete and recreate a stream or consumer
+/// stops apply before it touches anything.
+pub(super) fn refuse_replacements(changes: &[JsChange], allowed: bool) -> Result<()> {
+    let replacements: Vec<String> = changes
+        .iter()
+        .filter(|c| c.action == JsAction::Replace)
+        .map(|c| {
+            let reasons: Vec<String> = c
+                .fields
+                .iter()
+                .filter_map(|f| f.replace_reason.as_ref().map(|r| format!("{}: {r}", f.field)))
+                .collect();
+            format!(
+                "  -/+ {} ({}; replacing loses {})",
+                c.label(),
+                reasons.join("; "),
+                c.kind.replacement_loss()
+            )
+        })
+        .collect();
+    if allowed || replacements.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "apply stopped before changing anything: these objects can only be replaced, deleting them first:\n{}\nrun apply again with --allow-replace to replace them",
+        replacements.join("\n")
+    )
+}
+
+/// Brings the JetStream objects to the topology: creates, updates, replaces and (with --prune)
+/// deletes.
+pub(super) async fn apply_jetstream(
+    desired: &Desired,
+    keys: &Keys,
+    changes: &[JsChange],
+    opts: &LocalOptions,
+    log: &(dyn Fn(String) + Sync),
+) -> Result<()> {
+    refuse_replacements(changes, opts.allow_replace)?;
+    if !changes.iter().any(|c| c.action != JsAction::Unmanaged) {
+        return Ok(());
+    }
+    let conns = open_jetstream(desired, keys).await?;
+    let outcome = crate::apply::jetstream::apply(&conns, changes, log).await;
+    conns.close().await;
+    if !outcome.ok() {
+        bail!("{}", outcome.failure_report());
+    }
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! `render` (every artefact for the declared hosts) and `apply --target k8s`.
+
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::auth;
+use crate::desired::{self, Addressing, Desired, RenderedFile};
+use crate::pki::Rotation;
+use crate::plan;
+use crate::secrets;
+use crate::topology::Loaded;
+
+use super::load;
+use super::material::{KeyMode, secrets_for};
+
+/// What `render` wrote, and the topology (with its warnings) it came from.
+pub struct Rendered {
+    pub loaded: Loaded,
+    pub out: PathBuf,
+    pub files: Vec<RenderedFile>,
+    /// What differs from the files in `out` before this render (all of it, with `dry_run`,
+    /// still to be written).
+    pub changes: Vec<plan::FileChange>,
+}
+
+/// Renders every artefact for the hosts the topology declares into `out` (keys generated once).
+/// With `dry_run` nothing is written or generated: `changes` says what a render would change.
+pub fn render(path: &Path, out: Option<&Path>, dry_run: bool) -> Result<Rendered> {
+    let loaded = load(path)?;
+    let t = &loaded.topology;
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("out").join(&t.name));
+    let pods = t.kubernetes.as_ref().map(|k| (k, desired::kubernetes::pod_topology(t, k)));
+    // One PKI for the hosts and the pods: each gets a certificate for the names it is reached by.
+    let mut requests = desired::cert_requests(t, &Addressing::Declared);
+    if let Some((k, pods)) = &pods {
+        let services = desired::kubernetes::service_names(pods, k);
+        requests.extend(
+            desired::cert_requests(pods, &Addressing::Declared)
+                .into_iter()
+                .filter(|r| !r.stem.starts_with("clients/"))
+                .map(|mut r| {
+                    r.sans.extend(services.get(&r.stem).cloned().unwrap_or_default());
+                    r
+                }),
+        );
+    }
+    let mode = if dry_run { KeyMode::Inspect } else { KeyMode::Generate };
+    let secrets = secrets_for(t, &out, &requests, mode, Rotation::None)?;
+    let tree = std::path::absolute(&out)?;
+    let desired = desired::build(t, &Addressing::Declared, &secrets.material(&tree));
+    let mut files = desired::render_files(&desired).context("cannot render the server configs")?;
+    files.extend(desired::compose_file(
+        &desired,
+        &env_var_names(t),
+        desired::Publish::Declared,
+        desired::DECLARED_CONFIG_DIR,
+    ));
+    files.extend(desired::host_projects(&desired, &env_var_names(t), desired::DECLARED_CONFIG_DIR));
+    files.push(desired::hosts::inventory(t));
+    files.push(desired::hosts::terraform_vars(t));
+    let mut owned = vec![
+        "nats".to_string(),
+        "compose".to_string(),
+        "wireguard".to_string(),
+        "ansible".to_string(),
+    ];
+    owned.extend(desired.servers.iter().map(|s| format!("compose/{}", s.name)));
+    owned.extend(auth::tree_dirs(t));
+    if let Some(mesh) = &t.wireguard {
+        let hosts: Vec<&str> = desired::wireguard::mesh_hosts(t).iter().map(|n| n.name.as_str()).collect();
+        let keys = crate::wireguard::WgKeyStore::new(&out).load(&hosts, mesh.preshared_keys, !dry_run)?;
+        files.extend(desired::wireguard::configs(t, &keys));
+    }
+    if let Some((k, pods)) = &pods {
+        let pod_desired = desired::build(pods, &Addressing::Declared, &secrets.material(&tree));
+        let pod_configs = desired::render_files(&pod_desired).context("cannot render the pods' configs")?;
+        let secret_files = kubernetes_secret_files(&out, &pod_desired, &desired)?;
+        files.extend(desired::kubernetes::manifests(
+            pods,
+            k,
+            &pod_desired,
+            &pod_configs,
+            &env_var_names(t),
+            &secret_files,
+        ));
+        owned.extend(t.regions.iter().map(|r| format!("k8s/{}", r.name)));
+    }
+    let on_disk = crate::observed::files::read_tree(&out, &owned)?;
+    let changes = plan::file_changes(&files, &on_disk);
+    if !dry_run {
+        for path in on_disk.keys().filter(|p| !files.iter().any(|f| &f.path == *p)) {
+            std::fs::remove_file(out.join(path))?;
+        }
+        for f in &files {
+            let mode = if f.secret { 0o600 } else { 0o644 };
+            secrets::write_atomic(&out.join(&f.path), f.content.as_bytes(), mode)?;
+        }
+    }
+    Ok(Rendered {
+        loaded,
+        out,
+        files,
+        changes,
+    })
+}
+
+/// What `apply --target k8s` did.
+pub struct K8sApplied {
+    pub dir: PathBuf,
+    /// The manifests written, relative to `dir`.
+    pub files: Vec<PathBuf>,
+    /// The command that applies them.
+    pub command: String,
+    /// kubectl's output, when kubectl and a current context were there to run it.
+    pub kubectl: Option<String>,
+}
+
+/// Writes the Kubernetes manifests (and everything `render` writes) into
+/// `<state-root>/<name>.k8s`, then applies them with kubectl when it has a current context.
+pub fn apply_k8s(path: &Path, state_root: &Path) -> Result<K8sApplied> {
+    let loaded = load(path)?;
+    let t = &loaded.topology;
+    if t.kubernetes.is_none() {
+        bail!(
+            "topology `{}` has no `kubernetes:` block: add one (namespace, image, cpu, memory, storage) to deploy it on Kubernetes",
+            t.name
+        );
+    }
+    let dir = state_root.join(format!("{}.k8s", t.name));
+    let rendered = render(path, Some(&dir), false)?;
+    let files: Vec<PathBuf> = rendered
+        .files
+        .iter()
+        .filter(|f| f.path.starts_with("k8s"))
+        .map(|f| f.path.clone())
+        .collect();
+    let manifests = std::path::absolute(dir.join("k8s"))?;
+    let command = format!("kubectl apply --recursive -f {}", manifests.display());
+    let has_context = std::process::Command::new("kubectl")
+        .args(["config", "current-context"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let kubectl = if has_context {
+        let out = std::process::Command::new("kubectl")
+            .args(["apply", "--recursive", "-f"])
+            .arg(&manifests)
+            .output()
+            .context("cannot run kubectl")?;
+        if !out.status.success() {
+            bail!("`{command}` failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        None
+    };
+    Ok(K8sApplied {
+        dir,
+        files,
+        command,
+        kubectl,
+    })
+}
+
+/// The pods' certificates (read back from the tree's PKI) and the users' credentials, for the
+/// Kubernetes Secrets.
+fn kubernetes_secret_files(tree: &Path, pods: &Desired, hosts: &Desired) -> Result<desired::kubernetes::SecretFiles> {
+    let mut pki = BTreeMap::new();
+    if pods.client_tls.is_some() || pods.servers.iter().any(|s| !s.conf.referenced_files().is_empty()) {
+        let names = std::iter::once("ca.pem".to_string()).chain(
+            pods.servers
+                .iter()
+                .flat_map(|s| [format!("{}.pem", s.name), format!("{}-key.pem", s.name)]),
+        );
+        for name in names {
+            let path = tree.join("pki").join(&name);
+            if let Ok(pem) = std::fs::read_to_string(&path) {
+                pki.insert(name, pem);
+            }
+        }
+    }
+    let creds = hosts
+        .auth_files
+        .iter()
+        .filter(|f| f.path.extension().is_some_and(|e| e == "creds") && !f.path.to_string_lossy().contains("/_"))
+        .filter_map(|f| {
+            let account = f.path.parent()?.file_name()?.to_str()?;
+            let user = f.path.file_stem()?.to_str()?;
+            Some((format!("{account}.{user}.creds"), f.content.clone()))
+        })
+        .collect();
+    Ok(desired::kubernetes::SecretFiles { pki, creds })
+}
+
+/// The environment variables the servers' configs read, each once.
+pub(super) fn env_var_names(t: &crate::model::Topology) -> Vec<String> {
+    let names: std::collections::BTreeSet<String> = t.env_refs().into_iter().map(|r| r.var).collect();
+    names.into_iter().collect()
+}
