@@ -97,6 +97,22 @@ else
   echo "installed wireguard-tools ($("$bin/wg" --version | head -1)) into $bin"
 fi
 
+# OpenSSH's sshd from Debian's packages, unpacked under .tools/openssh (with libwrap, which the
+# base system lacks): the ssh target's test hosts each run one in their network namespace.
+if [ -x "$root/.tools/openssh/usr/sbin/sshd" ]; then
+  echo "sshd already in $root/.tools/openssh"
+else
+  dl="$(mktemp -d)"
+  (cd "$dl" && apt-get download openssh-server openssh-sftp-server libwrap0 >/dev/null 2>&1)
+  for deb in "$dl"/*.deb; do dpkg -x "$deb" "$root/.tools/openssh"; done
+  rm -rf "$dl"
+  echo "installed $(LD_LIBRARY_PATH="$root/.tools/openssh/usr/lib/x86_64-linux-gnu" "$root/.tools/openssh/usr/sbin/sshd" -V 2>&1 | head -1) into $root/.tools/openssh"
+fi
+# sshd's privilege separation needs its unprivileged user and empty directory, as the package's
+# own install script would create them.
+getent passwd sshd >/dev/null || useradd --system --no-create-home --home-dir /run/sshd --shell /usr/sbin/nologin sshd
+mkdir -p /run/sshd
+
 # boringtun: userspace WireGuard (no kernel module here) for the mesh test in network namespaces.
 BORINGTUN_VERSION="${BORINGTUN_VERSION:-0.7.1}"
 if [ -x "$bin/boringtun-cli" ] && "$bin/boringtun-cli" -V | grep -q " $BORINGTUN_VERSION\b"; then

@@ -28,6 +28,8 @@ pub const RECONFIGURATION_IN_PROGRESS: u32 = 10226;
 pub const PEER_NOT_MEMBER: u32 = 10044;
 /// No peers for the replicas or placement (the reason is in the description).
 pub const INSUFFICIENT_RESOURCES: u32 = 10005;
+/// The stream's leader could not create its store.
+pub const STORE_FAILED: u32 = 10049;
 
 impl ApiError {
     pub fn err_code(&self) -> Option<u32> {
@@ -47,6 +49,11 @@ impl ApiError {
                 description,
                 ..
             } => description.contains("peer offline"),
+            // Right after an account's JWT reaches the servers, the stream's store can fail to
+            // be created once on a peer still applying the account's limits; it takes on retry.
+            ApiError::Server {
+                err_code: STORE_FAILED, ..
+            } => true,
             ApiError::Server { err_code, code, .. } => *err_code == RECONFIGURATION_IN_PROGRESS || *code == 503,
             ApiError::Timeout(_) | ApiError::Transport(_) | ApiError::Incomplete(_) => true,
         }
@@ -217,6 +224,7 @@ mod tests {
         assert!(!refusal(INSUFFICIENT_RESOURCES, "insufficient resources").is_transient());
         assert!(!refusal(INSUFFICIENT_RESOURCES, "no suitable peers for placement, tags not matched").is_transient());
         assert!(refusal(RECONFIGURATION_IN_PROGRESS, "reconfiguration in progress").is_transient());
+        assert!(refusal(STORE_FAILED, "error creating store for stream").is_transient());
         assert!(!refusal(10065, "subjects overlap with an existing stream").is_transient());
     }
 }

@@ -16,6 +16,7 @@ pub mod ops;
 pub mod pki;
 pub mod plan;
 pub mod secrets;
+pub mod ssh;
 pub mod subject;
 pub mod topology;
 pub mod ui;

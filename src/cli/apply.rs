@@ -47,9 +47,6 @@ pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut opts = a.target.local(a.port_base)?;
-    opts.prune = a.prune;
-    opts.allow_replace = a.allow_replace;
     let spinner = Spinner::new(a.output);
     let human = a.output == Format::Human;
     let events = ops::ApplyEvents {
@@ -62,10 +59,24 @@ pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
         log: &|l| spinner.line(l),
         progress: &|p| spinner.progress(p),
     };
-    let result = ops::apply_local(&opts, Duration::from_secs_f64(a.timeout), events).await;
+    let timeout = Duration::from_secs_f64(a.timeout);
+    let result = match a.target.ssh() {
+        Some(mut opts) => {
+            opts.prune = a.prune;
+            opts.allow_replace = a.allow_replace;
+            ops::apply_ssh(&opts, timeout, events).await.map(|r| (r, None))
+        }
+        None => {
+            let mut opts = a.target.local(a.port_base)?;
+            opts.prune = a.prune;
+            opts.allow_replace = a.allow_replace;
+            ops::apply_local(&opts, timeout, events).await.map(|r| (r, Some(opts)))
+        }
+    };
     spinner.finish();
-    let (loaded, plan, report) = result?;
+    let ((loaded, plan, report), local) = result?;
     if let (Some(file), true) = (&a.env_file, report.ok) {
+        let opts = local.context("--env-file works with the local and compose targets")?;
         let vars = ops::client_environment(&opts)?;
         let lines: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         use std::io::Write;

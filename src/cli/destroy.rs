@@ -15,7 +15,10 @@ pub struct DestroyArgs {
 }
 
 pub async fn run(a: DestroyArgs) -> Result<ExitCode> {
-    let (stopped, dir) = ops::destroy_local(&a.target.local(None)?).await?;
+    let (stopped, dir) = match a.target.ssh() {
+        Some(opts) => ops::destroy_ssh(&opts, &|l| eprintln!("{l}")).await?,
+        None => ops::destroy_local(&a.target.local(None)?).await?,
+    };
     match a.output {
         Format::Human => {
             for s in &stopped {

@@ -18,7 +18,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use notif_infra::ops::LocalOptions;
+use notif_infra::ops::{LocalOptions, SshOptions};
+use notif_infra::ssh::HostKeyPolicy;
 
 #[derive(Parser)]
 #[command(
@@ -66,6 +67,8 @@ pub enum Target {
     Compose,
     /// Kubernetes manifests applied with kubectl (apply only)
     K8s,
+    /// the hosts the topology names, over SSH (files by SFTP, nats-server with a pid file)
+    Ssh,
 }
 
 /// Options every command that touches a target takes.
@@ -84,13 +87,20 @@ pub struct TargetArgs {
     /// The image the compose target runs (nothing is pulled: it must be on the Docker engine)
     #[arg(long, env = "NATS_IMAGE", default_value = notif_infra::desired::DEFAULT_IMAGE)]
     pub image: String,
+    /// ssh target: record the key of a host not yet in known_hosts (a changed key is always refused)
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
 }
 
 impl TargetArgs {
     /// The options of a target on this machine (`local` processes or a `compose` project).
     pub fn local(&self, port_base: Option<u16>) -> Result<LocalOptions> {
-        if let Target::K8s = self.target {
-            anyhow::bail!("the k8s target only has apply (it writes the manifests and runs kubectl); use kubectl to look at the cluster");
+        match self.target {
+            Target::K8s => anyhow::bail!(
+                "the k8s target only has apply (it writes the manifests and runs kubectl); use kubectl to look at the cluster"
+            ),
+            Target::Ssh => anyhow::bail!("this command has no ssh target"),
+            Target::Local | Target::Compose => {}
         }
         Ok(LocalOptions {
             topology: self.file.clone(),
@@ -102,8 +112,22 @@ impl TargetArgs {
             rotation: notif_infra::pki::Rotation::None,
             compose_image: match self.target {
                 Target::Compose => Some(self.image.clone()),
-                Target::Local | Target::K8s => None,
+                Target::Local | Target::K8s | Target::Ssh => None,
             },
+        })
+    }
+
+    /// The options of the ssh target, when it is the one chosen.
+    pub fn ssh(&self) -> Option<SshOptions> {
+        matches!(self.target, Target::Ssh).then(|| SshOptions {
+            topology: self.file.clone(),
+            state_root: self.state_dir.clone(),
+            policy: HostKeyPolicy {
+                accept_new: self.accept_new_host_keys,
+            },
+            prune: false,
+            allow_replace: false,
+            rotation: notif_infra::pki::Rotation::None,
         })
     }
 }

@@ -22,9 +22,17 @@ pub struct PlanArgs {
 }
 
 pub async fn run(a: PlanArgs) -> Result<ExitCode> {
-    let mut opts = a.target.local(a.port_base)?;
-    opts.prune = a.prune;
-    let (loaded, plan) = ops::plan_local(&opts).await?;
+    let (loaded, plan) = match a.target.ssh() {
+        Some(mut opts) => {
+            opts.prune = a.prune;
+            ops::plan_ssh(&opts, &|l| eprintln!("{l}")).await?
+        }
+        None => {
+            let mut opts = a.target.local(a.port_base)?;
+            opts.prune = a.prune;
+            ops::plan_local(&opts).await?
+        }
+    };
     match a.output {
         Format::Human => {
             ui::warnings(&loaded);

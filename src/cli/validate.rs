@@ -20,7 +20,9 @@ pub struct ValidateArgs {
 pub fn run(a: ValidateArgs) -> Result<ExitCode> {
     let result = topology::load(&a.file).and_then(|loaded| {
         let missing = match a.target {
-            Some(super::Target::Local | super::Target::Compose) => topology::check_env(&loaded.topology, |v| std::env::var(v).ok()),
+            Some(super::Target::Local | super::Target::Compose | super::Target::Ssh) => {
+                topology::check_env(&loaded.topology, |v| std::env::var(v).ok())
+            }
             Some(super::Target::K8s) | None => Vec::new(),
         };
         if missing.is_empty() {

@@ -19,7 +19,12 @@ pub struct VerifyArgs {
 
 pub async fn run(a: VerifyArgs) -> Result<ExitCode> {
     let spinner = Spinner::new(a.output);
-    let report = ops::verify_local(&a.target.local(None)?, Duration::from_secs_f64(a.timeout), &|p| spinner.progress(p)).await;
+    let timeout = Duration::from_secs_f64(a.timeout);
+    let progress = |p: notif_infra::verify::Progress<'_>| spinner.progress(p);
+    let report = match a.target.ssh() {
+        Some(opts) => ops::verify_ssh(&opts, timeout, &progress).await,
+        None => ops::verify_local(&a.target.local(None)?, timeout, &progress).await,
+    };
     spinner.finish();
     let report = report?;
     match a.output {

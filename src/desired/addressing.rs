@@ -16,6 +16,9 @@ pub const DECLARED_CONFIG_DIR: &str = "/etc/nats";
 pub enum Addressing {
     /// Hosts, ports and paths as the topology declares them: artefacts for real hosts.
     Declared,
+    /// Real hosts deployed over SSH: declared hosts and ports, each host's own directories, and
+    /// the client and monitoring ports reached at the address notif-infra logs in at.
+    Ssh,
     /// Every server on 127.0.0.1 under one state directory, ports derived from its slot.
     Local {
         port_base: u16,
@@ -61,6 +64,18 @@ impl Addressing {
                 reach_host: host.to_string(),
                 reach_ports: ports,
             },
+            Addressing::Ssh => {
+                let ssh = topology.ssh_host(server).expect("every server has a host");
+                Endpoint {
+                    listen_host: topology.settings.listen_host.clone(),
+                    host: host.to_string(),
+                    ports,
+                    store_dir: format!("{}/jetstream/{server}", ssh.data_dir),
+                    config_dir: ssh.config_dir.clone(),
+                    reach_host: ssh.address.clone(),
+                    reach_ports: ports,
+                }
+            }
             Addressing::Compose {
                 port_base,
                 slots,

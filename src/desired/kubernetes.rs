@@ -36,6 +36,8 @@ pub fn pod_topology(t: &Topology, k: &Kubernetes) -> Topology {
                 ports,
                 tags: node.tags.clone(),
                 wireguard: None,
+                // Pods are never logged into: their hosts stay as the topology has them.
+                ssh: node.ssh.clone(),
                 loc: node.loc,
             })
             .collect();

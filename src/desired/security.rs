@@ -100,7 +100,14 @@ pub fn cert_requests(topology: &Topology, addressing: &Addressing) -> Vec<CertRe
     let mut requests: Vec<CertRequest> = servers
         .map(|(name, host, ports)| {
             let e = addressing.endpoint(topology, name, host, ports);
-            let mut sans = vec![e.host.clone(), name.to_string(), "localhost".into(), "127.0.0.1".into()];
+            // The host it is dialled by, and the address notif-infra reaches it at when that differs.
+            let mut sans = vec![
+                e.host.clone(),
+                e.reach_host.clone(),
+                name.to_string(),
+                "localhost".into(),
+                "127.0.0.1".into(),
+            ];
             let mut seen = std::collections::HashSet::new();
             sans.retain(|s| seen.insert(s.clone()));
             CertRequest {

@@ -48,6 +48,8 @@ pub struct WireGuard {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WgPeer {
     pub address: std::net::Ipv4Addr,
+    /// The interface name on the host (`wg-quick up <config_dir>/wireguard/<interface>.conf`).
+    pub interface: String,
     /// Its public address (name or IP), where the other hosts send to.
     pub endpoint: String,
     /// Its listen port; 0 for the mesh's default.
@@ -143,7 +145,31 @@ pub struct Node {
     pub ports: Ports,
     pub tags: Vec<String>,
     pub wireguard: Option<WgPeer>,
+    /// How the ssh target reaches and lays out the node's host.
+    pub ssh: SshHost,
     pub loc: Loc,
+}
+
+/// A host the ssh target deploys to: where it logs in, how it trusts the host key, where the
+/// server's files go there, and the environment its commands run with.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SshHost {
+    /// The address notif-infra logs in at and reaches the client and monitoring ports by (the
+    /// public endpoint of a WireGuard host, otherwise its `host`).
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    /// A private key file; `None`: the keys of the SSH agent (`SSH_AUTH_SOCK`).
+    pub key: Option<String>,
+    /// The known_hosts file host keys are checked against (`None`: `~/.ssh/known_hosts`).
+    pub known_hosts: Option<String>,
+    pub config_dir: String,
+    pub data_dir: String,
+    pub log_dir: String,
+    /// The nats-server binary on the host.
+    pub nats_server: String,
+    /// Variables every command on the host runs with (PATH, a userspace WireGuard, ...).
+    pub env: Vec<(String, String)>,
 }
 
 /// A standalone server that joins a hub region as a leafnode.
@@ -158,6 +184,7 @@ pub struct Leafnode {
     pub jetstream: Option<LeafJetStream>,
     pub host: String,
     pub ports: Ports,
+    pub ssh: SshHost,
     pub loc: Loc,
 }
 
@@ -268,6 +295,16 @@ impl Topology {
 
     pub fn account(&self, name: &str) -> Option<&Account> {
         self.accounts.iter().find(|a| a.name == name)
+    }
+
+    /// The host of server `name` (node or leafnode) as the ssh target reaches it.
+    pub fn ssh_host(&self, name: &str) -> Option<&SshHost> {
+        self.regions
+            .iter()
+            .flat_map(|r| &r.nodes)
+            .find(|n| n.name == name)
+            .map(|n| &n.ssh)
+            .or_else(|| self.leafnodes.iter().find(|l| l.name == name).map(|l| &l.ssh))
     }
 
     /// Names of every server: region nodes first, in file order, then leafnodes.

@@ -11,8 +11,6 @@ use crate::observed::Monitor;
 use crate::observed::jetstream::{self, Connections};
 use crate::plan::{JsAction, JsChange, LiveState};
 
-use super::local::LocalOptions;
-
 /// How long apply waits for JetStream to be ready once the servers run (a super-cluster elects
 /// its meta leader in about 5 s).
 const JETSTREAM_READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -222,16 +220,40 @@ pub(super) fn refuse_replacements(changes: &[JsChange], allowed: bool) -> Result
     )
 }
 
+/// After apply changed the servers, or when the plan could not read the live objects: waits for
+/// JetStream and applies what the live objects now need. Otherwise the plan's changes still hold.
+pub(super) async fn converge_jetstream(
+    desired: &Desired,
+    keys: &Keys,
+    plan: &crate::plan::Plan,
+    planned_from: &LiveState,
+    servers_changed: bool,
+    (prune, allow_replace): (bool, bool),
+    log: &(dyn Fn(String) + Sync),
+) -> Result<()> {
+    if servers_changed || !matches!(planned_from, LiveState::Read(_)) {
+        if !desired.jetstream_accounts.is_empty() {
+            wait_jetstream_ready(desired).await?;
+            let live = read_live_jetstream(desired, keys).await?;
+            let changes = crate::plan::jetstream_changes(&desired.jetstream, &live, prune);
+            apply_jetstream(desired, keys, &changes, allow_replace, log).await?;
+        }
+    } else if plan.jetstream_work().next().is_some() {
+        apply_jetstream(desired, keys, &plan.jetstream, allow_replace, log).await?;
+    }
+    Ok(())
+}
+
 /// Brings the JetStream objects to the topology: creates, updates, replaces and (with --prune)
 /// deletes.
-pub(super) async fn apply_jetstream(
+async fn apply_jetstream(
     desired: &Desired,
     keys: &Keys,
     changes: &[JsChange],
-    opts: &LocalOptions,
+    allow_replace: bool,
     log: &(dyn Fn(String) + Sync),
 ) -> Result<()> {
-    refuse_replacements(changes, opts.allow_replace)?;
+    refuse_replacements(changes, allow_replace)?;
     if !changes.iter().any(|c| c.action != JsAction::Unmanaged) {
         return Ok(());
     }

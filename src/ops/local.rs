@@ -16,9 +16,7 @@ use crate::secrets::NOT_YET_GENERATED;
 use crate::topology::Loaded;
 use crate::verify::{self, Progress, Report};
 
-use super::cluster::{
-    apply_jetstream, forget_removed_peers, push_account_jwts, read_live_jetstream, refuse_replacements, wait_jetstream_ready,
-};
+use super::cluster::{converge_jetstream, forget_removed_peers, push_account_jwts, read_live_jetstream, refuse_replacements};
 use super::material::{KeyMode, Secrets, secrets};
 use super::render::env_var_names;
 use super::{load, load_for_servers};
@@ -207,18 +205,16 @@ pub async fn apply_local(opts: &LocalOptions, timeout: Duration, events: ApplyEv
     } else {
         ctx.target.record_layout(&ctx.state)?;
     }
-    // The plan's JetStream changes hold only if it read the live servers and they did not change.
-    if servers_changed || !matches!(ctx.live_jetstream, LiveState::Read(_)) {
-        if !ctx.desired.jetstream_accounts.is_empty() {
-            wait_jetstream_ready(&ctx.desired).await?;
-            let live = read_live_jetstream(&ctx.desired, &ctx.keys).await?;
-            let changes = plan::jetstream_changes(&ctx.desired.jetstream, &live, opts.prune);
-            apply_jetstream(&ctx.desired, &ctx.keys, &changes, opts, log).await?;
-        }
-    } else if ctx.plan.jetstream_work().next().is_some() {
-        // The servers did not change: the plan's reading of the live objects still holds.
-        apply_jetstream(&ctx.desired, &ctx.keys, &ctx.plan.jetstream, opts, log).await?;
-    }
+    converge_jetstream(
+        &ctx.desired,
+        &ctx.keys,
+        &ctx.plan,
+        &ctx.live_jetstream,
+        servers_changed,
+        (opts.prune, opts.allow_replace),
+        log,
+    )
+    .await?;
     let known_streams = match (servers_changed, ctx.plan.jetstream_work().next(), ctx.live_jetstream) {
         (false, None, LiveState::Read(live)) => Some(live),
         _ => None,

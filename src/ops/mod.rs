@@ -5,6 +5,7 @@ mod cluster;
 mod local;
 mod material;
 mod render;
+mod ssh;
 
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use crate::topology::{self, Loaded, TopologyError};
 
 pub use local::*;
 pub use render::*;
+pub use ssh::*;
 
 pub fn load(path: &Path) -> Result<Loaded, TopologyError> {
     topology::load(path)

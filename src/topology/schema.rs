@@ -25,6 +25,8 @@ pub struct TopologyFile {
     pub operator: Option<Spanned<OperatorSpec>>,
     pub kubernetes: Option<Spanned<KubernetesSpec>>,
     pub wireguard: Option<Spanned<WireGuardSpec>>,
+    /// How the ssh target reaches every host, unless a node says otherwise.
+    pub ssh: Option<Spanned<SshSpec>>,
     #[serde(default)]
     pub accounts: Named<AccountSpec>,
     #[serde(default)]
@@ -115,6 +117,26 @@ pub struct NodeSpec {
     #[serde(default)]
     pub tags: Vec<Spanned<String>>,
     pub wireguard: Option<Spanned<NodeWireGuardSpec>>,
+    pub ssh: Option<Spanned<SshSpec>>,
+}
+
+/// A host's SSH login and layout (top level: the defaults of every host).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshSpec {
+    /// Where to log in (a node only; default: its WireGuard endpoint, otherwise its host).
+    pub address: Option<Spanned<String>>,
+    pub port: Option<Spanned<u16>>,
+    pub user: Option<Spanned<String>>,
+    /// A private key file (otherwise the SSH agent).
+    pub key: Option<Spanned<String>>,
+    pub known_hosts: Option<Spanned<String>>,
+    pub config_dir: Option<Spanned<String>>,
+    pub data_dir: Option<Spanned<String>>,
+    pub log_dir: Option<Spanned<String>>,
+    pub nats_server: Option<Spanned<String>>,
+    #[serde(default)]
+    pub env: IndexMap<Spanned<String>, Spanned<String>>,
 }
 
 /// A full WireGuard mesh between the hosts whose nodes give a VPN address.
@@ -138,6 +160,8 @@ pub struct NodeWireGuardSpec {
     pub address: Spanned<String>,
     pub endpoint: Spanned<String>,
     pub port: Option<Spanned<u16>>,
+    /// The interface on the host (default `wg0`).
+    pub interface: Option<Spanned<String>>,
 }
 
 /// `jetstream: true` or `jetstream: { max_memory_store: .., max_file_store: .. }`.
@@ -160,6 +184,7 @@ pub struct LeafnodeSpec {
     pub host: Option<Spanned<String>>,
     #[serde(default)]
     pub ports: PortsSpec,
+    pub ssh: Option<Spanned<SshSpec>>,
 }
 
 #[derive(Debug, Deserialize)]

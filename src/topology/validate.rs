@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 mod jetstream;
 mod security;
+mod ssh;
 mod wireguard;
 
 use super::diagnostic::{Diagnostic, did_you_mean};
@@ -203,14 +204,14 @@ impl Validator {
         let regions: Vec<Region> = file
             .regions
             .iter()
-            .map(|(name, spec)| self.region(name, spec, base_ports, js_defaults))
+            .map(|(name, spec)| self.region(name, spec, base_ports, js_defaults, file.ssh.as_ref()))
             .collect();
         let operator = self.operator(&file.operator);
         let accounts = self.accounts(&file.accounts, operator.is_some());
         let leafnodes: Vec<Leafnode> = file
             .leafnodes
             .iter()
-            .map(|(name, spec)| self.leafnode(name, spec, base_ports, &regions, &accounts, file.accounts.is_empty()))
+            .map(|(name, spec)| self.leafnode(name, spec, base_ports, &regions, &accounts, &file))
             .collect();
 
         let mut topology = Topology {
@@ -240,7 +241,14 @@ impl Validator {
         topology
     }
 
-    fn region(&mut self, name: &Spanned<String>, spec: &RegionSpec, base_ports: Ports, js_defaults: JetStreamLimits) -> Region {
+    fn region(
+        &mut self,
+        name: &Spanned<String>,
+        spec: &RegionSpec,
+        base_ports: Ports,
+        js_defaults: JetStreamLimits,
+        ssh_defaults: Option<&Spanned<SshSpec>>,
+    ) -> Region {
         self.name(name, "region");
         let empty = matches!(&spec.nodes.value, NodesSpec::Count(0)) || matches!(&spec.nodes.value, NodesSpec::List(l) if l.is_empty());
         if empty {
@@ -252,6 +260,7 @@ impl Validator {
                     let node_name = format!("{}-{i}", name.value);
                     self.server_name(&node_name, loc(&spec.nodes));
                     Node {
+                        ssh: self.ssh_host(ssh_defaults, None, &format!("node `{node_name}`"), &node_name),
                         host: node_name.clone(),
                         name: node_name,
                         ports: base_ports,
@@ -272,7 +281,11 @@ impl Validator {
                         (None, Some(wg)) => wg.address.to_string(),
                         (None, None) => n.name.value.clone(),
                     };
+                    // A mesh host is logged into at its public endpoint: the VPN is what apply sets up.
+                    let reach = wireguard.as_ref().map(|w| w.endpoint.clone()).unwrap_or_else(|| host.clone());
+                    let ssh = self.ssh_host(ssh_defaults, n.ssh.as_ref(), &format!("node `{}`", n.name.value), &reach);
                     Node {
+                        ssh,
                         name: n.name.value.clone(),
                         host,
                         ports: self.ports(&n.ports, base_ports),
@@ -313,7 +326,7 @@ impl Validator {
         base_ports: Ports,
         regions: &[Region],
         accounts: &[Account],
-        no_accounts: bool,
+        file: &TopologyFile,
     ) -> Leafnode {
         self.name(name, "leafnode");
         self.server_name(&name.value, loc(name));
@@ -350,7 +363,7 @@ impl Validator {
                 ),
                 Some(_) => {}
             },
-            None if !no_accounts => self.error(
+            None if !file.accounts.is_empty() => self.error(
                 Diagnostic::error(format!("leafnode `{}` does not say which account it binds to", name.value))
                     .at(loc(name))
                     .help("add `account: <name>` naming one of the accounts under `accounts:`"),
@@ -393,14 +406,16 @@ impl Validator {
                 .help("nats-server applies deny_import in both directions when the hub is clustered; publish those subjects from the hub side"),
             );
         }
+        let host = spec.host.as_ref().map(|h| h.value.clone()).unwrap_or_else(|| name.value.clone());
         Leafnode {
+            ssh: self.ssh_host(file.ssh.as_ref(), spec.ssh.as_ref(), &object, &host),
             name: name.value.clone(),
             hub: spec.hub.value.clone(),
             account: spec.account.as_ref().map(|a| a.value.clone()),
             deny_import: self.subjects(&spec.deny_import, &object),
             deny_export: self.subjects(&spec.deny_export, &object),
             jetstream,
-            host: spec.host.as_ref().map(|h| h.value.clone()).unwrap_or_else(|| name.value.clone()),
+            host,
             ports: self.ports(&spec.ports, base_ports),
             loc: loc(name),
         }

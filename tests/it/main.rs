@@ -11,6 +11,7 @@ mod local_cluster;
 mod rendering;
 mod security;
 mod seed_topologies;
+mod ssh;
 mod support;
 mod terraform;
 mod wireguard;

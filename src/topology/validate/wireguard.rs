@@ -44,11 +44,13 @@ impl Validator {
             self.error(
                 Diagnostic::error("an empty WireGuard endpoint")
                     .at(loc(&wg.endpoint))
-                    .object(object),
+                    .object(object.clone()),
             );
         }
+        let interface = self.wireguard_interface(wg.interface.as_ref(), &object);
         Some(WgPeer {
             address,
+            interface,
             endpoint: wg.endpoint.value.clone(),
             // 0: the mesh's default port.
             port: wg.port.as_ref().map(|p| p.value).unwrap_or(0),

@@ -1,0 +1,354 @@
+//! The ssh target on real hosts: network namespaces joined by a bridge play three hosts, each
+//! with its own OpenSSH sshd on its own address and its own base directories, and a fourth
+//! namespace is the operator's machine that runs notif-infra. apply brings a UnityPlan-like
+//! layout up over SSH (a WireGuard mesh on userspace boringtun, routes over the VPN addresses,
+//! TLS, an R3 stream), a fourth pod added with `add` reaches every host, and destroy leaves
+//! nothing running or installed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{nats_server, project_root, text};
+
+/// Namespaces, sshd processes and whatever apply started in them, removed whatever happens.
+struct Hosts {
+    namespaces: Vec<String>,
+    sshd: Vec<Child>,
+    interfaces: Vec<String>,
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for c in &mut self.sshd {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in &self.namespaces {
+            // nats-server and boringtun detach from the SSH session: every process left in the
+            // namespace goes.
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        for i in &self.interfaces {
+            let _ = std::fs::remove_file(format!("/var/run/wireguard/{i}.sock"));
+        }
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(out.status.success(), "ip {}: {}", args.join(" "), text(&out));
+}
+
+fn tools() -> PathBuf {
+    project_root().join(".tools")
+}
+
+fn sshd() -> PathBuf {
+    let p = tools().join("openssh/usr/sbin/sshd");
+    assert!(p.is_file(), "sshd is not installed: run `bash scripts/install-tools.sh`");
+    p
+}
+
+fn ssh_keygen(path: &Path) {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// notif-infra run on the operator's namespace.
+fn notif_infra(op: &str, dir: &Path, args: &[&str]) -> Output {
+    // A hung command fails the test instead of holding CI.
+    Command::new("timeout")
+        .args(["--kill-after=5", "300", "ip", "netns", "exec", op])
+        .arg(assert_cmd::cargo::cargo_bin!("notif-infra"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("NOTIF_INFRA_STATE_DIR")
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap()
+}
+
+/// PIDs of processes other than sshd in namespace `ns`.
+fn processes_in(ns: &str, sshd_pid: u32) -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "pids", ns]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|p| *p != sshd_pid.to_string())
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).ok())
+        .map(|c| c.replace('\0', " "))
+        .filter(|c| !c.contains("sshd"))
+        .collect()
+}
+
+#[test]
+fn apply_over_ssh_brings_up_a_wireguard_mesh_grows_by_a_pod_and_destroys_cleanly() {
+    let id = std::process::id() % 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let public = |i: usize| format!("172.31.252.{}", i + 1);
+    let vpn = |i: usize| format!("10.78.0.{}", i + 1);
+    let interface = |i: usize| format!("wg{id}s{i}");
+    let mut hosts = Hosts {
+        namespaces: Vec::new(),
+        sshd: Vec::new(),
+        interfaces: (0..4).map(interface).collect(),
+    };
+    hosts.interfaces.push("wg0".into());
+    let switch = format!("ns{id}-sw");
+    ip(&["netns", "add", &switch]);
+    hosts.namespaces.push(switch.clone());
+    ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"]);
+    ip(&["-n", &switch, "link", "set", "br0", "up"]);
+    // Hosts 0..3 (the fourth joins later) and the operator at .100.
+    let mut names = Vec::new();
+    for (i, addr) in (0..4).map(|i| (i, public(i))).chain([(99, "172.31.252.100".to_string())]) {
+        let ns = format!("ns{id}-h{i}");
+        ip(&["netns", "add", &ns]);
+        hosts.namespaces.push(ns.clone());
+        let port = format!("p{i}");
+        ip(&[
+            "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port, "netns", &switch,
+        ]);
+        ip(&["-n", &switch, "link", "set", &port, "master", "br0"]);
+        ip(&["-n", &switch, "link", "set", &port, "up"]);
+        ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+        ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        names.push(ns);
+    }
+    let op = names.pop().unwrap();
+
+    // sshd on every host, the operator's key authorized, StrictModes off for the temp dirs.
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    ssh_keygen(&d.join("id_ed25519"));
+    std::fs::copy(d.join("id_ed25519.pub"), d.join("authorized_keys")).unwrap();
+    let mut sshd_pids = Vec::new();
+    for (i, ns) in names.iter().enumerate() {
+        let host_dir = d.join(format!("h{i}"));
+        std::fs::create_dir_all(&host_dir).unwrap();
+        ssh_keygen(&host_dir.join("ssh_host_ed25519_key"));
+        let config = format!(
+            "ListenAddress {}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nSubsystem sftp {}\n",
+            public(i),
+            host_dir.join("ssh_host_ed25519_key").display(),
+            host_dir.join("sshd.pid").display(),
+            d.join("authorized_keys").display(),
+            tools().join("openssh/usr/lib/openssh/sftp-server").display()
+        );
+        std::fs::write(host_dir.join("sshd_config"), config).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(sshd())
+            .args(["-D", "-e", "-f"])
+            .arg(host_dir.join("sshd_config"))
+            .env("LD_LIBRARY_PATH", tools().join("openssh/usr/lib/x86_64-linux-gnu"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(host_dir.join("sshd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        sshd_pids.push(child.id());
+        hosts.sshd.push(child);
+    }
+    for (i, ns) in names.iter().enumerate() {
+        let started = Instant::now();
+        let probe = format!("exec 3<>/dev/tcp/{}/22", public(i));
+        while !Command::new("ip")
+            .args(["netns", "exec", ns, "bash", "-c", &probe])
+            .status()
+            .unwrap()
+            .success()
+        {
+            let log = std::fs::read_to_string(d.join(format!("h{i}/sshd.log"))).unwrap_or_default();
+            assert!(started.elapsed().as_secs() < 10, "sshd of host {i} does not listen: {log}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    let pods: String = (0..3)
+        .map(|i| {
+            let base = d.join(format!("h{i}"));
+            format!(
+                "      - name: pod-{i}\n        wireguard: {{ address: {}, endpoint: {}, interface: {} }}\n        ssh: {{ config_dir: {}, data_dir: {}, log_dir: {} }}\n",
+                vpn(i),
+                public(i),
+                interface(i),
+                base.join("etc").display(),
+                base.join("data").display(),
+                base.join("log").display()
+            )
+        })
+        .collect();
+    let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", tools().join("bin").display());
+    let yaml = format!(
+        "name: unity\ntls:\n  client: true\n  cluster: {{ verify: true }}\nwireguard:\n  network: 10.78.0.0/16\n  preshared_keys: true\nssh:\n  user: root\n  key: {key}\n  known_hosts: {known}\n  nats_server: {nats}\n  config_dir: {shared}/etc\n  data_dir: {shared}/data\n  log_dir: {shared}/log\n  env:\n    PATH: \"{path}\"\n    WG_QUICK_USERSPACE_IMPLEMENTATION: boringtun-cli\n    WG_SUDO: \"true\"\n    WG_LOG_FILE: {wglog}\nregions:\n  unity:\n    jetstream: true\n    nodes:\n{pods}streams:\n  EVENTS:\n    subjects: [\"events.>\"]\n    replicas: 3\n",
+        key = d.join("id_ed25519").display(),
+        known = d.join("known_hosts").display(),
+        nats = nats_server().display(),
+        shared = d.join("shared").display(),
+        wglog = d.join("boringtun.log").display(),
+    );
+    let file = d.join("unity.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let file_arg = file.to_str().unwrap();
+    let ssh_args = |cmd: &'static str| vec![cmd, file_arg, "--target", "ssh"];
+
+    // Unknown host keys: refused by name, nothing installed on any host.
+    let refused = notif_infra(&op, d, &ssh_args("apply"));
+    assert!(!refused.status.success(), "{}", text(&refused));
+    let said = text(&refused);
+    assert!(
+        said.contains("is not in") && said.contains("--accept-new-host-keys") && said.contains("pod-0"),
+        "{said}"
+    );
+    assert!(!d.join("h0/etc").exists(), "files were written despite the refusal");
+
+    let started = Instant::now();
+    let mut args = ssh_args("apply");
+    args.push("--accept-new-host-keys");
+    let applied = notif_infra(&op, d, &args);
+    let said = text(&applied);
+    assert!(applied.status.success(), "{said}\n{}", host_logs(d));
+    eprintln!("apply over ssh to verified: {:.1} s", started.elapsed().as_secs_f64());
+    assert!(crate::support::leaked_secrets(&said).is_empty(), "{said}");
+    // Each host holds its own files, secrets 0600, never the CA key.
+    use std::os::unix::fs::PermissionsExt;
+    for i in 0..3 {
+        let etc = d.join(format!("h{i}/etc"));
+        let mode = |p: &str| std::fs::metadata(etc.join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&format!("pki/pod-{i}-key.pem")), 0o600);
+        assert_eq!(mode(&format!("wireguard/{}.conf", interface(i))), 0o600);
+        assert_eq!(mode(&format!("nats/pod-{i}.conf")), 0o644);
+        assert!(!etc.join("pki/ca-key.pem").exists());
+        let others = (0..3)
+            .filter(|j| *j != i)
+            .any(|j| etc.join(format!("pki/pod-{j}-key.pem")).exists());
+        assert!(!others, "host {i} got another server's key");
+    }
+    // The routes run between VPN addresses, through the tunnels.
+    let routes = routez(&op, &public(0));
+    let mut peers: Vec<String> = routes["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["ip"].as_str().map(String::from))
+        .collect();
+    peers.sort();
+    peers.dedup();
+    assert_eq!(peers, vec![vpn(1), vpn(2)], "{routes}");
+
+    // Nothing changed: plan says so (exit 0) after reading every host.
+    let planned = notif_infra(&op, d, &ssh_args("plan"));
+    assert_eq!(planned.status.code(), Some(0), "{}", text(&planned));
+
+    // A fourth pod: every host's WireGuard peers and routes change, and it comes up.
+    let added = notif_infra(
+        &op,
+        d,
+        &[
+            "add",
+            "node",
+            file_arg,
+            "unity",
+            "pod-3",
+            "--endpoint",
+            &public(3),
+            "--vpn-address",
+            &vpn(3),
+        ],
+    );
+    assert!(added.status.success(), "{}", text(&added));
+    // The new host's key is unknown until accepted.
+    let planned = notif_infra(&op, d, &ssh_args("plan"));
+    assert!(text(&planned).contains("host pod-3 (172.31.252.4) is not in"), "{}", text(&planned));
+    let mut plan_args = ssh_args("plan");
+    plan_args.push("--accept-new-host-keys");
+    let planned = notif_infra(&op, d, &plan_args);
+    assert_eq!(planned.status.code(), Some(2), "{}", text(&planned));
+    let shown = text(&planned);
+    for i in 0..3 {
+        assert!(shown.contains(&format!("pod-{i}/wireguard/{}.conf", interface(i))), "{shown}");
+        assert!(shown.contains(&format!("pod-{i}/nats/pod-{i}.conf")), "{shown}");
+    }
+    assert!(shown.contains("pod-3/nats/pod-3.conf"), "{shown}");
+    let grown = notif_infra(&op, d, &args);
+    assert!(grown.status.success(), "{}\n{}", text(&grown), host_logs(d));
+    for i in 0..3 {
+        let wg = std::fs::read_to_string(d.join(format!("h{i}/etc/wireguard/{}.conf", interface(i)))).unwrap();
+        assert!(wg.contains(&format!("AllowedIPs = {}/32", vpn(3))), "host {i}: {wg}");
+    }
+    let verified = notif_infra(&op, d, &ssh_args("verify"));
+    assert!(verified.status.success(), "{}", text(&verified));
+
+    // destroy: no server or tunnel left on any host, nothing of apply's left in their directories.
+    let destroyed = notif_infra(&op, d, &ssh_args("destroy"));
+    for (i, ns) in names.iter().enumerate() {
+        // A userspace tunnel exits on its own once its interface is deleted: give it a moment.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut left = processes_in(ns, sshd_pids[i]);
+        while !left.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            left = processes_in(ns, sshd_pids[i]);
+        }
+        assert!(left.is_empty(), "host {i} still runs {left:?}\n{}", text(&destroyed));
+    }
+    for base in ["h0/etc", "h1/etc", "h2/etc", "shared/etc"] {
+        let left: Vec<_> = walk(&d.join(base));
+        assert!(left.is_empty(), "{base} still holds {left:?}");
+    }
+    assert!(!d.join("h0/data/jetstream/pod-0").exists());
+    drop(hosts);
+    let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&left.stdout).contains(&format!("ns{id}-")),
+        "namespaces left behind"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                files.extend(walk(&e.path()));
+            } else {
+                files.push(e.path());
+            }
+        }
+    }
+    files
+}
+
+/// `/routez` of the server at `address`, asked from the operator's namespace.
+fn routez(op: &str, address: &str) -> serde_json::Value {
+    let out = Command::new("ip")
+        .args(["netns", "exec", op, "python3", "-c"])
+        .arg(format!(
+            "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('http://{address}:8222/routez', timeout=2).read().decode())"
+        ))
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("no /routez from {address}: {}", text(&out)))
+}
+
+fn host_logs(d: &Path) -> String {
+    let mut all = String::new();
+    for i in 0..4 {
+        for log in [format!("h{i}/log/pod-{i}.log"), format!("h{i}/sshd.log")] {
+            if let Ok(t) = std::fs::read_to_string(d.join(&log)) {
+                let lines: Vec<&str> = t.lines().collect();
+                all += &format!("--- {log}\n{}\n", lines[lines.len().saturating_sub(15)..].join("\n"));
+            }
+        }
+    }
+    all
+}
