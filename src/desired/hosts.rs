@@ -1,21 +1,26 @@
 //! The hosts of a topology for the tools that provision and prepare them: the Terraform
 //! variables of the module in `terraform/`, and the Ansible inventory (a group per region, and
-//! one for leafnodes; each host with the address Ansible reaches it at and the variables the
-//! `nats_host` role in `ansible/` reads: server name, ports, VPN address, WireGuard port).
+//! one for leafnodes; each host with the login the ssh target uses and the variables the
+//! `nats_host` role in `ansible/` reads: server name, directories, binary, environment, ports,
+//! VPN address, WireGuard port).
 
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 
 use super::RenderedFile;
-use crate::model::{Node, Ports, Topology};
+use crate::model::{Node, Ports, SshHost, Topology};
 
-fn host_vars(t: &Topology, name: &str, host: &str, ports: Ports, node: Option<&Node>) -> Value {
-    let wg = node.and_then(|n| n.wireguard.as_ref());
-    // Ansible reaches a mesh host at its public endpoint: the VPN is what it sets up.
-    let reach = wg.map(|w| w.endpoint.clone()).unwrap_or_else(|| host.to_string());
+fn host_vars(t: &Topology, name: &str, ssh: &SshHost, ports: Ports, node: Option<&Node>) -> Value {
+    // Ansible logs in where the ssh target does and prepares the directories and binary it uses.
     let mut vars = json!({
-        "ansible_host": reach,
+        "ansible_host": ssh.address,
+        "ansible_port": ssh.port,
+        "ansible_user": ssh.user,
         "nats_host_server_name": name,
+        "nats_host_config_dir": ssh.config_dir,
+        "nats_host_data_dir": ssh.data_dir,
+        "nats_host_log_dir": ssh.log_dir,
+        "nats_host_binary": ssh.nats_server,
         "nats_host_ports": {
             "client": ports.client,
             "cluster": ports.cluster,
@@ -24,7 +29,16 @@ fn host_vars(t: &Topology, name: &str, host: &str, ports: Ports, node: Option<&N
             "monitor": ports.monitor,
         },
     });
-    if let (Some(w), Some(mesh)) = (wg, &t.wireguard) {
+    if let Some(key) = &ssh.key {
+        vars["ansible_ssh_private_key_file"] = json!(key);
+    }
+    if let Some(known_hosts) = &ssh.known_hosts {
+        vars["ansible_ssh_common_args"] = json!(format!("-o UserKnownHostsFile={known_hosts}"));
+    }
+    if !ssh.env.is_empty() {
+        vars["nats_host_environment"] = Value::Object(ssh.env.iter().map(|(k, v)| (k.clone(), json!(v))).collect());
+    }
+    if let (Some(w), Some(mesh)) = (node.and_then(|n| n.wireguard.as_ref()), &t.wireguard) {
         vars["nats_host_vpn_address"] = json!(w.address.to_string());
         vars["nats_host_wireguard_port"] = json!(mesh.port_of(w));
     }
@@ -37,7 +51,7 @@ pub fn inventory(t: &Topology) -> RenderedFile {
         let hosts: Map<String, Value> = region
             .nodes
             .iter()
-            .map(|n| (n.name.clone(), host_vars(t, &n.name, &n.host, n.ports, Some(n))))
+            .map(|n| (n.name.clone(), host_vars(t, &n.name, &n.ssh, n.ports, Some(n))))
             .collect();
         children.insert(group_name(&region.name), json!({ "hosts": hosts }));
     }
@@ -45,7 +59,7 @@ pub fn inventory(t: &Topology) -> RenderedFile {
         let hosts: Map<String, Value> = t
             .leafnodes
             .iter()
-            .map(|l| (l.name.clone(), host_vars(t, &l.name, &l.host, l.ports, None)))
+            .map(|l| (l.name.clone(), host_vars(t, &l.name, &l.ssh, l.ports, None)))
             .collect();
         children.insert("leafnodes".into(), json!({ "hosts": hosts }));
     }

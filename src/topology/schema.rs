@@ -134,6 +134,7 @@ pub struct SshSpec {
     pub config_dir: Option<Spanned<String>>,
     pub data_dir: Option<Spanned<String>>,
     pub log_dir: Option<Spanned<String>>,
+    /// The nats-server binary on the host.
     pub nats_server: Option<Spanned<String>>,
     #[serde(default)]
     pub env: IndexMap<Spanned<String>, Spanned<String>>,

@@ -2,24 +2,9 @@
 //! reads (a group per region, every server a host with its variables), and the playbook in
 //! `ansible/` passes ansible-playbook's syntax check and ansible-lint's strict production profile.
 
-use std::path::Path;
 use std::process::Command;
 
-use crate::support::{project_root, render_into, text, topology};
-
-/// An Ansible tool from .tools/python, with its caches in `home` (nothing written elsewhere).
-fn ansible(tool: &str, home: &Path) -> Command {
-    let python = project_root().join(".tools/python");
-    let bin = python.join("bin").join(tool);
-    assert!(bin.is_file(), "{tool} is not installed: run `bash scripts/install-tools.sh`");
-    let mut cmd = Command::new(bin);
-    cmd.env("PYTHONPATH", &python)
-        .env("PATH", format!("{}:/usr/bin:/bin", python.join("bin").display()))
-        .env("HOME", home)
-        .env("ANSIBLE_HOME", home.join(".ansible"))
-        .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"));
-    cmd
-}
+use crate::support::{ansible, project_root, render_into, text, topology};
 
 #[test]
 fn rendered_inventories_are_what_ansible_reads() {
@@ -29,7 +14,7 @@ fn rendered_inventories_are_what_ansible_reads() {
         let out = dir.path().join("out");
         render_into(&topology(name), &out);
         let inventory = out.join("ansible/inventory.yml");
-        let listed = ansible("ansible-inventory", dir.path())
+        let listed = ansible("ansible-inventory", dir.path(), None)
             .arg("-i")
             .arg(&inventory)
             .arg("--list")
@@ -46,6 +31,8 @@ fn rendered_inventories_are_what_ansible_reads() {
                 let vars = &v["_meta"]["hostvars"][&node.name];
                 assert_eq!(vars["nats_host_server_name"], node.name.as_str());
                 assert_eq!(vars["nats_host_ports"]["cluster"], node.ports.cluster);
+                assert_eq!(vars["nats_host_config_dir"], node.ssh.config_dir.as_str());
+                assert_eq!(vars["nats_host_binary"], node.ssh.nats_server.as_str());
                 match &node.wireguard {
                     Some(wg) => {
                         assert_eq!(
@@ -59,7 +46,7 @@ fn rendered_inventories_are_what_ansible_reads() {
                 }
             }
         }
-        let check = ansible("ansible-playbook", dir.path())
+        let check = ansible("ansible-playbook", dir.path(), None)
             .arg("--syntax-check")
             .arg("-i")
             .arg(&inventory)
@@ -81,7 +68,7 @@ fn the_playbook_passes_ansible_lint_strict() {
         .status()
         .unwrap();
     assert!(copied.success());
-    let lint = ansible("ansible-lint", dir.path())
+    let lint = ansible("ansible-lint", dir.path(), None)
         .args(["--offline", "--strict", "--nocolor", "."])
         .current_dir(&copy)
         .output()

@@ -328,6 +328,20 @@ const CASES: &[(&str, &str, &[&str])] = &[
             "bad.yaml:5:31",
         ],
     ),
+    (
+        "ssh: a shared address, relative paths, a bad variable name",
+        "name: t\nssh:\n  address: 192.0.2.9\n  nats_server: bin/nats-server\n  env: { 1PATH: /bin }\nregions:\n  main:\n    nodes:\n      - { name: a, ssh: { config_dir: etc/nats } }\n",
+        &[
+            "the top-level `ssh:` cannot name an address",
+            "bad.yaml:3:12",
+            "`nats_server` must be an absolute path on the host, not `bin/nats-server`",
+            "bad.yaml:4:16 (node `a`)",
+            "`1PATH` is not an environment variable name",
+            "bad.yaml:5:10",
+            "`config_dir` must be an absolute path on the host, not `etc/nats`",
+            "bad.yaml:9:39 (node `a`)",
+        ],
+    ),
 ];
 
 /// Runs `args` on the case's file in a fresh directory; returns what is wrong with the rejection.

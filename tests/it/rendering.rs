@@ -63,6 +63,14 @@ fn rendered_configs_match_their_snapshots() {
 }
 
 #[test]
+fn rendered_ansible_inventories_match_their_snapshots() {
+    for (name, path) in shipped_topologies() {
+        let t = notif_infra::topology::load(&path).unwrap().topology;
+        insta::assert_snapshot!(format!("{name}__ansible_inventory"), desired::hosts::inventory(&t).content);
+    }
+}
+
+#[test]
 fn every_rendered_config_passes_nats_server_check() {
     for (name, path) in shipped_topologies() {
         let dir = tempfile::tempdir().unwrap();

@@ -2,20 +2,22 @@
 //! with its own OpenSSH sshd on its own address and its own base directories, and a fourth
 //! namespace is the operator's machine that runs notif-infra. apply brings a UnityPlan-like
 //! layout up over SSH (a WireGuard mesh on userspace boringtun, routes over the VPN addresses,
-//! TLS, an R3 stream), a fourth pod added with `add` reaches every host, and destroy leaves
-//! nothing running or installed.
+//! TLS, an R3 stream) on hosts the Ansible playbook prepared, a fourth pod added with `add`
+//! reaches every host, and destroy leaves nothing running or installed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{nats_server, project_root, text};
+use crate::support::{ansible, project_root, text};
 
 /// Namespaces, sshd processes and whatever apply started in them, removed whatever happens.
 struct Hosts {
     namespaces: Vec<String>,
     sshd: Vec<Child>,
     interfaces: Vec<String>,
+    /// The system user the playbook creates (the hosts share this machine's /etc/passwd).
+    user: String,
 }
 
 impl Drop for Hosts {
@@ -37,6 +39,8 @@ impl Drop for Hosts {
         for i in &self.interfaces {
             let _ = std::fs::remove_file(format!("/var/run/wireguard/{i}.sock"));
         }
+        let _ = Command::new("userdel").arg(&self.user).output();
+        let _ = Command::new("groupdel").arg(&self.user).output();
     }
 }
 
@@ -102,6 +106,7 @@ fn apply_over_ssh_brings_up_a_wireguard_mesh_grows_by_a_pod_and_destroys_cleanly
         namespaces: Vec::new(),
         sshd: Vec::new(),
         interfaces: (0..4).map(interface).collect(),
+        user: format!("nats{id}"),
     };
     hosts.interfaces.push("wg0".into());
     let switch = format!("ns{id}-sw");
@@ -193,7 +198,7 @@ fn apply_over_ssh_brings_up_a_wireguard_mesh_grows_by_a_pod_and_destroys_cleanly
         "name: unity\ntls:\n  client: true\n  cluster: {{ verify: true }}\nwireguard:\n  network: 10.78.0.0/16\n  preshared_keys: true\nssh:\n  user: root\n  key: {key}\n  known_hosts: {known}\n  nats_server: {nats}\n  config_dir: {shared}/etc\n  data_dir: {shared}/data\n  log_dir: {shared}/log\n  env:\n    PATH: \"{path}\"\n    WG_QUICK_USERSPACE_IMPLEMENTATION: boringtun-cli\n    WG_SUDO: \"true\"\n    WG_LOG_FILE: {wglog}\nregions:\n  unity:\n    jetstream: true\n    nodes:\n{pods}streams:\n  EVENTS:\n    subjects: [\"events.>\"]\n    replicas: 3\n",
         key = d.join("id_ed25519").display(),
         known = d.join("known_hosts").display(),
-        nats = nats_server().display(),
+        nats = d.join("bin/nats-server").display(),
         shared = d.join("shared").display(),
         wglog = d.join("boringtun.log").display(),
     );
@@ -211,6 +216,67 @@ fn apply_over_ssh_brings_up_a_wireguard_mesh_grows_by_a_pod_and_destroys_cleanly
         "{said}"
     );
     assert!(!d.join("h0/etc").exists(), "files were written despite the refusal");
+
+    // The hosts are prepared by the playbook in ansible/, from the inventory render writes:
+    // plan records the host keys it is told to accept, Ansible checks them against that file.
+    let mut args = ssh_args("plan");
+    args.push("--accept-new-host-keys");
+    let planned = notif_infra(&op, d, &args);
+    assert_eq!(planned.status.code(), Some(2), "{}", text(&planned));
+    let rendered = notif_infra(&op, d, &["render", file_arg]);
+    assert!(rendered.status.success(), "{}", text(&rendered));
+    let playbook = |d: &Path| {
+        ansible("ansible-playbook", d, Some(&op))
+            .arg("-i")
+            .arg(d.join("out/unity/ansible/inventory.yml"))
+            .arg(project_root().join("ansible/playbook.yml"))
+            .args(["-e", &format!("nats_host_user={}", hosts.user)])
+            .args(["-e", &format!("ansible_remote_tmp={}", d.join("remote-tmp").display())])
+            // The ssh masters live in the operator's namespace, which the test empties at the end.
+            .env("ANSIBLE_SSH_ARGS", "-o ControlMaster=auto -o ControlPersist=30s")
+            .env("ANSIBLE_SSH_CONTROL_PATH_DIR", d.join("cp"))
+            .env("ANSIBLE_PIPELINING", "True")
+            .env("ANSIBLE_GATHER_SUBSET", "min")
+            .env("ANSIBLE_PYTHON_INTERPRETER", "/usr/bin/python3")
+            .output()
+            .unwrap()
+    };
+    let t0 = Instant::now();
+    let prepared = playbook(d);
+    eprintln!("playbook: {:.1} s", t0.elapsed().as_secs_f64());
+    let said = text(&prepared);
+    assert!(prepared.status.success(), "{said}");
+    assert!(said.contains("failed=0") && !said.contains("unreachable=1"), "{said}");
+    let t0 = Instant::now();
+    let second = playbook(d);
+    eprintln!("playbook again: {:.1} s", t0.elapsed().as_secs_f64());
+    let again = text(&second);
+    assert!(second.status.success(), "{again}");
+    assert_eq!(again.matches("changed=0").count(), 3, "a second run changes nothing: {again}");
+    use std::os::unix::fs::MetadataExt;
+    let uid = String::from_utf8(Command::new("id").args(["-u", &hosts.user]).output().unwrap().stdout).unwrap();
+    for (i, ns) in names.iter().enumerate().take(3) {
+        let etc = std::fs::metadata(d.join(format!("h{i}/etc"))).unwrap();
+        assert_eq!(
+            etc.uid().to_string(),
+            uid.trim(),
+            "host {i}'s config directory belongs to the nats user"
+        );
+        let rules = Command::new("ip")
+            .args(["netns", "exec", ns, "iptables", "-S", "INPUT"])
+            .output()
+            .unwrap();
+        let rules = text(&rules);
+        assert!(
+            rules.contains("--dport 4222") && rules.contains("notif-infra nats-server"),
+            "host {i}: {rules}"
+        );
+        assert!(
+            rules.contains("-p udp") && rules.contains("notif-infra wireguard"),
+            "host {i}: {rules}"
+        );
+    }
+    assert!(d.join("bin/nats-server").is_file(), "the playbook installed the binary apply runs");
 
     let started = Instant::now();
     let mut args = ssh_args("apply");

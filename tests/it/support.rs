@@ -289,3 +289,25 @@ pub fn render_into(file: &Path, out: &Path) {
     let rendered = notif_infra(dir).arg("render").arg(file).arg("--out").arg(out).output().unwrap();
     assert!(rendered.status.success(), "render {}: {}", file.display(), text(&rendered));
 }
+
+/// An Ansible tool from .tools/python, with its caches in `home` (nothing written elsewhere),
+/// run in network namespace `netns` when given.
+pub fn ansible(tool: &str, home: &Path, netns: Option<&str>) -> std::process::Command {
+    let python = project_root().join(".tools/python");
+    let bin = python.join("bin").join(tool);
+    assert!(bin.is_file(), "{tool} is not installed: run `bash scripts/install-tools.sh`");
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = std::process::Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(bin);
+            c
+        }
+        None => std::process::Command::new(bin),
+    };
+    cmd.env("PYTHONPATH", &python)
+        .env("PATH", format!("{}:/usr/bin:/bin", python.join("bin").display()))
+        .env("HOME", home)
+        .env("ANSIBLE_HOME", home.join(".ansible"))
+        .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"));
+    cmd
+}

@@ -10,6 +10,8 @@ use serde_saphyr::Spanned;
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/nats";
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/nats";
 pub const DEFAULT_LOG_DIR: &str = "/var/log/nats";
+/// Where the playbook in `ansible/` installs the binary (and its systemd unit runs it from).
+pub const DEFAULT_NATS_SERVER: &str = "/usr/local/bin/nats-server";
 /// Linux limits interface names to 15 bytes.
 const MAX_INTERFACE_NAME: usize = 15;
 
@@ -37,6 +39,8 @@ impl Validator {
             ("config_dir", pick(|s| &s.config_dir)),
             ("data_dir", pick(|s| &s.data_dir)),
             ("log_dir", pick(|s| &s.log_dir)),
+            // Ansible installs it at this path and systemd runs it from there: no PATH lookup.
+            ("nats_server", pick(|s| &s.nats_server)),
         ] {
             if let Some(dir) = value
                 && !dir.value.starts_with('/')
@@ -84,7 +88,7 @@ impl Validator {
             config_dir: text(|s| &s.config_dir, DEFAULT_CONFIG_DIR).trim_end_matches('/').to_string(),
             data_dir: text(|s| &s.data_dir, DEFAULT_DATA_DIR).trim_end_matches('/').to_string(),
             log_dir: text(|s| &s.log_dir, DEFAULT_LOG_DIR).trim_end_matches('/').to_string(),
-            nats_server: text(|s| &s.nats_server, "nats-server"),
+            nats_server: text(|s| &s.nats_server, DEFAULT_NATS_SERVER),
             env,
         }
     }
