@@ -1,8 +1,10 @@
 //! Everything the commands show: reports on stdout (human tables or JSON), progress and event
 //! lines on stderr. No other module prints.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::topology::Loaded;
@@ -24,29 +26,54 @@ pub fn warnings(loaded: &Loaded) {
     }
 }
 
-/// A spinner on stderr that shows convergence; silent when stderr is not a terminal or JSON is
-/// asked for, in which case event lines still go to stderr as plain text.
+/// A spinner on stderr that shows convergence, above it a row per host with its latest step
+/// (targets that work host by host); silent when stderr is not a terminal or JSON is asked for,
+/// in which case event lines, host steps included, go to stderr as plain text.
 pub struct Spinner {
+    multi: MultiProgress,
     bar: ProgressBar,
+    hosts: Mutex<BTreeMap<String, ProgressBar>>,
 }
 
 impl Spinner {
     pub fn new(format: Format) -> Self {
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        if format == Format::Json {
-            bar.set_draw_target(ProgressDrawTarget::hidden());
-        }
+        let multi = MultiProgress::with_draw_target(if format == Format::Json {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        });
+        let bar = multi.add(ProgressBar::new_spinner());
         bar.set_style(ProgressStyle::with_template("{spinner} {elapsed:>3} {msg}").expect("a valid template"));
         bar.enable_steady_tick(Duration::from_millis(100));
-        Spinner { bar }
+        Spinner {
+            multi,
+            bar,
+            hosts: Mutex::new(BTreeMap::new()),
+        }
     }
 
     pub fn line(&self, text: String) {
         if self.bar.is_hidden() {
             eprintln!("{text}");
         } else {
-            self.bar.println(text);
+            let _ = self.multi.println(text);
         }
+    }
+
+    /// One step on one host: its row shows it (and keeps the last one when done).
+    pub fn host(&self, server: &str, step: String) {
+        if self.bar.is_hidden() {
+            eprintln!("{server}: {step}");
+            return;
+        }
+        let mut hosts = self.hosts.lock().expect("host rows");
+        let row = hosts.entry(server.to_string()).or_insert_with(|| {
+            let row = self.multi.insert_before(&self.bar, ProgressBar::new_spinner());
+            row.set_style(ProgressStyle::with_template("  {prefix:.bold} {wide_msg}").expect("a valid template"));
+            row.set_prefix(server.to_string());
+            row
+        });
+        row.set_message(step);
     }
 
     pub fn progress(&self, p: Progress) {
@@ -65,6 +92,9 @@ impl Spinner {
     }
 
     pub fn finish(&self) {
+        for row in self.hosts.lock().expect("host rows").values() {
+            row.finish();
+        }
         self.bar.finish_and_clear();
     }
 }

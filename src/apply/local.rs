@@ -351,19 +351,12 @@ impl LocalTarget {
     /// server is current.
     async fn wait_healthy(&self, monitor: &Monitor, desired: &Desired, server: &str) -> Result<()> {
         let Some(spec) = desired.server(server) else { return Ok(()) };
-        let started = Instant::now();
-        let mut last = String::new();
-        while started.elapsed() < HEALTHY_TIMEOUT {
-            match monitor.health(&spec.monitor_url).await {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(reason)) | Err(reason) => last = reason,
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        bail!(
-            "server {server} is not healthy {} s after its restart ({last}); the roll stops here",
-            HEALTHY_TIMEOUT.as_secs()
-        )
+        monitor.wait_healthy(&spec.monitor_url, HEALTHY_TIMEOUT).await.map_err(|last| {
+            anyhow::anyhow!(
+                "server {server} is not healthy {} s after its restart ({last}); the roll stops here",
+                HEALTHY_TIMEOUT.as_secs()
+            )
+        })
     }
 
     /// Sends the reload signal and confirms it through `/varz`: the signal succeeds even when

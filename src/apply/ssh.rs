@@ -16,8 +16,6 @@ use crate::plan::{FileAction, ObservedServer, Plan, ServerAction};
 use crate::secrets::{redact, write_atomic};
 use crate::ssh::{HostKeyPolicy, Session, quote};
 
-use super::local::Log;
-
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const HEALTHY_TIMEOUT: Duration = Duration::from_secs(60);
 const TEMPORARY_SUFFIX: &str = ".notif-infra-tmp";
@@ -49,6 +47,9 @@ impl HostFile {
         Path::new(&self.server).join(&self.path)
     }
 }
+
+/// Reports one step on one host (the server it runs): a line, and its row of the per-host display.
+pub type HostLog<'a> = &'a (dyn Fn(&str, String) + Sync);
 
 /// Hosts worked on at once: a fleet of hundreds does not open hundreds of sessions together.
 const PARALLEL_HOSTS: usize = 16;
@@ -128,11 +129,13 @@ impl SshTarget {
 
     /// Logs in to the hosts in parallel; fails naming each host that could not be reached, before
     /// anything is changed anywhere.
-    pub async fn connect(&self, hosts: &BTreeMap<String, SshHost>, log: Log<'_>) -> Result<BTreeMap<String, Session>> {
+    pub async fn connect(&self, hosts: &BTreeMap<String, SshHost>, log: HostLog<'_>) -> Result<BTreeMap<String, Session>> {
         let attempts = hosts.iter().map(|(server, host)| async move {
+            log(server, format!("connecting to {}@{}:{}", host.user, host.address, host.port));
             let result = Session::connect(server, host, &self.policy).await;
-            if result.is_ok() {
-                log(format!("connected to {server} ({}@{}:{})", host.user, host.address, host.port));
+            match &result {
+                Ok(_) => log(server, format!("connected to {}@{}:{}", host.user, host.address, host.port)),
+                Err(_) => log(server, "unreachable".into()),
             }
             (server.clone(), result)
         });
@@ -344,7 +347,7 @@ fi"#,
         hosts: &BTreeMap<String, SshHost>,
         rollout: Rollout<'_>,
         state: &mut SshState,
-        log: Log<'_>,
+        log: HostLog<'_>,
     ) -> Result<()> {
         let Rollout { plan, files, desired } = rollout;
         let monitor = Monitor::for_desired(desired);
@@ -354,43 +357,56 @@ fi"#,
                 host: &hosts[server],
             }
         };
+        // Files (and tunnels) go out host by host before any server changes: a host failing
+        // here leaves every server as it was, and the error says which hosts already have theirs.
+        let mut files_done: Vec<&str> = Vec::new();
         for (server, session) in sessions {
-            let changed: Vec<&HostFile> = files
-                .iter()
-                .filter(|f| &f.server == server)
-                .filter(|f| plan.files.iter().any(|c| c.path == f.plan_path() && c.action != FileAction::Delete))
-                .collect();
-            let removed: Vec<PathBuf> = plan
-                .files
-                .iter()
-                .filter(|c| c.action == FileAction::Delete)
-                .filter_map(|c| c.path.strip_prefix(server).ok().map(Path::to_path_buf))
-                .collect();
-            let l = layout(server);
-            if !changed.is_empty() || !removed.is_empty() {
-                self.upload(session, &l, &changed, &removed).await?;
-                log(format!("{server}: wrote {} file(s), removed {}", changed.len(), removed.len()));
-            }
-            let uploaded: Vec<String> = files
-                .iter()
-                .filter(|f| &f.server == server)
-                .map(|f| f.path.display().to_string())
-                .collect();
-            state.uploaded.insert(server.clone(), uploaded);
-            state.hosts.insert(server.clone(), hosts[server].clone());
-            let wg = files
-                .iter()
-                .find(|f| &f.server == server && f.path.starts_with("wireguard"))
-                .map(|f| l.remote(&f.path));
-            if let Some(conf) = wg {
-                let wg_changed = changed.iter().any(|f| f.path.starts_with("wireguard"));
-                if wg_changed || !state.wireguard.contains_key(server) {
-                    self.wireguard_up(session, &conf).await?;
-                    log(format!("{server}: WireGuard up from {conf}"));
+            let step = async {
+                let changed: Vec<&HostFile> = files
+                    .iter()
+                    .filter(|f| &f.server == server)
+                    .filter(|f| plan.files.iter().any(|c| c.path == f.plan_path() && c.action != FileAction::Delete))
+                    .collect();
+                let removed: Vec<PathBuf> = plan
+                    .files
+                    .iter()
+                    .filter(|c| c.action == FileAction::Delete)
+                    .filter_map(|c| c.path.strip_prefix(server).ok().map(Path::to_path_buf))
+                    .collect();
+                let l = layout(server);
+                if !changed.is_empty() || !removed.is_empty() {
+                    self.upload(session, &l, &changed, &removed).await?;
+                    log(server, format!("wrote {} file(s), removed {}", changed.len(), removed.len()));
                 }
-                state.wireguard.insert(server.clone(), conf);
-            }
-            self.save_state(state)?;
+                let uploaded: Vec<String> = files
+                    .iter()
+                    .filter(|f| &f.server == server)
+                    .map(|f| f.path.display().to_string())
+                    .collect();
+                state.uploaded.insert(server.clone(), uploaded);
+                state.hosts.insert(server.clone(), hosts[server].clone());
+                let wg = files
+                    .iter()
+                    .find(|f| &f.server == server && f.path.starts_with("wireguard"))
+                    .map(|f| l.remote(&f.path));
+                if let Some(conf) = wg {
+                    let wg_changed = changed.iter().any(|f| f.path.starts_with("wireguard"));
+                    if wg_changed || !state.wireguard.contains_key(server) {
+                        self.wireguard_up(session, &conf).await?;
+                        log(server, format!("WireGuard up from {conf}"));
+                    }
+                    state.wireguard.insert(server.clone(), conf);
+                }
+                self.save_state(state)?;
+                Ok::<_, anyhow::Error>(())
+            };
+            step.await.with_context(|| {
+                let done = if files_done.is_empty() { "none".to_string() } else { files_done.join(", ") };
+                format!(
+                    "on {server}, no server was started, reloaded or restarted (hosts that already have their new files: {done}); run apply again once it is fixed"
+                )
+            })?;
+            files_done.push(server);
         }
 
         let grace = |server: &str| {
@@ -407,7 +423,7 @@ fi"#,
             self.stop(session, &layout(&c.server), grace(&c.server)).await?;
             state.applied.remove(&c.server);
             self.save_state(state)?;
-            log(format!("stopped {}", c.server));
+            log(&c.server, "stopped".into());
         }
         for c in plan.servers.iter().filter(|c| c.action == ServerAction::Start) {
             let session = &sessions[&c.server];
@@ -417,11 +433,12 @@ fi"#,
                 state.applied.insert(c.server.clone(), s.conf.clone());
             }
             self.save_state(state)?;
-            log(format!("started {} on {}", c.server, l.host.address));
+            log(&c.server, format!("started on {}", l.host.address));
         }
         for c in plan.servers.iter().filter(|c| c.action == ServerAction::Start) {
             self.wait_ready(&monitor, desired, &sessions[&c.server], &layout(&c.server), None)
                 .await?;
+            log(&c.server, "answering".into());
         }
         for c in plan.servers.iter().filter(|c| c.action == ServerAction::Reload) {
             let session = &sessions[&c.server];
@@ -453,7 +470,7 @@ fi"#,
             }
             state.applied.insert(c.server.clone(), spec.conf.clone());
             self.save_state(state)?;
-            log(format!("reloaded {} ({})", c.server, c.reason));
+            log(&c.server, format!("reloaded ({})", c.reason));
         }
         for c in plan.servers.iter().filter(|c| c.action == ServerAction::Restart) {
             let session = &sessions[&c.server];
@@ -465,7 +482,7 @@ fi"#,
             }
             self.save_state(state)?;
             self.wait_ready(&monitor, desired, session, &l, Some(HEALTHY_TIMEOUT)).await?;
-            log(format!("restarted {} ({})", c.server, c.reason));
+            log(&c.server, format!("restarted ({})", c.reason));
         }
         Ok(())
     }
@@ -504,15 +521,9 @@ fi"#,
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if let Some(limit) = healthy {
-            let mut last = String::new();
-            while started.elapsed() < limit {
-                match monitor.health(&spec.monitor_url).await {
-                    Ok(Ok(())) => return Ok(()),
-                    Ok(Err(reason)) | Err(reason) => last = reason,
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+        if let Some(limit) = healthy
+            && let Err(last) = monitor.wait_healthy(&spec.monitor_url, limit).await
+        {
             bail!(
                 "server {} is not healthy {} s after its restart ({last}); the roll stops here",
                 layout.server,
@@ -525,7 +536,7 @@ fi"#,
     /// Stops every server apply started, takes WireGuard down, removes the files it put on
     /// each host and the server's data and log, then this machine's state. Returns the servers
     /// stopped.
-    pub async fn destroy(&self, sessions: &BTreeMap<String, Session>, state: &SshState, log: Log<'_>) -> Result<Vec<String>> {
+    pub async fn destroy(&self, sessions: &BTreeMap<String, Session>, state: &SshState, log: HostLog<'_>) -> Result<Vec<String>> {
         let mut stopped = Vec::new();
         for (server, session) in sessions {
             let host = &state.hosts[server];
@@ -565,7 +576,7 @@ fi"#,
                     quote(&host.config_dir)
                 ))
                 .await?;
-            log(format!("{server}: removed what apply installed"));
+            log(server, "removed what apply installed".into());
         }
         std::fs::remove_dir_all(&self.dir)
             .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })

@@ -57,6 +57,7 @@ pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
             }
         },
         log: &|l| spinner.line(l),
+        host: &|server, step| spinner.host(server, step),
         progress: &|p| spinner.progress(p),
     };
     let timeout = Duration::from_secs_f64(a.timeout);

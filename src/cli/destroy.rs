@@ -16,7 +16,7 @@ pub struct DestroyArgs {
 
 pub async fn run(a: DestroyArgs) -> Result<ExitCode> {
     let (stopped, dir) = match a.target.ssh() {
-        Some(opts) => ops::destroy_ssh(&opts, &|l| eprintln!("{l}")).await?,
+        Some(opts) => ops::destroy_ssh(&opts, &|server, step| eprintln!("{server}: {step}")).await?,
         None => ops::destroy_local(&a.target.local(None)?).await?,
     };
     match a.output {

@@ -25,7 +25,7 @@ pub async fn run(a: PlanArgs) -> Result<ExitCode> {
     let (loaded, plan) = match a.target.ssh() {
         Some(mut opts) => {
             opts.prune = a.prune;
-            ops::plan_ssh(&opts, &|l| eprintln!("{l}")).await?
+            ops::plan_ssh(&opts, &|server, step| eprintln!("{server}: {step}")).await?
         }
         None => {
             let mut opts = a.target.local(a.port_base)?;

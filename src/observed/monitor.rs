@@ -160,6 +160,20 @@ impl Monitor {
             .unwrap_or_else(|| format!("/healthz answered {status}"))))
     }
 
+    /// Polls `/healthz` until it passes or `limit` runs out; on failure, the last reason seen.
+    pub async fn wait_healthy(&self, base: &str, limit: Duration) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        let mut last = String::from("no answer yet");
+        while started.elapsed() < limit {
+            match self.health(base).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(reason)) | Err(reason) => last = reason,
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(last)
+    }
+
     /// The meta leader's name and the other members as this server sees them.
     pub async fn meta_peers(&self, base: &str) -> Result<(Option<String>, Vec<MetaPeer>), String> {
         let j: Jsz = self.get(base, "/jsz").await?;

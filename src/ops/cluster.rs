@@ -9,7 +9,7 @@ use crate::desired::{self, Desired, Keys, RenderedFile};
 use crate::jsapi::{self, JsApi};
 use crate::observed::Monitor;
 use crate::observed::jetstream::{self, Connections};
-use crate::plan::{JsAction, JsChange, LiveState};
+use crate::plan::{JsAction, JsChange, LiveState, Plan, ServerAction};
 
 /// How long apply waits for JetStream to be ready once the servers run (a super-cluster elects
 /// its meta leader in about 5 s).
@@ -107,7 +107,7 @@ async fn open_jetstream(desired: &Desired, keys: &Keys) -> Result<Connections> {
 
 /// Removes servers that left the topology from the JetStream meta group, so it shrinks to the
 /// servers that remain and their streams get new replicas. Needs the system account.
-pub(super) async fn forget_removed_peers(desired: &Desired, keys: &Keys, removed: &[&str], log: &(dyn Fn(String) + Sync)) -> Result<()> {
+async fn forget_removed_peers(desired: &Desired, keys: &Keys, removed: &[&str], log: &(dyn Fn(String) + Sync)) -> Result<()> {
     let Some(system) = &desired.system_account else {
         for server in removed {
             log(format!(
@@ -146,7 +146,7 @@ pub(super) async fn forget_removed_peers(desired: &Desired, keys: &Keys, removed
 /// With the full nats resolver, the servers keep account JWTs in their own store: every
 /// application account is pushed through the system account (`$SYS.REQ.CLAIMS.UPDATE`), which
 /// reaches every server of the super-cluster, instead of being preloaded.
-pub(super) async fn push_account_jwts(desired: &Desired, keys: &Keys, log: &(dyn Fn(String) + Sync)) -> Result<()> {
+async fn push_account_jwts(desired: &Desired, keys: &Keys, log: &(dyn Fn(String) + Sync)) -> Result<()> {
     let resolving: Vec<&desired::ServerSpec> = desired
         .servers
         .iter()
@@ -264,4 +264,19 @@ async fn apply_jetstream(
         bail!("{}", outcome.failure_report());
     }
     Ok(())
+}
+
+/// What the cluster needs once servers were started, stopped or reconfigured: servers that left
+/// are taken out of the JetStream meta group, and the accounts' JWTs are pushed (full resolver).
+pub(super) async fn settle_server_changes(desired: &Desired, keys: &Keys, plan: &Plan, log: &(dyn Fn(String) + Sync)) -> Result<()> {
+    let removed: Vec<&str> = plan
+        .servers
+        .iter()
+        .filter(|c| c.action == ServerAction::Stop)
+        .map(|c| c.server.as_str())
+        .collect();
+    if !removed.is_empty() && !desired.jetstream_meta.is_empty() {
+        forget_removed_peers(desired, keys, &removed, log).await?;
+    }
+    push_account_jwts(desired, keys, log).await
 }

@@ -16,7 +16,7 @@ use crate::secrets::NOT_YET_GENERATED;
 use crate::topology::Loaded;
 use crate::verify::{self, Progress, Report};
 
-use super::cluster::{converge_jetstream, forget_removed_peers, push_account_jwts, read_live_jetstream, refuse_replacements};
+use super::cluster::{converge_jetstream, read_live_jetstream, refuse_replacements, settle_server_changes};
 use super::material::{KeyMode, Secrets, secrets};
 use super::render::env_var_names;
 use super::{load, load_for_servers};
@@ -178,6 +178,8 @@ pub struct ApplyEvents<'a> {
     /// The topology's warnings and the plan, before any of it is carried out.
     pub plan: &'a (dyn Fn(&Loaded, &Plan) + Sync),
     pub log: &'a (dyn Fn(String) + Sync),
+    /// A step on one host (targets that work host by host: ssh).
+    pub host: &'a (dyn Fn(&str, String) + Sync),
     pub progress: &'a (dyn Fn(Progress) + Sync),
 }
 
@@ -191,17 +193,7 @@ pub async fn apply_local(opts: &LocalOptions, timeout: Duration, events: ApplyEv
     let servers_changed = !(ctx.plan.keys.is_empty() && ctx.plan.files.is_empty() && ctx.plan.servers.is_empty());
     if servers_changed {
         ctx.target.execute(&ctx.plan, &ctx.desired, &mut ctx.state, log).await?;
-        let removed: Vec<&str> = ctx
-            .plan
-            .servers
-            .iter()
-            .filter(|c| c.action == plan::ServerAction::Stop)
-            .map(|c| c.server.as_str())
-            .collect();
-        if !removed.is_empty() && !ctx.desired.jetstream_meta.is_empty() {
-            forget_removed_peers(&ctx.desired, &ctx.keys, &removed, log).await?;
-        }
-        push_account_jwts(&ctx.desired, &ctx.keys, log).await?;
+        settle_server_changes(&ctx.desired, &ctx.keys, &ctx.plan, log).await?;
     } else {
         ctx.target.record_layout(&ctx.state)?;
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::apply::ssh::{HostFile, Rollout, SshState, SshTarget};
+use crate::apply::ssh::{HostFile, HostLog, Rollout, SshState, SshTarget};
 use crate::auth;
 use crate::desired::{self, Addressing, Desired, Keys, RenderedFile};
 use crate::model::{SshHost, Topology};
@@ -18,7 +18,7 @@ use crate::ssh::{HostKeyPolicy, Session};
 use crate::topology::Loaded;
 use crate::verify::{self, Report};
 
-use super::cluster::{converge_jetstream, forget_removed_peers, push_account_jwts, read_live_jetstream, refuse_replacements};
+use super::cluster::{converge_jetstream, read_live_jetstream, refuse_replacements, settle_server_changes};
 use super::local::ApplyEvents;
 use super::material::{KeyMode, secrets};
 use super::{load, load_for_servers};
@@ -115,7 +115,7 @@ fn host_files(t: &Topology, desired: &Desired, rendered: &[RenderedFile], tree: 
     files
 }
 
-async fn prepare_ssh(opts: &SshOptions, generate: bool, log: &(dyn Fn(String) + Sync)) -> Result<SshContext> {
+async fn prepare_ssh(opts: &SshOptions, generate: bool, log: HostLog<'_>) -> Result<SshContext> {
     let loaded = load_for_servers(&opts.topology)?;
     let t = &loaded.topology;
     let target = SshTarget::new(&opts.state_root, &t.name, opts.policy.clone());
@@ -199,7 +199,7 @@ async fn prepare_ssh(opts: &SshOptions, generate: bool, log: &(dyn Fn(String) + 
 }
 
 /// What apply would change on each host.
-pub async fn plan_ssh(opts: &SshOptions, log: &(dyn Fn(String) + Sync)) -> Result<(Loaded, Plan)> {
+pub async fn plan_ssh(opts: &SshOptions, log: HostLog<'_>) -> Result<(Loaded, Plan)> {
     let SshContext {
         loaded, plan, sessions, ..
     } = prepare_ssh(opts, false, log).await?;
@@ -209,8 +209,7 @@ pub async fn plan_ssh(opts: &SshOptions, log: &(dyn Fn(String) + Sync)) -> Resul
 
 /// Applies the plan on the hosts, then verifies from this machine until `timeout`.
 pub async fn apply_ssh(opts: &SshOptions, timeout: Duration, events: ApplyEvents<'_>) -> Result<(Loaded, Plan, Report)> {
-    let log = events.log;
-    let mut ctx = prepare_ssh(opts, true, log).await?;
+    let mut ctx = prepare_ssh(opts, true, events.host).await?;
     (events.plan)(&ctx.loaded, &ctx.plan);
     let result = apply_prepared(&mut ctx, opts, timeout, &events).await;
     let SshContext {
@@ -243,20 +242,10 @@ async fn apply_prepared(ctx: &mut SshContext, opts: &SshOptions, timeout: Durati
                     desired: &ctx.desired,
                 },
                 &mut ctx.state,
-                log,
+                events.host,
             )
             .await?;
-        let removed: Vec<&str> = ctx
-            .plan
-            .servers
-            .iter()
-            .filter(|c| c.action == plan::ServerAction::Stop)
-            .map(|c| c.server.as_str())
-            .collect();
-        if !removed.is_empty() && !ctx.desired.jetstream_meta.is_empty() {
-            forget_removed_peers(&ctx.desired, &ctx.keys, &removed, log).await?;
-        }
-        push_account_jwts(&ctx.desired, &ctx.keys, log).await?;
+        settle_server_changes(&ctx.desired, &ctx.keys, &ctx.plan, log).await?;
     }
     // Servers that left the topology are no longer deployed: forget their hosts.
     let gone: Vec<String> = ctx
@@ -306,7 +295,7 @@ pub async fn verify_ssh(opts: &SshOptions, timeout: Duration, progress: &(dyn Fn
 
 /// Stops the servers on every host apply reached, removes what it installed there, then the
 /// state on this machine. Returns the servers stopped and the state directory removed.
-pub async fn destroy_ssh(opts: &SshOptions, log: &(dyn Fn(String) + Sync)) -> Result<(Vec<String>, PathBuf)> {
+pub async fn destroy_ssh(opts: &SshOptions, log: HostLog<'_>) -> Result<(Vec<String>, PathBuf)> {
     let loaded = load(&opts.topology)?;
     let target = SshTarget::new(&opts.state_root, &loaded.topology.name, opts.policy.clone());
     let Some(state) = target.load_state()? else {

@@ -82,6 +82,69 @@ fn notif_infra(op: &str, dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// sshd on `address` in namespace `ns`, its files in `host_dir`; the operator's key (in `d`)
+/// authorized, StrictModes off for the temporary directories.
+fn start_sshd(ns: &str, host_dir: &Path, address: &str, d: &Path) -> Child {
+    let config = format!(
+        "ListenAddress {address}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nSubsystem sftp {}\n",
+        host_dir.join("ssh_host_ed25519_key").display(),
+        host_dir.join("sshd.pid").display(),
+        d.join("authorized_keys").display(),
+        tools().join("openssh/usr/lib/openssh/sftp-server").display()
+    );
+    std::fs::write(host_dir.join("sshd_config"), config).unwrap();
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(sshd())
+        .args(["-D", "-e", "-f"])
+        .arg(host_dir.join("sshd_config"))
+        .env("LD_LIBRARY_PATH", tools().join("openssh/usr/lib/x86_64-linux-gnu"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(host_dir.join("sshd.log")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_listening(ns: &str, address: &str, host_dir: &Path) {
+    let started = Instant::now();
+    let probe = format!("exec 3<>/dev/tcp/{address}/22");
+    while !Command::new("ip")
+        .args(["netns", "exec", ns, "bash", "-c", &probe])
+        .status()
+        .unwrap()
+        .success()
+    {
+        let log = std::fs::read_to_string(host_dir.join("sshd.log")).unwrap_or_default();
+        assert!(started.elapsed().as_secs() < 10, "sshd on {address} does not listen: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// notif-infra run on the operator's namespace with a terminal (`script` gives it one).
+fn notif_infra_on_terminal(op: &str, dir: &Path, args: &[&str]) -> Output {
+    let bin = assert_cmd::cargo::cargo_bin!("notif-infra");
+    let command = format!("{} {}", bin.display(), args.join(" "));
+    Command::new("timeout")
+        .args([
+            "--kill-after=5",
+            "300",
+            "ip",
+            "netns",
+            "exec",
+            op,
+            "script",
+            "-qec",
+            &command,
+            "/dev/null",
+        ])
+        .current_dir(dir)
+        .env_remove("NOTIF_INFRA_STATE_DIR")
+        .env_remove("SSH_AUTH_SOCK")
+        .env("TERM", "xterm")
+        .output()
+        .unwrap()
+}
+
 /// PIDs of processes other than sshd in namespace `ns`.
 fn processes_in(ns: &str, sshd_pid: u32) -> Vec<String> {
     let out = Command::new("ip").args(["netns", "pids", ns]).output().unwrap();
@@ -142,41 +205,12 @@ fn apply_over_ssh_brings_up_a_wireguard_mesh_grows_by_a_pod_and_destroys_cleanly
         let host_dir = d.join(format!("h{i}"));
         std::fs::create_dir_all(&host_dir).unwrap();
         ssh_keygen(&host_dir.join("ssh_host_ed25519_key"));
-        let config = format!(
-            "ListenAddress {}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nSubsystem sftp {}\n",
-            public(i),
-            host_dir.join("ssh_host_ed25519_key").display(),
-            host_dir.join("sshd.pid").display(),
-            d.join("authorized_keys").display(),
-            tools().join("openssh/usr/lib/openssh/sftp-server").display()
-        );
-        std::fs::write(host_dir.join("sshd_config"), config).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .arg(sshd())
-            .args(["-D", "-e", "-f"])
-            .arg(host_dir.join("sshd_config"))
-            .env("LD_LIBRARY_PATH", tools().join("openssh/usr/lib/x86_64-linux-gnu"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(host_dir.join("sshd.log")).unwrap())
-            .spawn()
-            .unwrap();
+        let child = start_sshd(ns, &host_dir, &public(i), d);
         sshd_pids.push(child.id());
         hosts.sshd.push(child);
     }
     for (i, ns) in names.iter().enumerate() {
-        let started = Instant::now();
-        let probe = format!("exec 3<>/dev/tcp/{}/22", public(i));
-        while !Command::new("ip")
-            .args(["netns", "exec", ns, "bash", "-c", &probe])
-            .status()
-            .unwrap()
-            .success()
-        {
-            let log = std::fs::read_to_string(d.join(format!("h{i}/sshd.log"))).unwrap_or_default();
-            assert!(started.elapsed().as_secs() < 10, "sshd of host {i} does not listen: {log}");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_listening(ns, &public(i), &d.join(format!("h{i}")));
     }
 
     let pods: String = (0..3)
@@ -225,8 +259,9 @@ fn apply_over_ssh_brings_up_a_wireguard_mesh_grows_by_a_pod_and_destroys_cleanly
     assert_eq!(planned.status.code(), Some(2), "{}", text(&planned));
     let rendered = notif_infra(&op, d, &["render", file_arg]);
     assert!(rendered.status.success(), "{}", text(&rendered));
-    let playbook = |d: &Path| {
+    let playbook = |d: &Path, forks: &str| {
         ansible("ansible-playbook", d, Some(&op))
+            .args(["--forks", forks])
             .arg("-i")
             .arg(d.join("out/unity/ansible/inventory.yml"))
             .arg(project_root().join("ansible/playbook.yml"))
@@ -242,13 +277,15 @@ fn apply_over_ssh_brings_up_a_wireguard_mesh_grows_by_a_pod_and_destroys_cleanly
             .unwrap()
     };
     let t0 = Instant::now();
-    let prepared = playbook(d);
+    // These hosts share one /etc/passwd: creating the user on all three at once would race, so
+    // the first run goes host by host; the second, which changes nothing, runs them together.
+    let prepared = playbook(d, "1");
     eprintln!("playbook: {:.1} s", t0.elapsed().as_secs_f64());
     let said = text(&prepared);
     assert!(prepared.status.success(), "{said}");
     assert!(said.contains("failed=0") && !said.contains("unreachable=1"), "{said}");
     let t0 = Instant::now();
-    let second = playbook(d);
+    let second = playbook(d, "3");
     eprintln!("playbook again: {:.1} s", t0.elapsed().as_secs_f64());
     let again = text(&second);
     assert!(second.status.success(), "{again}");
@@ -284,6 +321,12 @@ fn apply_over_ssh_brings_up_a_wireguard_mesh_grows_by_a_pod_and_destroys_cleanly
     let applied = notif_infra(&op, d, &args);
     let said = text(&applied);
     assert!(applied.status.success(), "{said}\n{}", host_logs(d));
+    // Without a terminal each host's steps are lines naming the host.
+    for i in 0..3 {
+        for step in ["connected to root@", "wrote ", "WireGuard up from ", "started on ", "answering"] {
+            assert!(said.contains(&format!("pod-{i}: {step}")), "pod-{i}: {step}: {said}");
+        }
+    }
     eprintln!("apply over ssh to verified: {:.1} s", started.elapsed().as_secs_f64());
     assert!(crate::support::leaked_secrets(&said).is_empty(), "{said}");
     // Each host holds its own files, secrets 0600, never the CA key.
@@ -346,14 +389,42 @@ fn apply_over_ssh_brings_up_a_wireguard_mesh_grows_by_a_pod_and_destroys_cleanly
         assert!(shown.contains(&format!("pod-{i}/nats/pod-{i}.conf")), "{shown}");
     }
     assert!(shown.contains("pod-3/nats/pod-3.conf"), "{shown}");
-    let grown = notif_infra(&op, d, &args);
-    assert!(grown.status.success(), "{}\n{}", text(&grown), host_logs(d));
+    // On a terminal, a row per host keeps its latest step.
+    let grown = notif_infra_on_terminal(&op, d, &args);
+    let drawn = text(&grown);
+    assert!(grown.status.success(), "{drawn}\n{}", host_logs(d));
+    assert!(drawn.contains("\u{1b}[1mpod-3\u{1b}[0m answering"), "no row for pod-3: {drawn:?}");
+    assert!(!drawn.contains("pod-3: answering"), "rows, not lines, on a terminal: {drawn:?}");
     for i in 0..3 {
         let wg = std::fs::read_to_string(d.join(format!("h{i}/etc/wireguard/{}.conf", interface(i)))).unwrap();
         assert!(wg.contains(&format!("AllowedIPs = {}/32", vpn(3))), "host {i}: {wg}");
     }
     let verified = notif_infra(&op, d, &ssh_args("verify"));
     assert!(verified.status.success(), "{}", text(&verified));
+
+    // A host that cannot be reached: named, after the retries, and nothing changed anywhere.
+    hosts.sshd[1].kill().unwrap();
+    hosts.sshd[1].wait().unwrap();
+    let before = std::fs::read_to_string(d.join("h0/etc/nats/pod-0.conf")).unwrap();
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("replicas: 3", "replicas: 3\n    max_age: 1d"),
+    )
+    .unwrap();
+    let cut_off = notif_infra(&op, d, &ssh_args("apply"));
+    let said = text(&cut_off);
+    assert_eq!(cut_off.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("host pod-1 (172.31.252.2:22) is unreachable after 3 attempts") && said.contains("nothing was changed on any host"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read_to_string(d.join("h0/etc/nats/pod-0.conf")).unwrap(), before);
+    let child = start_sshd(&names[1], &d.join("h1"), &public(1), d);
+    sshd_pids[1] = child.id();
+    hosts.sshd[1] = child;
+    wait_listening(&names[1], &public(1), &d.join("h1"));
 
     // destroy: no server or tunnel left on any host, nothing of apply's left in their directories.
     let destroyed = notif_infra(&op, d, &ssh_args("destroy"));
