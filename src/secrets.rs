@@ -113,6 +113,17 @@ pub fn write_private(path: &Path, content: &[u8]) -> Result<()> {
     write_atomic(path, content, 0o600)
 }
 
+/// A JSON state file read back: `None` when there is none yet, an error naming it when damaged.
+pub fn read_state<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .with_context(|| format!("`{}` is damaged", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read `{}`", path.display())),
+    }
+}
+
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().context("a file path has a parent")?;
     fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;

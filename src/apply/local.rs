@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::desired::{Desired, ServerConf};
 use crate::observed::{Monitor, files, process};
 use crate::plan::{FileAction, ObservedServer, Plan, ServerAction, ServerChange};
-use crate::secrets::{redact, write_atomic, write_private};
+use crate::secrets::{read_state, redact, write_atomic, write_private};
 
 use super::compose::ComposeProject;
 
@@ -106,13 +106,7 @@ impl LocalTarget {
     }
 
     pub fn load_state(&self) -> Result<Option<LocalState>> {
-        match std::fs::read_to_string(self.state_path()) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .with_context(|| format!("`{}` is damaged", self.state_path().display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read `{}`", self.state_path().display())),
-        }
+        read_state(&self.state_path())
     }
 
     fn save_state(&self, state: &LocalState) -> Result<()> {

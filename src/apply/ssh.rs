@@ -13,7 +13,7 @@ use crate::desired::{Desired, ServerConf};
 use crate::model::SshHost;
 use crate::observed::Monitor;
 use crate::plan::{FileAction, ObservedServer, Plan, ServerAction};
-use crate::secrets::{redact, write_atomic};
+use crate::secrets::{read_state, redact, write_atomic};
 use crate::ssh::{HostKeyPolicy, Session, quote};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -114,13 +114,7 @@ impl SshTarget {
     }
 
     pub fn load_state(&self) -> Result<Option<SshState>> {
-        match std::fs::read_to_string(self.state_path()) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .with_context(|| format!("`{}` is damaged", self.state_path().display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read `{}`", self.state_path().display())),
-        }
+        read_state(&self.state_path())
     }
 
     pub fn save_state(&self, state: &SshState) -> Result<()> {
