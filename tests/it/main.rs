@@ -8,6 +8,7 @@ mod graph;
 mod jetstream;
 mod kubernetes;
 mod local_cluster;
+mod netns;
 mod rendering;
 mod security;
 mod seed_topologies;

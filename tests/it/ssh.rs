@@ -9,15 +9,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::netns::Lan;
 use crate::support::{ansible, project_root, text};
 
-/// Namespaces, sshd processes and whatever apply started in them, removed whatever happens.
+/// The hosts, their sshd processes and the user the playbook creates, removed whatever happens.
 struct Hosts {
-    namespaces: Vec<String>,
     sshd: Vec<Child>,
     interfaces: Vec<String>,
     /// The system user the playbook creates (the hosts share this machine's /etc/passwd).
     user: String,
+    /// Dropped after the rest: the processes apply started in the namespaces go with it.
+    lan: Lan,
 }
 
 impl Drop for Hosts {
@@ -26,27 +28,12 @@ impl Drop for Hosts {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for ns in &self.namespaces {
-            // nats-server and boringtun detach from the SSH session: every process left in the
-            // namespace goes.
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
-                }
-            }
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
         for i in &self.interfaces {
             let _ = std::fs::remove_file(format!("/var/run/wireguard/{i}.sock"));
         }
         let _ = Command::new("userdel").arg(&self.user).output();
         let _ = Command::new("groupdel").arg(&self.user).output();
     }
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap();
-    assert!(out.status.success(), "ip {}: {}", args.join(" "), text(&out));
 }
 
 fn tools() -> PathBuf {
@@ -166,34 +153,15 @@ fn apply_over_ssh_brings_up_a_wireguard_mesh_grows_by_a_pod_and_destroys_cleanly
     let vpn = |i: usize| format!("10.78.0.{}", i + 1);
     let interface = |i: usize| format!("wg{id}s{i}");
     let mut hosts = Hosts {
-        namespaces: Vec::new(),
         sshd: Vec::new(),
         interfaces: (0..4).map(interface).collect(),
         user: format!("nats{id}"),
+        lan: Lan::new(&format!("ns{id}")),
     };
     hosts.interfaces.push("wg0".into());
-    let switch = format!("ns{id}-sw");
-    ip(&["netns", "add", &switch]);
-    hosts.namespaces.push(switch.clone());
-    ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"]);
-    ip(&["-n", &switch, "link", "set", "br0", "up"]);
     // Hosts 0..3 (the fourth joins later) and the operator at .100.
-    let mut names = Vec::new();
-    for (i, addr) in (0..4).map(|i| (i, public(i))).chain([(99, "172.31.252.100".to_string())]) {
-        let ns = format!("ns{id}-h{i}");
-        ip(&["netns", "add", &ns]);
-        hosts.namespaces.push(ns.clone());
-        let port = format!("p{i}");
-        ip(&[
-            "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port, "netns", &switch,
-        ]);
-        ip(&["-n", &switch, "link", "set", &port, "master", "br0"]);
-        ip(&["-n", &switch, "link", "set", &port, "up"]);
-        ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
-        ip(&["-n", &ns, "link", "set", "eth0", "up"]);
-        ip(&["-n", &ns, "link", "set", "lo", "up"]);
-        names.push(ns);
-    }
+    let mut names: Vec<String> = (0..4).map(|i| hosts.lan.host(&format!("h{i}"), &public(i))).collect();
+    names.push(hosts.lan.host("op", "172.31.252.100"));
     let op = names.pop().unwrap();
 
     // sshd on every host, the operator's key authorized, StrictModes off for the temp dirs.

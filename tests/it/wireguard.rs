@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::netns::{Lan, ip};
 use crate::support::{nats_server, notif_infra, project_root, render_into, text, topology};
 
 fn tool(name: &str) -> PathBuf {
@@ -143,9 +144,10 @@ fn rendered_mesh_configs_pass_wg_and_a_new_host_reaches_every_peer_list() {
 
 /// Namespaces, tunnels and servers of the mesh test, removed whatever happens.
 struct Mesh {
-    namespaces: Vec<String>,
     children: Vec<Child>,
     interfaces: Vec<String>,
+    /// Dropped after the rest.
+    lan: Lan,
 }
 
 impl Drop for Mesh {
@@ -154,18 +156,10 @@ impl Drop for Mesh {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for ns in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
         for i in &self.interfaces {
             let _ = std::fs::remove_file(format!("/var/run/wireguard/{i}.sock"));
         }
     }
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap();
-    assert!(out.status.success(), "ip {}: {}", args.join(" "), text(&out));
 }
 
 /// `/routez` of the server in `ns`, asked from inside the namespace.
@@ -203,30 +197,14 @@ fn a_mesh_of_network_namespaces_carries_the_routes_over_wireguard() {
     let out = dir.path().join("out");
     render_into(&file, &out);
 
+    // A switch namespace with a bridge stands for the network between the hosts.
     let mut mesh = Mesh {
-        namespaces: Vec::new(),
         children: Vec::new(),
         interfaces: Vec::new(),
+        lan: Lan::new(&format!("ni{id}")),
     };
-    // A switch namespace with a bridge stands for the network between the hosts.
-    let switch = format!("ni{id}-sw");
-    ip(&["netns", "add", &switch]);
-    mesh.namespaces.push(switch.clone());
-    ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"]);
-    ip(&["-n", &switch, "link", "set", "br0", "up"]);
     for i in 0..hosts {
-        let ns = format!("ni{id}-h{i}");
-        ip(&["netns", "add", &ns]);
-        mesh.namespaces.push(ns.clone());
-        let port = format!("p{i}");
-        ip(&[
-            "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port, "netns", &switch,
-        ]);
-        ip(&["-n", &switch, "link", "set", &port, "master", "br0"]);
-        ip(&["-n", &switch, "link", "set", &port, "up"]);
-        ip(&["-n", &ns, "addr", "add", &format!("{}/24", public(i)), "dev", "eth0"]);
-        ip(&["-n", &ns, "link", "set", "eth0", "up"]);
-        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        let ns = mesh.lan.host(&format!("h{i}"), &public(i));
         // Each host's interface has a name of its own: the userspace control socket path is
         // shared by every namespace.
         let wg_if = format!("wg{id}h{i}");
@@ -246,7 +224,7 @@ fn a_mesh_of_network_namespaces_carries_the_routes_over_wireguard() {
         );
     }
     for i in 0..hosts {
-        let (ns, wg_if) = (&mesh.namespaces[i + 1], &mesh.interfaces[i]);
+        let (ns, wg_if) = (&mesh.lan.hosts[i], &mesh.interfaces[i]);
         let stripped = Command::new(tool("wg-quick"))
             .arg("strip")
             .arg(out.join(format!("wireguard/h{i}.conf")))
@@ -275,7 +253,7 @@ fn a_mesh_of_network_namespaces_carries_the_routes_over_wireguard() {
         ip(&["-n", ns, "link", "set", wg_if, "up"]);
     }
     for i in 0..hosts {
-        let ns = &mesh.namespaces[i + 1];
+        let ns = &mesh.lan.hosts[i];
         let log = std::fs::File::create(dir.path().join(format!("nats-{i}.log"))).unwrap();
         mesh.children.push(
             Command::new("ip")
@@ -294,7 +272,7 @@ fn a_mesh_of_network_namespaces_carries_the_routes_over_wireguard() {
     let started = Instant::now();
 
     loop {
-        let last: Vec<_> = (0..hosts).map(|i| routez(&mesh.namespaces[i + 1])).collect();
+        let last: Vec<_> = (0..hosts).map(|i| routez(&mesh.lan.hosts[i])).collect();
         let formed = last.iter().enumerate().all(|(i, r)| {
             let Some(r) = r else { return false };
             let mut peers: Vec<String> = r["routes"]
@@ -320,16 +298,7 @@ fn a_mesh_of_network_namespaces_carries_the_routes_over_wireguard() {
     // packet counters show the traffic both ways.
     for i in 0..hosts {
         let shown = Command::new("ip")
-            .args([
-                "-n",
-                &mesh.namespaces[i + 1],
-                "-s",
-                "-j",
-                "link",
-                "show",
-                "dev",
-                &mesh.interfaces[i],
-            ])
+            .args(["-n", &mesh.lan.hosts[i], "-s", "-j", "link", "show", "dev", &mesh.interfaces[i]])
             .output()
             .unwrap();
         let link: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap_or_default();
