@@ -97,6 +97,7 @@ fn wait_listening(ns: &str, address: &str, host_dir: &Path) {
     let probe = format!("exec 3<>/dev/tcp/{address}/22");
     while !Command::new("ip")
         .args(["netns", "exec", ns, "bash", "-c", &probe])
+        .stderr(Stdio::null())
         .status()
         .unwrap()
         .success()
