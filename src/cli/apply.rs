@@ -33,6 +33,10 @@ pub struct ApplyArgs {
 }
 
 pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
+    // Refused before anything is changed, not after the apply it would follow.
+    if a.env_file.is_some() && !matches!(a.target.target, super::Target::Local | super::Target::Compose) {
+        anyhow::bail!("--env-file works with the local and compose targets only");
+    }
     if let super::Target::K8s = a.target.target {
         let applied = ops::apply_k8s(&a.target.file, &a.target.state_dir)?;
         for f in &applied.files {
@@ -77,7 +81,7 @@ pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
     spinner.finish();
     let ((loaded, plan, report), local) = result?;
     if let (Some(file), true) = (&a.env_file, report.ok) {
-        let opts = local.context("--env-file works with the local and compose targets")?;
+        let opts = local.context("a local or compose apply gives its options")?;
         let vars = ops::client_environment(&opts)?;
         let lines: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         use std::io::Write;

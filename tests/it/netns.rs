@@ -15,6 +15,9 @@ pub struct Lan {
     switch: String,
     /// The hosts' namespaces, in the order they were added.
     pub hosts: Vec<String>,
+    /// Userspace WireGuard interfaces the hosts may run: their control sockets sit in the
+    /// directory every namespace shares.
+    pub tunnels: Vec<String>,
 }
 
 impl Lan {
@@ -26,6 +29,7 @@ impl Lan {
             prefix: prefix.to_string(),
             switch,
             hosts: Vec::new(),
+            tunnels: Vec::new(),
         };
         ip(&["-n", &lan.switch, "link", "add", "br0", "type", "bridge"]);
         ip(&["-n", &lan.switch, "link", "set", "br0", "up"]);
@@ -71,6 +75,9 @@ impl Drop for Lan {
                 }
             }
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        for t in &self.tunnels {
+            let _ = std::fs::remove_file(format!("/var/run/wireguard/{t}.sock"));
         }
     }
 }

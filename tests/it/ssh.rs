@@ -15,7 +15,6 @@ use crate::support::{ansible, project_root, text};
 /// The hosts, their sshd processes and the user the playbook creates, removed whatever happens.
 struct Hosts {
     sshd: Vec<Child>,
-    interfaces: Vec<String>,
     /// The system user the playbook creates (the hosts share this machine's /etc/passwd).
     user: String,
     /// Dropped after the rest: the processes apply started in the namespaces go with it.
@@ -27,9 +26,6 @@ impl Drop for Hosts {
         for c in &mut self.sshd {
             let _ = c.kill();
             let _ = c.wait();
-        }
-        for i in &self.interfaces {
-            let _ = std::fs::remove_file(format!("/var/run/wireguard/{i}.sock"));
         }
         let _ = Command::new("userdel").arg(&self.user).output();
         let _ = Command::new("groupdel").arg(&self.user).output();
@@ -155,11 +151,10 @@ fn apply_over_ssh_brings_up_a_wireguard_mesh_grows_by_a_pod_and_destroys_cleanly
     let interface = |i: usize| format!("wg{id}s{i}");
     let mut hosts = Hosts {
         sshd: Vec::new(),
-        interfaces: (0..4).map(interface).collect(),
         user: format!("nats{id}"),
         lan: Lan::new(&format!("ns{id}")),
     };
-    hosts.interfaces.push("wg0".into());
+    hosts.lan.tunnels = (0..4).map(interface).chain(["wg0".to_string()]).collect();
     // Hosts 0..3 (the fourth joins later) and the operator at .100.
     let mut names: Vec<String> = (0..4).map(|i| hosts.lan.host(&format!("h{i}"), &public(i))).collect();
     names.push(hosts.lan.host("op", "172.31.252.100"));
@@ -219,6 +214,14 @@ fn apply_over_ssh_brings_up_a_wireguard_mesh_grows_by_a_pod_and_destroys_cleanly
         "{said}"
     );
     assert!(!d.join("h0/etc").exists(), "files were written despite the refusal");
+    let env_file = d.join("ci.env");
+    let mut args = ssh_args("apply");
+    args.extend(["--env-file", env_file.to_str().unwrap()]);
+    let refused = notif_infra(&op, d, &args);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(text(&refused).contains("--env-file works with the local and compose targets only"));
+    assert!(!text(&refused).contains("connecting"), "refused before any host was contacted");
+    assert!(!env_file.exists());
 
     // The hosts are prepared by the playbook in ansible/, from the inventory render writes:
     // plan records the host keys it is told to accept, Ansible checks them against that file.

@@ -145,7 +145,6 @@ fn rendered_mesh_configs_pass_wg_and_a_new_host_reaches_every_peer_list() {
 /// Namespaces, tunnels and servers of the mesh test, removed whatever happens.
 struct Mesh {
     children: Vec<Child>,
-    interfaces: Vec<String>,
     /// Dropped after the rest.
     lan: Lan,
 }
@@ -155,9 +154,6 @@ impl Drop for Mesh {
         for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
-        }
-        for i in &self.interfaces {
-            let _ = std::fs::remove_file(format!("/var/run/wireguard/{i}.sock"));
         }
     }
 }
@@ -200,7 +196,6 @@ fn a_mesh_of_network_namespaces_carries_the_routes_over_wireguard() {
     // A switch namespace with a bridge stands for the network between the hosts.
     let mut mesh = Mesh {
         children: Vec::new(),
-        interfaces: Vec::new(),
         lan: Lan::new(&format!("ni{id}")),
     };
     for i in 0..hosts {
@@ -208,7 +203,7 @@ fn a_mesh_of_network_namespaces_carries_the_routes_over_wireguard() {
         // Each host's interface has a name of its own: the userspace control socket path is
         // shared by every namespace.
         let wg_if = format!("wg{id}h{i}");
-        mesh.interfaces.push(wg_if.clone());
+        mesh.lan.tunnels.push(wg_if.clone());
         let log = dir.path().join(format!("boringtun-{i}.log"));
         mesh.children.push(
             Command::new("ip")
@@ -224,7 +219,7 @@ fn a_mesh_of_network_namespaces_carries_the_routes_over_wireguard() {
         );
     }
     for i in 0..hosts {
-        let (ns, wg_if) = (&mesh.lan.hosts[i], &mesh.interfaces[i]);
+        let (ns, wg_if) = (&mesh.lan.hosts[i], &mesh.lan.tunnels[i]);
         let stripped = Command::new(tool("wg-quick"))
             .arg("strip")
             .arg(out.join(format!("wireguard/h{i}.conf")))
@@ -298,7 +293,7 @@ fn a_mesh_of_network_namespaces_carries_the_routes_over_wireguard() {
     // packet counters show the traffic both ways.
     for i in 0..hosts {
         let shown = Command::new("ip")
-            .args(["-n", &mesh.lan.hosts[i], "-s", "-j", "link", "show", "dev", &mesh.interfaces[i]])
+            .args(["-n", &mesh.lan.hosts[i], "-s", "-j", "link", "show", "dev", &mesh.lan.tunnels[i]])
             .output()
             .unwrap();
         let link: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap_or_default();
@@ -307,7 +302,7 @@ fn a_mesh_of_network_namespaces_carries_the_routes_over_wireguard() {
             stats["rx"]["packets"].as_u64().unwrap_or(0),
             stats["tx"]["packets"].as_u64().unwrap_or(0),
         );
-        assert!(rx > 0 && tx > 0, "h{i}: no traffic through {}: {link}", mesh.interfaces[i]);
+        assert!(rx > 0 && tx > 0, "h{i}: no traffic through {}: {link}", mesh.lan.tunnels[i]);
     }
     drop(mesh);
     let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
