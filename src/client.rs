@@ -2,8 +2,9 @@
 //! account's notif-infra user (nkey, or credentials in operator mode) over TLS when the
 //! listeners use it, and the monitoring HTTP client trusting the deployment's CA.
 
-use crate::desired::{Desired, KeyId, Keys};
-use crate::jwt;
+use crate::desired::Desired;
+use crate::material::jwt;
+use crate::material::{KeyId, Keys};
 
 /// Connection options with the authentication and TLS `desired` asks for; anonymous without
 /// accounts.

@@ -4,7 +4,8 @@
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 
-use crate::desired::{Desired, Keys};
+use crate::desired::Desired;
+use crate::material::Keys;
 
 /// An error reply of the JetStream API, or no reply at all.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -66,7 +66,7 @@ pub async fn check_config(bin: &Path, path: &Path) -> Result<String> {
         bail!(
             "nats-server rejects `{}`: {}",
             path.display(),
-            crate::secrets::redact(stderr.trim())
+            crate::material::redact(stderr.trim())
         );
     }
     stderr
@@ -81,6 +81,6 @@ pub async fn check_config(bin: &Path, path: &Path) -> Result<String> {
 pub async fn check_config_text(bin: &Path, name: &str, content: &str) -> Result<String> {
     let dir = tempfile::Builder::new().prefix("notif-infra-check").tempdir()?;
     let path = dir.path().join(format!("{name}.conf"));
-    crate::secrets::write_private(&path, content.as_bytes())?;
+    crate::fsio::write_private(&path, content.as_bytes())?;
     check_config(bin, &path).await
 }

@@ -1,8 +1,8 @@
-//! Carrying out a plan on a target: one driver per target (`local` processes, `compose`, `ssh`).
+//! Carrying out a plan on a target: the one rollout, the cluster steps and JetStream objects
+//! it ends with, and what keeps a deployment whole while it runs (the lock, interrupts).
 
-pub mod compose;
+pub mod cluster;
+pub mod interrupt;
 pub mod jetstream;
-pub mod local;
-pub mod ssh;
-
-pub use local::{LocalState, LocalTarget};
+pub mod lock;
+pub mod rollout;

@@ -85,7 +85,7 @@ pub(super) fn unwrap(e: EditError) -> anyhow::Error {
 
 pub(super) fn write_keeping_mode(file: &Path, text: &str) -> Result<()> {
     let mode = std::fs::metadata(file)?.permissions().mode() & 0o777;
-    notif_infra::secrets::write_atomic(file, text.as_bytes(), mode)
+    notif_infra::fsio::write_atomic(file, text.as_bytes(), mode)
 }
 
 fn report(file: &Path, loaded: &Loaded, what: &str) {

@@ -10,6 +10,7 @@ use notif_infra::ui::{self, Format, Spinner};
 
 #[derive(Args)]
 pub struct ApplyArgs {
+    /// The topology file, or a plan saved by `plan --out` (carried out exactly, or refused when stale)
     #[command(flatten)]
     target: super::TargetArgs,
     /// First port of the local target's range (kept from the last apply when not given)
@@ -33,24 +34,19 @@ pub struct ApplyArgs {
 }
 
 pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
-    // Refused before anything is changed, not after the apply it would follow.
-    if a.env_file.is_some() && !matches!(a.target.target, super::Target::Local | super::Target::Compose) {
-        anyhow::bail!("--env-file works with the local and compose targets only");
+    let saved = ops::read_plan_file(&a.target.file)?;
+    let mut opts = a.target.options(a.port_base);
+    if let Some(saved) = &saved {
+        // A saved plan carries the options it was made with.
+        opts.topology = saved.topology.clone();
+        opts.target = saved.target;
+        opts.state_root = saved.state_root.clone();
+        opts.port_base = Some(saved.port_base);
+        opts.prune = saved.prune;
+    } else {
+        opts.prune = a.prune;
     }
-    if let super::Target::K8s = a.target.target {
-        let applied = ops::apply_k8s(&a.target.file, &a.target.state_dir)?;
-        for f in &applied.files {
-            eprintln!("wrote {}", applied.dir.join(f).display());
-        }
-        match applied.kubectl {
-            Some(output) => print!("{output}"),
-            None => println!(
-                "kubectl or a current context is missing, so nothing was applied. Apply the manifests with:\n  {}",
-                applied.command
-            ),
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
+    opts.allow_replace = a.allow_replace;
     let spinner = Spinner::new(a.output);
     let human = a.output == Format::Human;
     let events = ops::ApplyEvents {
@@ -65,23 +61,10 @@ pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
         progress: &|p| spinner.progress(p),
     };
     let timeout = Duration::from_secs_f64(a.timeout);
-    let result = match a.target.ssh() {
-        Some(mut opts) => {
-            opts.prune = a.prune;
-            opts.allow_replace = a.allow_replace;
-            ops::apply_ssh(&opts, timeout, events).await.map(|r| (r, None))
-        }
-        None => {
-            let mut opts = a.target.local(a.port_base)?;
-            opts.prune = a.prune;
-            opts.allow_replace = a.allow_replace;
-            ops::apply_local(&opts, timeout, events).await.map(|r| (r, Some(opts)))
-        }
-    };
+    let result = ops::apply(&opts, saved.as_ref().map(|s| (s, a.target.file.as_path())), timeout, events).await;
     spinner.finish();
-    let ((loaded, plan, report), local) = result?;
+    let (loaded, plan, report) = result?;
     if let (Some(file), true) = (&a.env_file, report.ok) {
-        let opts = local.context("a local or compose apply gives its options")?;
         let vars = ops::client_environment(&opts)?;
         let lines: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         use std::io::Write;

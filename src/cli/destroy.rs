@@ -15,10 +15,8 @@ pub struct DestroyArgs {
 }
 
 pub async fn run(a: DestroyArgs) -> Result<ExitCode> {
-    let (stopped, dir) = match a.target.ssh() {
-        Some(opts) => ops::destroy_ssh(&opts, &|server, step| eprintln!("{server}: {step}")).await?,
-        None => ops::destroy_local(&a.target.local(None)?).await?,
-    };
+    let opts = a.target.options(None);
+    let (stopped, dir) = ops::destroy(&opts, &|l| eprintln!("{l}"), &|server, step| eprintln!("{server}: {step}")).await?;
     match a.output {
         Format::Human => {
             for s in &stopped {

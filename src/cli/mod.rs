@@ -18,8 +18,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use notif_infra::ops::{LocalOptions, SshOptions};
-use notif_infra::ssh::HostKeyPolicy;
+use notif_infra::ops::Options;
+use notif_infra::target::TargetKind;
+use notif_infra::target::ssh::session::HostKeyPolicy;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -65,10 +67,21 @@ pub enum Target {
     Local,
     /// a Docker Compose project on this machine's Docker engine, ports published on 127.0.0.1
     Compose,
-    /// Kubernetes manifests applied with kubectl (apply only)
+    /// a Kubernetes cluster through kubectl (server-side apply; pods rolled by their StatefulSet)
     K8s,
     /// the hosts the topology names, over SSH (files by SFTP, nats-server with a pid file)
     Ssh,
+}
+
+impl From<Target> for TargetKind {
+    fn from(t: Target) -> Self {
+        match t {
+            Target::Local => TargetKind::Local,
+            Target::Compose => TargetKind::Compose,
+            Target::K8s => TargetKind::K8s,
+            Target::Ssh => TargetKind::Ssh,
+        }
+    }
 }
 
 /// Options every command that touches a target takes.
@@ -78,7 +91,7 @@ pub struct TargetArgs {
     pub file: PathBuf,
     #[arg(long, value_enum, default_value = "local")]
     pub target: Target,
-    /// Where the local target keeps configs, keys, data, logs and pid files
+    /// Where deployments keep their state: configs, keys, data, logs and pid files (local)
     #[arg(long, env = "NOTIF_INFRA_STATE_DIR", default_value = ".notif-infra")]
     pub state_dir: PathBuf,
     /// The nats-server binary (otherwise NATS_SERVER_BIN, the project's .tools/bin, then PATH)
@@ -90,45 +103,28 @@ pub struct TargetArgs {
     /// ssh target: record the key of a host not yet in known_hosts (a changed key is always refused)
     #[arg(long)]
     pub accept_new_host_keys: bool,
+    /// Seconds to wait for another command holding the deployment's lock (apply, destroy, rotate)
+    #[arg(long, default_value = "0")]
+    pub lock_timeout: f64,
 }
 
 impl TargetArgs {
-    /// The options of a target on this machine (`local` processes or a `compose` project).
-    pub fn local(&self, port_base: Option<u16>) -> Result<LocalOptions> {
-        match self.target {
-            Target::K8s => anyhow::bail!(
-                "the k8s target only has apply (it writes the manifests and runs kubectl); use kubectl to look at the cluster"
-            ),
-            Target::Ssh => anyhow::bail!("this command has no ssh target"),
-            Target::Local | Target::Compose => {}
-        }
-        Ok(LocalOptions {
+    /// The options of the commands that work on the deployment.
+    pub fn options(&self, port_base: Option<u16>) -> Options {
+        Options {
             topology: self.file.clone(),
+            target: self.target.into(),
             state_root: self.state_dir.clone(),
             nats_server: self.nats_server.clone(),
+            image: self.image.clone(),
+            host_keys: HostKeyPolicy {
+                accept_new: self.accept_new_host_keys,
+            },
             port_base,
             prune: false,
             allow_replace: false,
-            rotation: notif_infra::pki::Rotation::None,
-            compose_image: match self.target {
-                Target::Compose => Some(self.image.clone()),
-                Target::Local | Target::K8s | Target::Ssh => None,
-            },
-        })
-    }
-
-    /// The options of the ssh target, when it is the one chosen.
-    pub fn ssh(&self) -> Option<SshOptions> {
-        matches!(self.target, Target::Ssh).then(|| SshOptions {
-            topology: self.file.clone(),
-            state_root: self.state_dir.clone(),
-            policy: HostKeyPolicy {
-                accept_new: self.accept_new_host_keys,
-            },
-            prune: false,
-            allow_replace: false,
-            rotation: notif_infra::pki::Rotation::None,
-        })
+            lock_timeout: Duration::from_secs_f64(self.lock_timeout.max(0.0)),
+        }
     }
 }
 
@@ -139,9 +135,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Validate(a) => validate::run(a),
         Command::Render(a) => render::run(a),
         Command::Plan(a) => runtime.block_on(plan::run(a)),
-        Command::Apply(a) => runtime.block_on(apply::run(a)),
+        Command::Apply(a) => runtime.block_on(async {
+            notif_infra::apply::interrupt::install();
+            apply::run(a).await
+        }),
         Command::Verify(a) => runtime.block_on(verify::run(a)),
-        Command::Destroy(a) => runtime.block_on(destroy::run(a)),
+        Command::Destroy(a) => runtime.block_on(async {
+            notif_infra::apply::interrupt::install();
+            destroy::run(a).await
+        }),
         Command::Add(a) => add::run(a),
         Command::Graph(a) => graph::run(a),
         Command::Rotate(a) => rotate::run(a),

@@ -1,6 +1,7 @@
 use anyhow::Result;
 use clap::Args;
 use serde_json::json;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use notif_infra::ops;
@@ -17,28 +18,34 @@ pub struct PlanArgs {
     /// Delete JetStream objects on the servers that the topology does not name
     #[arg(long)]
     prune: bool,
+    /// Save the plan (0600, secrets by reference only) for `apply PLANFILE` to carry out exactly
+    #[arg(long, value_name = "PLANFILE")]
+    out: Option<PathBuf>,
     #[arg(short = 'o', long, value_enum, default_value = "human")]
     output: Format,
 }
 
 pub async fn run(a: PlanArgs) -> Result<ExitCode> {
-    let (loaded, plan) = match a.target.ssh() {
-        Some(mut opts) => {
-            opts.prune = a.prune;
-            ops::plan_ssh(&opts, &|server, step| eprintln!("{server}: {step}")).await?
-        }
-        None => {
-            let mut opts = a.target.local(a.port_base)?;
-            opts.prune = a.prune;
-            ops::plan_local(&opts).await?
-        }
-    };
+    let mut opts = a.target.options(a.port_base);
+    opts.prune = a.prune;
+    let outcome = ops::plan(&opts, a.out.as_deref(), &|server, step| eprintln!("{server}: {step}")).await?;
     match a.output {
         Format::Human => {
-            ui::warnings(&loaded);
-            print!("{}", render_human(&plan, true));
+            ui::warnings(&outcome.loaded);
+            print!("{}", render_human(&outcome.plan, true));
+            if let Some(out) = &a.out {
+                println!(
+                    "\nSaved the plan to `{}`: `notif-infra apply {}` carries out exactly this plan.",
+                    out.display(),
+                    out.display()
+                );
+            }
         }
-        Format::Json => ui::json(&json!({ "plan": plan, "warnings": loaded.warnings })),
+        Format::Json => ui::json(&json!({ "plan": outcome.plan, "warnings": outcome.loaded.warnings })),
     }
-    Ok(if plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(if outcome.plan.has_changes() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -2,8 +2,8 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use std::process::ExitCode;
 
+use notif_infra::material::pki::Rotation;
 use notif_infra::ops;
-use notif_infra::pki::Rotation;
 
 #[derive(Args)]
 pub struct RotateArgs {
@@ -26,13 +26,14 @@ enum RotateWhat {
 pub fn run(a: RotateArgs) -> Result<ExitCode> {
     let RotateWhat::Certs { target, ca } = a.what;
     let rotation = if ca { Rotation::All } else { Rotation::Leaves };
-    let issued = ops::rotate_certs_local(&target.local(None)?, rotation)?;
+    let issued = ops::rotate_certs(&target.options(None), rotation, &|l| eprintln!("{l}"))?;
     for c in &issued {
         println!("issued {} ({})", c.key, c.description);
     }
     println!(
-        "{} certificate(s) issued; run `notif-infra apply {}` to reload the servers with them",
+        "{} certificate(s) issued; run `notif-infra apply --target {} {}` to reload the servers with them",
         issued.len(),
+        notif_infra::target::TargetKind::from(target.target).name(),
         target.file.display()
     );
     Ok(ExitCode::SUCCESS)

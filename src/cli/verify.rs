@@ -21,10 +21,7 @@ pub async fn run(a: VerifyArgs) -> Result<ExitCode> {
     let spinner = Spinner::new(a.output);
     let timeout = Duration::from_secs_f64(a.timeout);
     let progress = |p: notif_infra::verify::Progress<'_>| spinner.progress(p);
-    let report = match a.target.ssh() {
-        Some(opts) => ops::verify_ssh(&opts, timeout, &progress).await,
-        None => ops::verify_local(&a.target.local(None)?, timeout, &progress).await,
-    };
+    let report = ops::verify(&a.target.options(None), timeout, &progress).await;
     spinner.finish();
     let report = report?;
     match a.output {

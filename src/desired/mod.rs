@@ -19,83 +19,12 @@ pub use security::{ClientTls, Material, OperatorConf, TlsConf, cert_requests};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use crate::material::{KeyId, Keys, NkeyPair};
 use crate::model::{Password, Permissions, Rule, TlsListener, Topology};
 use crate::units::format_duration;
 
 /// The account every client lands in when the topology declares none.
 pub const GLOBAL_ACCOUNT: &str = "$G";
-
-/// An nkey pair the tool generated; the seed is a secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NkeyPair {
-    pub public: String,
-    pub seed: String,
-}
-
-/// Which generated keys a topology needs, by id (also their file names in the secret store).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum KeyId {
-    /// notif-infra's own user in an account: it sends the probes and, in the system account,
-    /// manages the JetStream meta group.
-    Probe(String),
-    /// The nkey a leafnode authenticates to its hub with.
-    LeafLink(String),
-    Operator,
-    OperatorSigning,
-    Account(String),
-    AccountSigning(String),
-    /// A declared user of an account (operator mode).
-    User(String, String),
-}
-
-impl KeyId {
-    pub fn file_stem(&self) -> String {
-        match self {
-            KeyId::Probe(account) => format!("probe-{account}"),
-            KeyId::LeafLink(leaf) => format!("leaf-{leaf}"),
-            KeyId::Operator => "operator".into(),
-            KeyId::OperatorSigning => "operator-signing".into(),
-            KeyId::Account(a) => format!("account-{a}"),
-            KeyId::AccountSigning(a) => format!("account-signing-{a}"),
-            KeyId::User(a, u) => format!("user-{a}-{u}"),
-        }
-    }
-
-    /// The nkey type, which the seed's prefix shows.
-    pub fn kind(&self) -> nkeys::KeyPairType {
-        match self {
-            KeyId::Operator | KeyId::OperatorSigning => nkeys::KeyPairType::Operator,
-            KeyId::Account(_) | KeyId::AccountSigning(_) => nkeys::KeyPairType::Account,
-            KeyId::Probe(_) | KeyId::LeafLink(_) | KeyId::User(..) => nkeys::KeyPairType::User,
-        }
-    }
-
-    pub fn describe(&self) -> String {
-        match self {
-            KeyId::Probe(account) => format!("notif-infra user of account `{account}`"),
-            KeyId::LeafLink(leaf) => format!("leafnode link key of `{leaf}`"),
-            KeyId::Operator => "operator identity key".into(),
-            KeyId::OperatorSigning => "operator signing key".into(),
-            KeyId::Account(a) => format!("identity key of account `{a}`"),
-            KeyId::AccountSigning(a) => format!("signing key of account `{a}`"),
-            KeyId::User(a, u) => format!("key of user `{u}` in account `{a}`"),
-        }
-    }
-}
-
-/// Keys needed by `topology`: a notif-infra user per account (none without accounts, where
-/// clients need no credentials) and a link key per leafnode bound to an account.
-pub fn needed_keys(topology: &Topology) -> Vec<KeyId> {
-    let probes = topology.accounts.iter().map(|a| KeyId::Probe(a.name.clone()));
-    let leafs = topology
-        .leafnodes
-        .iter()
-        .filter(|l| l.account.is_some())
-        .map(|l| KeyId::LeafLink(l.name.clone()));
-    probes.chain(leafs).chain(crate::auth::needed_keys(topology)).collect()
-}
-
-pub type Keys = BTreeMap<KeyId, NkeyPair>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -642,7 +571,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
                 .filter(|_| !operator_mode)
                 .map(|k| k.seed.clone()),
             credentials: (operator_mode && leaf.account.is_some())
-                .then(|| format!("{}/{}", e.config_dir, crate::auth::leaf_creds_path(&leaf.name).display())),
+                .then(|| format!("{}/{}", e.config_dir, crate::material::auth::leaf_creds_path(&leaf.name).display())),
             // The dialling side presents its certificate; `verify` is the hub listener's to ask.
             tls: security::listener_tls(e, &leaf.name, tls.leafnode.map(|_| TlsListener::default())),
             deny_import: leaf.deny_import.clone(),
@@ -685,7 +614,12 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
             topology
                 .accounts
                 .iter()
-                .filter_map(|a| Some((a.name.clone(), i.users.get(&crate::auth::probe_creds_path(&a.name))?.jwt.clone())))
+                .filter_map(|a| {
+                    Some((
+                        a.name.clone(),
+                        i.users.get(&crate::material::auth::probe_creds_path(&a.name))?.jwt.clone(),
+                    ))
+                })
                 .collect()
         })
         .unwrap_or_default();

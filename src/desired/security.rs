@@ -5,10 +5,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{Addressing, Endpoint, KeyId, Keys, RenderedFile};
-use crate::auth::{self, Issued};
+use super::{Addressing, Endpoint, RenderedFile};
+use crate::material::auth::{self, Issued};
+use crate::material::pki::{CA_CERT, CertRequest, Certs};
+use crate::material::{KeyId, Keys};
 use crate::model::{AccountLimits, Resolver, TlsListener, Topology};
-use crate::pki::{CA_CERT, CertRequest, Certs};
 
 /// Stem of notif-infra's own client certificate, for listeners that verify clients.
 pub const OWN_CLIENT_CERT: &str = "clients/notif-infra";
@@ -199,7 +200,7 @@ pub fn auth_files(issued: &Issued, keys: &Keys, tree: &Path, client_url: Option<
         let seed = keys.get(&user.key).map(|k| k.seed.as_str()).unwrap_or_default();
         files.push(RenderedFile {
             path: path.clone(),
-            content: crate::jwt::creds_file(&user.jwt, seed),
+            content: crate::material::jwt::creds_file(&user.jwt, seed),
             secret: true,
         });
         if let (KeyId::User(account, name), Some(url)) = (&user.key, client_url) {

@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use super::RenderedFile;
+use crate::material::NOT_YET_GENERATED;
+use crate::material::wireguard::WgKeys;
 use crate::model::{Node, Topology};
-use crate::secrets::NOT_YET_GENERATED;
-use crate::wireguard::WgKeys;
 
 /// The hosts of the mesh: nodes that give a WireGuard address, in topology order.
 pub fn mesh_hosts(t: &Topology) -> Vec<&Node> {

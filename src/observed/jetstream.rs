@@ -8,8 +8,9 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
-use crate::desired::{Desired, GLOBAL_ACCOUNT, Keys, ObjectKind};
+use crate::desired::{Desired, GLOBAL_ACCOUNT, ObjectKind};
 use crate::jsapi::{ApiError, JsApi};
+use crate::material::Keys;
 use crate::model::AccountName;
 use crate::observed::Monitor;
 

@@ -3,12 +3,12 @@
 use anyhow::{Result, bail};
 use std::path::Path;
 
-use crate::auth::{self, Issued};
 use crate::desired::Material;
-use crate::desired::{self, Addressing, Keys};
-use crate::pki::{Certs, PkiStore, Rotation};
+use crate::desired::{self, Addressing};
+use crate::material::auth::{self, Issued};
+use crate::material::pki::{Certs, PkiStore, Rotation};
+use crate::material::{KeyStore, Keys};
 use crate::plan;
-use crate::secrets::KeyStore;
 
 /// How a command treats key material that does not exist yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub(super) struct Secrets {
     pub(super) issued: Option<Issued>,
     pub(super) changes: Vec<plan::KeyChange>,
     /// Keys still to be generated (plan only).
-    pub(super) missing: Vec<desired::KeyId>,
+    pub(super) missing: Vec<crate::material::KeyId>,
 }
 
 impl Secrets {
@@ -56,12 +56,12 @@ pub(super) fn secrets(
 pub(super) fn secrets_for(
     t: &crate::model::Topology,
     tree: &Path,
-    requests: &[crate::pki::CertRequest],
+    requests: &[crate::material::pki::CertRequest],
     mode: KeyMode,
     rotation: Rotation,
 ) -> Result<Secrets> {
     let store = KeyStore::new(tree);
-    let needed = desired::needed_keys(t);
+    let needed = crate::material::needed_keys(t);
     let (keys, missing) = match mode {
         KeyMode::Generate => store.load_or_generate(&needed)?,
         KeyMode::Inspect => store.load_or_placeholder(&needed)?,

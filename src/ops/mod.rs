@@ -1,23 +1,109 @@
-//! The pipeline behind each command, target by target: topology -> desired -> plan -> apply ->
-//! verify. The CLI commands are thin wrappers around these functions.
+//! The pipeline behind each command, one file per command: topology -> desired -> plan ->
+//! apply -> verify, on whichever target the options name. The CLI commands are thin wrappers
+//! around these functions.
 
-mod cluster;
-mod local;
+mod apply;
+mod destroy;
+mod env;
+mod k8s;
 mod material;
+mod plan;
+mod prepare;
 mod render;
-mod ssh;
+mod rotate;
+mod verify;
 
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::apply::LocalTarget;
+use crate::apply::lock::DeploymentLock;
 use crate::graph::{self, GraphFormat};
+use crate::target::ssh::session::HostKeyPolicy;
+use crate::target::{Target, TargetKind, compose::ComposeTarget, local::LocalTarget, ssh::SshTarget};
 use crate::topology::{self, Loaded, TopologyError};
 
-pub use local::*;
-pub use render::*;
-pub use ssh::*;
+pub use apply::{ApplyEvents, apply};
+pub use destroy::destroy;
+pub use env::client_environment;
+pub use plan::{PlanOutcome, plan, read_plan_file};
+pub use render::{Rendered, render};
+pub use rotate::rotate_certs;
+pub use verify::verify;
+
+/// What every command that works on a deployment is told.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub topology: PathBuf,
+    pub target: TargetKind,
+    /// Where deployments keep their state on this machine.
+    pub state_root: PathBuf,
+    /// The nats-server binary (local target); looked up when not given.
+    pub nats_server: Option<PathBuf>,
+    /// The image the compose target runs.
+    pub image: String,
+    pub host_keys: HostKeyPolicy,
+    /// First port of the local and compose targets' range (kept from the last apply otherwise).
+    pub port_base: Option<u16>,
+    /// Delete JetStream objects the topology does not name.
+    pub prune: bool,
+    /// Replace JetStream objects the server cannot update in place (their messages are lost).
+    pub allow_replace: bool,
+    /// How long a command that changes the deployment waits for another one's lock.
+    pub lock_timeout: Duration,
+}
+
+impl Options {
+    /// The deployment's directory on this machine.
+    pub fn deployment_dir(&self, topology: &str) -> PathBuf {
+        self.target.deployment_dir(&self.state_root, topology)
+    }
+}
+
+/// The target the options name, for the deployment of `topology`. `starts_servers`: the
+/// command may start servers (or compute their digests), so the local nats-server is needed.
+fn open_target(opts: &Options, topology: &str, starts_servers: bool) -> Result<Box<dyn Target>> {
+    let bin = || -> Result<PathBuf> {
+        if starts_servers {
+            crate::nats_server::locate(opts.nats_server.as_deref())
+        } else {
+            Ok(opts.nats_server.clone().unwrap_or_else(|| PathBuf::from("nats-server")))
+        }
+    };
+    Ok(match opts.target {
+        TargetKind::Local => Box::new(LocalTarget::new(&opts.state_root, topology, bin()?)?),
+        TargetKind::Compose => Box::new(ComposeTarget::new(&opts.state_root, topology, &opts.image, bin()?)?),
+        TargetKind::Ssh => Box::new(SshTarget::new(&opts.state_root, topology, opts.host_keys.clone())?),
+        TargetKind::K8s => bail!("internal: the k8s target is driven through kubectl, not per server"),
+    })
+}
+
+/// Takes the deployment's lock for `command` (apply, destroy, rotate).
+fn lock(opts: &Options, topology: &str, command: &str, log: &(dyn Fn(String) + Sync)) -> Result<DeploymentLock> {
+    let what = format!("{command} {} --target {}", opts.topology.display(), opts.target.name());
+    DeploymentLock::acquire(&opts.deployment_dir(topology), &what, opts.lock_timeout, log)
+}
+
+/// The error for a command that needs an applied deployment.
+fn not_applied(opts: &Options, topology: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "topology `{topology}` is not applied on the {} target (no state in `{}`): run `notif-infra apply --target {} {}` first",
+        opts.target.name(),
+        opts.deployment_dir(topology).display(),
+        opts.target.name(),
+        opts.topology.display()
+    )
+}
+
+/// Keeps the latest verification report (JSON) beside the deployment's state, for `graph --live`.
+fn record_verification(dir: &Path, report: &crate::verify::Report) -> Result<()> {
+    crate::fsio::write_atomic(
+        &dir.join("last-verify.json"),
+        serde_json::to_string_pretty(report)?.as_bytes(),
+        0o644,
+    )
+}
 
 pub fn load(path: &Path) -> Result<Loaded, TopologyError> {
     topology::load(path)
@@ -40,14 +126,17 @@ pub fn graph(path: &Path, state_root: &Path, format: GraphFormat, live: bool) ->
     let loaded = load(path)?;
     let t = &loaded.topology;
     let links = if live {
-        let target = LocalTarget::new(state_root, &t.name, PathBuf::new());
-        let Some(report) = target.last_verification()? else {
-            bail!(
+        let dir = TargetKind::Local.deployment_dir(state_root, &t.name);
+        let saved = dir.join("last-verify.json");
+        let report = match std::fs::read_to_string(&saved) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
                 "topology `{}` has not been verified on the local target (nothing in `{}`): run `notif-infra verify {}` first",
                 t.name,
-                target.dir.display(),
+                dir.display(),
                 path.display()
-            );
+            ),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read `{}`", saved.display()))),
         };
         Some(graph::live_links(&report).context("the saved verification report is not readable: run verify again")?)
     } else {

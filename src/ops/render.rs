@@ -1,18 +1,18 @@
-//! `render` (every artefact for the declared hosts) and `apply --target k8s`.
+//! `render`: every artefact for the hosts the topology declares.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::auth;
-use crate::desired::{self, Addressing, Desired, RenderedFile};
-use crate::pki::Rotation;
-use crate::plan;
-use crate::secrets;
-use crate::topology::Loaded;
-
 use super::load;
 use super::material::{KeyMode, secrets_for};
+use crate::desired::{self, Addressing, Desired, RenderedFile};
+use crate::material::auth;
+use crate::material::pki::{CertRequest, Rotation};
+use crate::model::Topology;
+use crate::plan;
+use crate::target::compose::env_var_names;
+use crate::topology::Loaded;
 
 /// What `render` wrote, and the topology (with its warnings) it came from.
 pub struct Rendered {
@@ -24,19 +24,15 @@ pub struct Rendered {
     pub changes: Vec<plan::FileChange>,
 }
 
-/// Renders every artefact for the hosts the topology declares into `out` (keys generated once).
-/// With `dry_run` nothing is written or generated: `changes` says what a render would change.
-pub fn render(path: &Path, out: Option<&Path>, dry_run: bool) -> Result<Rendered> {
-    let loaded = load(path)?;
-    let t = &loaded.topology;
-    let out = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("out").join(&t.name));
-    let pods = t.kubernetes.as_ref().map(|k| (k, desired::kubernetes::pod_topology(t, k)));
-    // One PKI for the hosts and the pods: each gets a certificate for the names it is reached by.
+/// The certificates an output tree holds: one PKI for the hosts and the pods, each server with
+/// a certificate for the names it is reached by.
+pub(super) fn cert_requests(t: &Topology) -> Vec<CertRequest> {
     let mut requests = desired::cert_requests(t, &Addressing::Declared);
-    if let Some((k, pods)) = &pods {
-        let services = desired::kubernetes::service_names(pods, k);
+    if let Some(k) = &t.kubernetes {
+        let pods = desired::kubernetes::pod_topology(t, k);
+        let services = desired::kubernetes::service_names(&pods, k);
         requests.extend(
-            desired::cert_requests(pods, &Addressing::Declared)
+            desired::cert_requests(&pods, &Addressing::Declared)
                 .into_iter()
                 .filter(|r| !r.stem.starts_with("clients/"))
                 .map(|mut r| {
@@ -45,6 +41,17 @@ pub fn render(path: &Path, out: Option<&Path>, dry_run: bool) -> Result<Rendered
                 }),
         );
     }
+    requests
+}
+
+/// Renders every artefact for the hosts the topology declares into `out` (keys generated once).
+/// With `dry_run` nothing is written or generated: `changes` says what a render would change.
+pub fn render(path: &Path, out: Option<&Path>, dry_run: bool) -> Result<Rendered> {
+    let loaded = load(path)?;
+    let t = &loaded.topology;
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("out").join(&t.name));
+    let pods = t.kubernetes.as_ref().map(|k| (k, desired::kubernetes::pod_topology(t, k)));
+    let requests = cert_requests(t);
     let mode = if dry_run { KeyMode::Inspect } else { KeyMode::Generate };
     let secrets = secrets_for(t, &out, &requests, mode, Rotation::None)?;
     let tree = std::path::absolute(&out)?;
@@ -69,7 +76,7 @@ pub fn render(path: &Path, out: Option<&Path>, dry_run: bool) -> Result<Rendered
     owned.extend(auth::tree_dirs(t));
     if let Some(mesh) = &t.wireguard {
         let hosts: Vec<&str> = desired::wireguard::mesh_hosts(t).iter().map(|n| n.name.as_str()).collect();
-        let keys = crate::wireguard::WgKeyStore::new(&out).load(&hosts, mesh.preshared_keys, !dry_run)?;
+        let keys = crate::material::wireguard::WgKeyStore::new(&out).load(&hosts, mesh.preshared_keys, !dry_run)?;
         files.extend(desired::wireguard::configs(t, &keys));
     }
     if let Some((k, pods)) = &pods {
@@ -94,7 +101,7 @@ pub fn render(path: &Path, out: Option<&Path>, dry_run: bool) -> Result<Rendered
         }
         for f in &files {
             let mode = if f.secret { 0o600 } else { 0o644 };
-            secrets::write_atomic(&out.join(&f.path), f.content.as_bytes(), mode)?;
+            crate::fsio::write_atomic(&out.join(&f.path), f.content.as_bytes(), mode)?;
         }
     }
     Ok(Rendered {
@@ -102,63 +109,6 @@ pub fn render(path: &Path, out: Option<&Path>, dry_run: bool) -> Result<Rendered
         out,
         files,
         changes,
-    })
-}
-
-/// What `apply --target k8s` did.
-pub struct K8sApplied {
-    pub dir: PathBuf,
-    /// The manifests written, relative to `dir`.
-    pub files: Vec<PathBuf>,
-    /// The command that applies them.
-    pub command: String,
-    /// kubectl's output, when kubectl and a current context were there to run it.
-    pub kubectl: Option<String>,
-}
-
-/// Writes the Kubernetes manifests (and everything `render` writes) into
-/// `<state-root>/<name>.k8s`, then applies them with kubectl when it has a current context.
-pub fn apply_k8s(path: &Path, state_root: &Path) -> Result<K8sApplied> {
-    let loaded = load(path)?;
-    let t = &loaded.topology;
-    if t.kubernetes.is_none() {
-        bail!(
-            "topology `{}` has no `kubernetes:` block: add one (namespace, image, cpu, memory, storage) to deploy it on Kubernetes",
-            t.name
-        );
-    }
-    let dir = state_root.join(format!("{}.k8s", t.name));
-    let rendered = render(path, Some(&dir), false)?;
-    let files: Vec<PathBuf> = rendered
-        .files
-        .iter()
-        .filter(|f| f.path.starts_with("k8s"))
-        .map(|f| f.path.clone())
-        .collect();
-    let manifests = std::path::absolute(dir.join("k8s"))?;
-    let command = format!("kubectl apply --recursive -f {}", manifests.display());
-    let has_context = std::process::Command::new("kubectl")
-        .args(["config", "current-context"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let kubectl = if has_context {
-        let out = std::process::Command::new("kubectl")
-            .args(["apply", "--recursive", "-f"])
-            .arg(&manifests)
-            .output()
-            .context("cannot run kubectl")?;
-        if !out.status.success() {
-            bail!("`{command}` failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        }
-        Some(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        None
-    };
-    Ok(K8sApplied {
-        dir,
-        files,
-        command,
-        kubectl,
     })
 }
 
@@ -190,10 +140,4 @@ fn kubernetes_secret_files(tree: &Path, pods: &Desired, hosts: &Desired) -> Resu
         })
         .collect();
     Ok(desired::kubernetes::SecretFiles { pki, creds })
-}
-
-/// The environment variables the servers' configs read, each once.
-pub(super) fn env_var_names(t: &crate::model::Topology) -> Vec<String> {
-    let names: std::collections::BTreeSet<String> = t.env_refs().into_iter().map(|r| r.var).collect();
-    names.into_iter().collect()
 }

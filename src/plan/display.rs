@@ -55,6 +55,12 @@ pub fn render_human(plan: &Plan, show_diffs: bool) -> String {
             out += &format!("  {sym:<3} {word:<7} {:<20} {}\n", s.server, s.reason);
         }
     }
+    if !plan.cluster.is_empty() {
+        out += "\nCluster:\n";
+        for c in &plan.cluster {
+            out += &format!("  ~   {}\n", c.describe());
+        }
+    }
     if plan.jetstream_work().next().is_some() {
         out += "\nJetStream:\n";
         for c in plan.jetstream_work() {
@@ -65,7 +71,7 @@ pub fn render_human(plan: &Plan, show_diffs: bool) -> String {
     let count = |a: ServerAction| plan.servers.iter().filter(|s| s.action == a).count();
     let files = |a: FileAction| plan.files.iter().filter(|f| f.action == a).count();
     out += &format!(
-        "\nPlan: {} key(s) to generate; {} file(s) to create, {} to change, {} to delete; {} server(s) to start, {} to reload, {} to restart, {} to stop.\n",
+        "\nPlan: {} key(s) to generate; {} file(s) to create, {} to change, {} to delete; {} server(s) to start, {} to reload, {} to restart, {} to stop; {} cluster step(s).\n",
         plan.keys.len(),
         files(FileAction::Create),
         files(FileAction::Update),
@@ -74,6 +80,7 @@ pub fn render_human(plan: &Plan, show_diffs: bool) -> String {
         count(ServerAction::Reload),
         count(ServerAction::Restart),
         count(ServerAction::Stop),
+        plan.cluster.len(),
     );
     if !plan.jetstream.is_empty() {
         let js = |a: JsAction| plan.jetstream.iter().filter(|c| c.action == a).count();

@@ -11,8 +11,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::desired::{JetStreamConf, KeyId, RenderedFile, ServerConf};
-use crate::secrets::redact;
+use crate::desired::{JetStreamConf, RenderedFile, ServerConf};
+use crate::material::KeyId;
+use crate::material::redact;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -59,6 +60,34 @@ pub struct ServerChange {
     pub expected_digest: Option<String>,
 }
 
+/// A change to the cluster as a whole, made through the servers' APIs once the servers run
+/// their new configs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum ClusterStep {
+    /// A server that left the topology is removed from the JetStream meta group, so the group
+    /// shrinks to the servers that remain and their streams get new replicas.
+    RemoveMetaPeer { server: String },
+    /// The same, without a system account to do it with: apply says how to do it by hand.
+    MetaPeerStays { server: String },
+    /// An account's JWT pushed to the servers' full resolver (`$SYS.REQ.CLAIMS.UPDATE`).
+    PushAccountJwt { account: String, path: PathBuf },
+}
+
+impl ClusterStep {
+    pub fn describe(&self) -> String {
+        match self {
+            ClusterStep::RemoveMetaPeer { server } => format!("remove {server} from the JetStream meta group"),
+            ClusterStep::MetaPeerStays { server } => format!(
+                "{server} stays in the JetStream meta group as an offline peer (no system account): run `nats server raft peer-remove {server}`"
+            ),
+            ClusterStep::PushAccountJwt { account, path } => {
+                format!("push the JWT of account `{account}` ({}) to the nats resolver", path.display())
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub topology: String,
@@ -66,13 +95,19 @@ pub struct Plan {
     pub keys: Vec<KeyChange>,
     pub files: Vec<FileChange>,
     pub servers: Vec<ServerChange>,
+    pub cluster: Vec<ClusterStep>,
     pub jetstream: Vec<JsChange>,
 }
 
 impl Plan {
     /// Whether apply has anything to do (unmanaged objects are only reported).
     pub fn has_changes(&self) -> bool {
-        !(self.keys.is_empty() && self.files.is_empty() && self.servers.is_empty() && self.jetstream_work().next().is_none())
+        self.servers_change() || !self.cluster.is_empty() || self.jetstream_work().next().is_some()
+    }
+
+    /// Whether keys, files or servers change: then JetStream is read again after the rollout.
+    pub fn servers_change(&self) -> bool {
+        !(self.keys.is_empty() && self.files.is_empty() && self.servers.is_empty())
     }
 
     pub fn jetstream_work(&self) -> impl Iterator<Item = &JsChange> {
@@ -169,18 +204,53 @@ pub fn key_changes(missing: &[KeyId]) -> Vec<KeyChange> {
 }
 
 /// A certificate to issue, as plan shows it: presence only.
-pub fn cert_change(e: crate::pki::CertEvent) -> KeyChange {
+pub fn cert_change(e: crate::material::pki::CertEvent) -> KeyChange {
     KeyChange {
         key: e.file,
         description: match e.action {
-            crate::pki::CertAction::Create => "certificate and key to issue (key stored 0600)".into(),
-            crate::pki::CertAction::Rotate => format!("certificate and key to reissue: {}", e.reason),
+            crate::material::pki::CertAction::Create => "certificate and key to issue (key stored 0600)".into(),
+            crate::material::pki::CertAction::Rotate => format!("certificate and key to reissue: {}", e.reason),
         },
         action: match e.action {
-            crate::pki::CertAction::Create => FileAction::Create,
-            crate::pki::CertAction::Rotate => FileAction::Update,
+            crate::material::pki::CertAction::Create => FileAction::Create,
+            crate::material::pki::CertAction::Rotate => FileAction::Update,
         },
     }
+}
+
+/// The cluster steps a rollout of `servers` needs: servers that leave are taken out of the
+/// JetStream meta group; with the full resolver, every application account's JWT is pushed
+/// whenever servers changed (a started server's resolver store begins empty).
+pub fn cluster_steps(desired: &crate::desired::Desired, servers_change: bool, servers: &[ServerChange]) -> Vec<ClusterStep> {
+    let mut steps = Vec::new();
+    if !desired.jetstream_meta.is_empty() {
+        for c in servers.iter().filter(|c| c.action == ServerAction::Stop) {
+            let server = c.server.clone();
+            steps.push(match desired.system_account {
+                Some(_) => ClusterStep::RemoveMetaPeer { server },
+                None => ClusterStep::MetaPeerStays { server },
+            });
+        }
+    }
+    let resolving = desired
+        .servers
+        .iter()
+        .any(|s| s.conf.operator.as_ref().is_some_and(|o| o.resolver_dir.is_some()));
+    if let (true, true, Some(system)) = (servers_change, resolving, &desired.system_account) {
+        let system_file = crate::material::auth::account_jwt_path(system);
+        for f in desired
+            .auth_files
+            .iter()
+            .filter(|f| f.path.starts_with("auth/jwt") && f.path != crate::material::auth::operator_jwt_path() && f.path != system_file)
+        {
+            let account = f.path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            steps.push(ClusterStep::PushAccountJwt {
+                account,
+                path: f.path.clone(),
+            });
+        }
+    }
+    steps
 }
 
 /// What each server needs: start what does not run, reload or restart what runs another

@@ -13,7 +13,8 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::desired::{Desired, Keys, ObjectKind};
+use crate::desired::{Desired, ObjectKind};
+use crate::material::Keys;
 use crate::observed::jetstream::{self, LiveObject};
 use crate::observed::{Monitor, NodeObservation};
 

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
-use crate::desired::{Desired, Keys, Probe, ProbeKind};
+use crate::desired::{Desired, Probe, ProbeKind};
+use crate::material::Keys;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ProbeReport {

@@ -5,7 +5,7 @@ use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::support::{assert_contains_all, notif_infra, python, render_into, text, topology};
+use crate::support::{python, render_into, text, topology};
 
 /// `kubernetes-validate --strict --quiet`: exit 0 and nothing printed (an unknown kind is only a
 /// warning there, so silence is part of the check).
@@ -93,25 +93,4 @@ fn shipped_topologies_render_manifests_kubernetes_accepts() {
         checked += 1;
     }
     assert!(checked >= 3, "only {checked} shipped topologies have a kubernetes block");
-}
-
-#[test]
-fn apply_to_k8s_without_kubectl_prints_the_command() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = notif_infra(dir.path())
-        .env("PATH", "/usr/bin:/bin")
-        .args(["apply", "--target", "k8s"])
-        .arg(topology("covenant"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let manifests = dir.path().join(".notif-infra/covenant.k8s/k8s");
-    assert_contains_all(
-        &text(&out),
-        &[
-            "nothing was applied",
-            &format!("kubectl apply --recursive -f {}", manifests.display()),
-        ],
-    );
-    assert!(manifests.join("global-sovereign/manifests.yaml").is_file());
 }

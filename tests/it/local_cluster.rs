@@ -218,7 +218,7 @@ fn changed_setting_is_planned_then_reloaded_or_restarted() {
     );
     let out = d.cmd("apply").output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("reloaded main-1"), "{}", text(&out));
+    assert!(text(&out).contains("main-1: reloaded"), "{}", text(&out));
     assert_eq!(d.pids(), pids, "a reload keeps the processes");
     for (slot, name) in ["main-1", "main-2", "main-3"].iter().enumerate() {
         let varz = get_json(&format!("{}/varz", d.monitor_url(slot as u16)));

@@ -1,7 +1,8 @@
 //! Rendered configs: snapshot per topology, accepted by the real `nats-server -t`, deterministic.
 
 use nkeys::KeyPair;
-use notif_infra::desired::{self, Addressing, KeyId, Keys, NkeyPair};
+use notif_infra::desired::{self, Addressing};
+use notif_infra::material::{KeyId, Keys, NkeyPair};
 use sha2::{Digest, Sha256};
 
 use crate::support::{ENV, nats_server, notif_infra, project_root};
@@ -41,9 +42,9 @@ fn rendered_configs_match_their_snapshots() {
     for (name, path) in shipped_topologies() {
         let loaded = notif_infra::topology::load(&path).unwrap();
         let t = &loaded.topology;
-        let keys = fixed_keys(&t.name, &desired::needed_keys(t));
+        let keys = fixed_keys(&t.name, &notif_infra::material::needed_keys(t));
         // Fixed keys and issue time: the JWTs come out the same on every run.
-        let issued = notif_infra::auth::issue(t, &keys, &std::collections::BTreeMap::new(), 1_800_000_000).unwrap();
+        let issued = notif_infra::material::auth::issue(t, &keys, &std::collections::BTreeMap::new(), 1_800_000_000).unwrap();
         let material = desired::Material {
             keys: &keys,
             certs: &Default::default(),

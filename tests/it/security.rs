@@ -121,7 +121,7 @@ fn secure_topology_encrypts_every_listener_and_isolates_tenants() {
     assert!(tls_version.is_some_and(|v| v.starts_with("1.")), "{gatewayz:#}");
     // The leafnode is connected with its creds on ACME (the account's public key).
     let acme = std::fs::read_to_string(d.state_dir().join("auth/jwt/ACME.jwt")).unwrap();
-    let acme_pub = notif_infra::jwt::verified_claims(&acme).unwrap()["sub"]
+    let acme_pub = notif_infra::material::jwt::verified_claims(&acme).unwrap()["sub"]
         .as_str()
         .unwrap()
         .to_string();
@@ -331,7 +331,7 @@ fn the_full_resolver_takes_changed_accounts_without_a_restart() {
     let (d, _dir) = applied(FULL_RESOLVER, "pushed");
     // APP is not preloaded: the server's resolver store holds it because apply pushed it.
     let app = std::fs::read_to_string(d.state_dir().join("auth/jwt/APP.jwt")).unwrap();
-    let app_pub = notif_infra::jwt::verified_claims(&app).unwrap()["sub"]
+    let app_pub = notif_infra::material::jwt::verified_claims(&app).unwrap()["sub"]
         .as_str()
         .unwrap()
         .to_string();

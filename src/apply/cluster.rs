@@ -1,15 +1,15 @@
-//! Work on the running servers through their APIs: JetStream readiness and objects, the meta
-//! group's peers, account JWTs pushed to the nats resolver.
+//! Work on the running servers through their APIs: JetStream readiness and objects, and the
+//! plan's cluster steps (the meta group's peers, account JWTs pushed to the nats resolver).
 
 use anyhow::{Context, Result, bail};
 use std::time::Duration;
 
-use crate::auth;
-use crate::desired::{self, Desired, Keys, RenderedFile};
+use crate::desired::{self, Desired};
 use crate::jsapi::{self, JsApi};
+use crate::material::Keys;
 use crate::observed::Monitor;
 use crate::observed::jetstream::{self, Connections};
-use crate::plan::{JsAction, JsChange, LiveState, Plan, ServerAction};
+use crate::plan::{ClusterStep, JsAction, JsChange, LiveState};
 
 /// How long apply waits for JetStream to be ready once the servers run (a super-cluster elects
 /// its meta leader in about 5 s).
@@ -21,7 +21,7 @@ const ELECTION_TIMEOUT: Duration = Duration::from_secs(15);
 /// the meta group has a leader and the server's streams are current) and the leader sees every
 /// other member current: before that, API requests go unanswered or placement finds peers
 /// offline.
-pub(super) async fn wait_jetstream_ready(desired: &Desired) -> Result<()> {
+async fn wait_jetstream_ready(desired: &Desired) -> Result<()> {
     let monitor = Monitor::for_desired(desired);
     // Every JetStream node of the super-cluster: the meta leader may be in any region.
     let servers = desired.jetstream_nodes();
@@ -73,7 +73,7 @@ async fn jetstream_not_ready(monitor: &Monitor, servers: &[&desired::ServerSpec]
 /// endpoints (one request per server), or through the JetStream API when one of them does not
 /// answer. The API is retried while the meta group or a stream elects a leader, since a partial
 /// listing would show existing objects as missing.
-pub(super) async fn read_live_jetstream(desired: &Desired, keys: &Keys) -> Result<LiveState> {
+pub async fn read_live_jetstream(desired: &Desired, keys: &Keys) -> Result<LiveState> {
     if let Ok(live) = jetstream::read_monitoring(&Monitor::for_desired(desired), desired).await {
         return Ok(LiveState::Read(live));
     }
@@ -105,17 +105,10 @@ async fn open_jetstream(desired: &Desired, keys: &Keys) -> Result<Connections> {
         .map_err(|e| anyhow::Error::new(e).context("cannot connect to the JetStream API"))
 }
 
-/// Removes servers that left the topology from the JetStream meta group, so it shrinks to the
-/// servers that remain and their streams get new replicas. Needs the system account.
+/// Removes servers that left the topology from the JetStream meta group, through the system
+/// account.
 async fn forget_removed_peers(desired: &Desired, keys: &Keys, removed: &[&str], log: &(dyn Fn(String) + Sync)) -> Result<()> {
-    let Some(system) = &desired.system_account else {
-        for server in removed {
-            log(format!(
-                "warning: {server} stays in the JetStream meta group as an offline peer: declare a system account so notif-infra can remove it, or run `nats server raft peer-remove {server}`"
-            ));
-        }
-        return Ok(());
-    };
+    let Some(system) = &desired.system_account else { return Ok(()) };
     let api = JsApi::connect(desired, &Some(system.clone()), keys)
         .await
         .context("cannot connect to the system account to update the JetStream meta group")?;
@@ -143,26 +136,16 @@ async fn forget_removed_peers(desired: &Desired, keys: &Keys, removed: &[&str], 
     Ok(())
 }
 
-/// With the full nats resolver, the servers keep account JWTs in their own store: every
-/// application account is pushed through the system account (`$SYS.REQ.CLAIMS.UPDATE`), which
-/// reaches every server of the super-cluster, instead of being preloaded.
-async fn push_account_jwts(desired: &Desired, keys: &Keys, log: &(dyn Fn(String) + Sync)) -> Result<()> {
-    let resolving: Vec<&desired::ServerSpec> = desired
+/// Pushes account JWTs (files of `desired.auth_files`) through the system account
+/// (`$SYS.REQ.CLAIMS.UPDATE`), which reaches every server of the super-cluster.
+async fn push_account_jwts(desired: &Desired, keys: &Keys, paths: &[&std::path::Path], log: &(dyn Fn(String) + Sync)) -> Result<()> {
+    let Some(system) = &desired.system_account else { return Ok(()) };
+    let urls: Vec<async_nats::ServerAddr> = desired
         .servers
         .iter()
         .filter(|s| s.conf.operator.as_ref().is_some_and(|o| o.resolver_dir.is_some()))
+        .filter_map(|s| s.client_url.parse().ok())
         .collect();
-    let Some(system) = &desired.system_account else { return Ok(()) };
-    let system_file = auth::account_jwt_path(system);
-    let accounts: Vec<&RenderedFile> = desired
-        .auth_files
-        .iter()
-        .filter(|f| f.path.starts_with("auth/jwt") && f.path != auth::operator_jwt_path() && f.path != system_file)
-        .collect();
-    if resolving.is_empty() || accounts.is_empty() {
-        return Ok(());
-    }
-    let urls: Vec<async_nats::ServerAddr> = resolving.iter().filter_map(|s| s.client_url.parse().ok()).collect();
     let client = crate::client::nats_options(desired, keys, &Some(system.clone()))
         .map_err(anyhow::Error::msg)?
         .connection_timeout(Duration::from_secs(2))
@@ -172,7 +155,12 @@ async fn push_account_jwts(desired: &Desired, keys: &Keys, log: &(dyn Fn(String)
         .await
         .context("cannot connect to the system account to push account JWTs within 10 s")?
         .context("cannot connect to the system account to push account JWTs")?;
-    for f in accounts {
+    for path in paths {
+        let f = desired
+            .auth_files
+            .iter()
+            .find(|f| f.path == *path)
+            .with_context(|| format!("the plan pushes {}, which the topology no longer issues", path.display()))?;
         let reply = tokio::time::timeout(
             Duration::from_secs(5),
             client.request("$SYS.REQ.CLAIMS.UPDATE", f.content.trim().as_bytes().to_vec().into()),
@@ -191,9 +179,29 @@ async fn push_account_jwts(desired: &Desired, keys: &Keys, log: &(dyn Fn(String)
     Ok(())
 }
 
+/// Carries out the plan's cluster steps, in order: meta-group removals, then JWT pushes.
+pub async fn run_cluster_steps(desired: &Desired, keys: &Keys, steps: &[ClusterStep], log: &(dyn Fn(String) + Sync)) -> Result<()> {
+    let mut removed = Vec::new();
+    let mut pushed = Vec::new();
+    for step in steps {
+        match step {
+            ClusterStep::RemoveMetaPeer { server } => removed.push(server.as_str()),
+            ClusterStep::MetaPeerStays { .. } => log(format!("warning: {}", step.describe())),
+            ClusterStep::PushAccountJwt { path, .. } => pushed.push(path.as_path()),
+        }
+    }
+    if !removed.is_empty() {
+        forget_removed_peers(desired, keys, &removed, log).await?;
+    }
+    if !pushed.is_empty() {
+        push_account_jwts(desired, keys, &pushed, log).await?;
+    }
+    Ok(())
+}
+
 /// Without `--allow-replace`, a change that would delete and recreate a stream or consumer
 /// stops apply before it touches anything.
-pub(super) fn refuse_replacements(changes: &[JsChange], allowed: bool) -> Result<()> {
+pub fn refuse_replacements(changes: &[JsChange], allowed: bool) -> Result<()> {
     let replacements: Vec<String> = changes
         .iter()
         .filter(|c| c.action == JsAction::Replace)
@@ -220,18 +228,17 @@ pub(super) fn refuse_replacements(changes: &[JsChange], allowed: bool) -> Result
     )
 }
 
-/// After apply changed the servers, or when the plan could not read the live objects: waits for
+/// After the rollout changed the servers, or when the plan could not read the live objects: waits for
 /// JetStream and applies what the live objects now need. Otherwise the plan's changes still hold.
-pub(super) async fn converge_jetstream(
+pub async fn converge_jetstream(
     desired: &Desired,
     keys: &Keys,
     plan: &crate::plan::Plan,
     planned_from: &LiveState,
-    servers_changed: bool,
     (prune, allow_replace): (bool, bool),
     log: &(dyn Fn(String) + Sync),
 ) -> Result<()> {
-    if servers_changed || !matches!(planned_from, LiveState::Read(_)) {
+    if plan.servers_change() || !matches!(planned_from, LiveState::Read(_)) {
         if !desired.jetstream_accounts.is_empty() {
             wait_jetstream_ready(desired).await?;
             let live = read_live_jetstream(desired, keys).await?;
@@ -264,19 +271,4 @@ async fn apply_jetstream(
         bail!("{}", outcome.failure_report());
     }
     Ok(())
-}
-
-/// What the cluster needs once servers were started, stopped or reconfigured: servers that left
-/// are taken out of the JetStream meta group, and the accounts' JWTs are pushed (full resolver).
-pub(super) async fn settle_server_changes(desired: &Desired, keys: &Keys, plan: &Plan, log: &(dyn Fn(String) + Sync)) -> Result<()> {
-    let removed: Vec<&str> = plan
-        .servers
-        .iter()
-        .filter(|c| c.action == ServerAction::Stop)
-        .map(|c| c.server.as_str())
-        .collect();
-    if !removed.is_empty() && !desired.jetstream_meta.is_empty() {
-        forget_removed_peers(desired, keys, &removed, log).await?;
-    }
-    push_account_jwts(desired, keys, log).await
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::secrets::{write_atomic, write_private};
+use crate::fsio::{write_atomic, write_private};
 
 pub const CA_CERT: &str = "ca.pem";
 const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 86400);

@@ -8,7 +8,7 @@ use data_encoding::BASE64;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::secrets::write_private;
+use crate::fsio::write_private;
 
 /// The mesh's keys, base64 as wg writes them.
 #[derive(Debug, Clone, Default)]

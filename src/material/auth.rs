@@ -7,10 +7,10 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::desired::{KeyId, Keys};
-use crate::jwt;
+use super::NOT_YET_GENERATED;
+use super::jwt;
+use super::{KeyId, Keys};
 use crate::model::{Account, ExportKind, Permissions, Resolver, Rule, Topology, User};
-use crate::secrets::NOT_YET_GENERATED;
 
 /// Where each JWT lives in an output tree (relative paths).
 pub fn operator_jwt_path() -> PathBuf {

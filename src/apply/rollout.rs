@@ -1,0 +1,302 @@
+//! The one rollout every target goes through, in this order: files -> stops -> starts (each
+//! confirmed by its expected config digest) -> reloads (each confirmed by the new digest; a
+//! digest that cannot be read is a failure) -> rolling restarts, one server at a time, each
+//! healthy with its streams current before the next -> cluster steps -> JetStream. The state
+//! is saved after every step, a start is journaled before its process exists, and an
+//! interrupt stops the rollout between two steps.
+
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::cluster::{converge_jetstream, run_cluster_steps};
+use super::interrupt::{self, Interrupted};
+use crate::desired::{Desired, RenderedFile};
+use crate::material::Keys;
+use crate::observed::Monitor;
+use crate::plan::{LiveState, Plan, ServerAction, ServerChange};
+use crate::target::{DeploymentState, HostLog, Log, Target, stop_grace};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
+const HEALTHY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What one rollout carries out, and with what.
+pub struct Rollout<'a> {
+    pub target: &'a dyn Target,
+    pub plan: &'a Plan,
+    pub desired: &'a Desired,
+    pub keys: &'a Keys,
+    /// Every file the target deploys (the plan's file changes are among them).
+    pub files: &'a [RenderedFile],
+    /// Each server's rendered config, by server.
+    pub configs: &'a BTreeMap<String, String>,
+    /// The live JetStream objects the plan was made from.
+    pub live_jetstream: &'a LiveState,
+    pub prune: bool,
+    pub allow_replace: bool,
+}
+
+/// How far the rollout got: what is done and what is still to do, for an interrupt's report.
+struct Progress {
+    done: Vec<String>,
+    not_done: Vec<String>,
+}
+
+impl Progress {
+    fn finish(&mut self, step: &str) {
+        self.not_done.retain(|s| s != step);
+        self.done.push(step.to_string());
+    }
+
+    /// A safe point: stops here, with the state saved, when an interrupt was asked for.
+    fn checkpoint(&self) -> Result<()> {
+        if interrupt::requested() {
+            return Err(Interrupted {
+                done: self.done.clone(),
+                not_done: self.not_done.clone(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+}
+
+fn step_name(c: &ServerChange) -> String {
+    let verb = match c.action {
+        ServerAction::Start => "start",
+        ServerAction::Reload => "reload",
+        ServerAction::Restart => "restart",
+        ServerAction::Stop => "stop",
+    };
+    format!("{verb} {}", c.server)
+}
+
+impl Rollout<'_> {
+    /// Carries out the plan. `log` reports the deployment's steps, `host` each server's.
+    pub async fn run(&self, state: &mut DeploymentState, log: Log<'_>, host: HostLog<'_>) -> Result<()> {
+        let target = self.target;
+        let dir = target.dir();
+        let plan = self.plan;
+        let mut progress = Progress {
+            done: Vec::new(),
+            not_done: Vec::new(),
+        };
+        if !plan.files.is_empty() {
+            progress.not_done.push("files".into());
+        }
+        progress.not_done.extend(plan.servers.iter().map(step_name));
+        if !plan.cluster.is_empty() {
+            progress.not_done.push("cluster steps".into());
+        }
+        progress.not_done.push("JetStream".into());
+        progress.checkpoint()?;
+
+        // A container's file mount keeps the replaced certificate's old inode: there a
+        // rotation restarts the server instead of reloading it.
+        let certificate_moved =
+            |name: &str| state.applied.get(name).map(|a| &a.certificate) != self.desired.server(name).map(|s| &s.conf.certificate);
+        let promoted: Vec<String> = plan
+            .servers
+            .iter()
+            .filter(|c| c.action == ServerAction::Reload && !target.reload_reads_replaced_files() && certificate_moved(&c.server))
+            .map(|c| c.server.clone())
+            .collect();
+
+        let changes: Vec<_> = plan.files.iter().collect();
+        if !changes.is_empty() {
+            target.write_files(&changes, self.files, state, host).await?;
+            state.save(dir)?;
+            progress.finish("files");
+            log(format!("wrote {} file(s)", changes.len()));
+            progress.checkpoint()?;
+        }
+        state
+            .applied
+            .retain(|name, _| self.desired.server(name).is_some() || plan.servers.iter().any(|c| &c.server == name));
+        state.save(dir)?;
+
+        let monitor = Monitor::for_desired(self.desired);
+        for c in plan.servers.iter().filter(|c| c.action == ServerAction::Stop) {
+            target.stop(&c.server, stop_grace(self.desired, &c.server)).await?;
+            state.applied.remove(&c.server);
+            state.starting.remove(&c.server);
+            state.save(dir)?;
+            progress.finish(&step_name(c));
+            host(&c.server, "stopped".into());
+            progress.checkpoint()?;
+        }
+
+        let starts: Vec<&ServerChange> = plan.servers.iter().filter(|c| c.action == ServerAction::Start).collect();
+        if !starts.is_empty() {
+            let mut digests = Vec::new();
+            for c in &starts {
+                digests.push(self.expected_digest(c).await?);
+            }
+            // The journal first: no server runs that the state does not name.
+            state.starting.extend(starts.iter().map(|c| c.server.clone()));
+            state.save(dir)?;
+            let names: Vec<&str> = starts.iter().map(|c| c.server.as_str()).collect();
+            target.start(&names, state).await?;
+            for name in &names {
+                host(name, "started".into());
+            }
+            let ready = starts.iter().zip(&digests).map(|(c, d)| self.wait_ready(&monitor, &c.server, d));
+            let results = futures_util::future::join_all(ready).await;
+            for (c, result) in starts.iter().zip(results) {
+                if let Some(s) = self.desired.server(&c.server) {
+                    state.applied.insert(c.server.clone(), s.conf.clone());
+                }
+                state.starting.remove(&c.server);
+                state.save(dir)?;
+                result?;
+                progress.finish(&step_name(c));
+                host(&c.server, "answering".into());
+            }
+            progress.checkpoint()?;
+        }
+
+        for c in plan
+            .servers
+            .iter()
+            .filter(|c| c.action == ServerAction::Reload && !promoted.contains(&c.server))
+        {
+            self.reload(&monitor, c).await?;
+            if let Some(s) = self.desired.server(&c.server) {
+                state.applied.insert(c.server.clone(), s.conf.clone());
+            }
+            state.save(dir)?;
+            progress.finish(&step_name(c));
+            host(&c.server, format!("reloaded ({})", c.reason));
+            progress.checkpoint()?;
+        }
+
+        for c in plan
+            .servers
+            .iter()
+            .filter(|c| c.action == ServerAction::Restart || promoted.contains(&c.server))
+        {
+            let digest = self.expected_digest(c).await?;
+            target.stop(&c.server, stop_grace(self.desired, &c.server)).await?;
+            state.starting.insert(c.server.clone());
+            state.save(dir)?;
+            target.start(&[&c.server], state).await?;
+            if let Some(s) = self.desired.server(&c.server) {
+                state.applied.insert(c.server.clone(), s.conf.clone());
+            }
+            state.starting.remove(&c.server);
+            state.save(dir)?;
+            self.wait_ready(&monitor, &c.server, &digest).await?;
+            // One server at a time, and the next only once this one's streams have caught up:
+            // R3 streams keep their quorum through the whole roll.
+            if let Some(spec) = self.desired.server(&c.server) {
+                monitor.wait_healthy(&spec.monitor_url, HEALTHY_TIMEOUT).await.map_err(|last| {
+                    anyhow::anyhow!(
+                        "server {} is not healthy {} s after its restart ({last}); the roll stops here",
+                        c.server,
+                        HEALTHY_TIMEOUT.as_secs()
+                    )
+                })?;
+            }
+            progress.finish(&step_name(c));
+            host(&c.server, format!("restarted ({})", c.reason));
+            progress.checkpoint()?;
+        }
+
+        if !plan.cluster.is_empty() {
+            run_cluster_steps(self.desired, self.keys, &plan.cluster, log).await?;
+            progress.finish("cluster steps");
+            progress.checkpoint()?;
+        }
+
+        converge_jetstream(
+            self.desired,
+            self.keys,
+            plan,
+            self.live_jetstream,
+            (self.prune, self.allow_replace),
+            log,
+        )
+        .await
+    }
+
+    /// The digest `c`'s server must show once changed: the plan's, else computed where the
+    /// server runs now that its files are there. One that cannot be computed is a failure.
+    async fn expected_digest(&self, c: &ServerChange) -> Result<String> {
+        if let Some(d) = &c.expected_digest {
+            return Ok(d.clone());
+        }
+        let conf = self
+            .configs
+            .get(&c.server)
+            .with_context(|| format!("server {} has no rendered config", c.server))?;
+        self.target.config_digest(&c.server, conf).await?.with_context(|| {
+            format!(
+                "cannot compute the config digest of server {} where it runs (nats-server -t refused its config), so its change cannot be confirmed; nothing of it was changed",
+                c.server
+            )
+        })
+    }
+
+    /// Waits until the server answers on its monitoring port with the expected digest; fails,
+    /// with its log, when the process exits or the time is up.
+    async fn wait_ready(&self, monitor: &Monitor, server: &str, digest: &str) -> Result<()> {
+        let spec = self
+            .desired
+            .server(server)
+            .with_context(|| format!("server {server} is not in the topology"))?;
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        let mut seen = None;
+        loop {
+            if let Ok((now, _)) = monitor.config_digest(&spec.monitor_url).await {
+                if now.as_deref() == Some(digest) {
+                    return Ok(());
+                }
+                seen = now;
+            }
+            // Asking where the server runs may cost a round trip: look every 20th try.
+            attempts += 1;
+            if attempts.is_multiple_of(20) && !self.target.running(server).await? {
+                bail!("server {server} exited right after start:\n{}", self.target.log_tail(server).await);
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                let why = match seen {
+                    Some(other) => format!("it runs config digest {other}, not the expected {digest}"),
+                    None => format!("it did not answer on {}", spec.monitor_url),
+                };
+                bail!(
+                    "server {server} is not ready {} s after its start: {why}\n{}",
+                    READY_TIMEOUT.as_secs(),
+                    self.target.log_tail(server).await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Signals the reload and confirms it through `/varz`: the signal succeeds even when the
+    /// reload fails, and a failed reload applies nothing.
+    async fn reload(&self, monitor: &Monitor, c: &ServerChange) -> Result<()> {
+        let digest = self.expected_digest(c).await?;
+        let spec = self.desired.server(&c.server).context("reload of a server not in the topology")?;
+        // A rotated certificate leaves the digest as it was: the load time shows the reload.
+        let loaded_before = monitor.config_digest(&spec.monitor_url).await.ok().and_then(|(_, t)| t);
+        self.target.reload(&c.server).await?;
+        let started = Instant::now();
+        while started.elapsed() < RELOAD_TIMEOUT {
+            if let Ok((seen, loaded)) = monitor.config_digest(&spec.monitor_url).await
+                && seen.as_deref() == Some(digest.as_str())
+                && loaded != loaded_before
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!(
+            "server {} did not take the new config on reload (its /varz config_digest did not change to {digest}):\n{}",
+            c.server,
+            self.target.log_tail(&c.server).await
+        )
+    }
+}

@@ -1,0 +1,91 @@
+//! `apply`: under the deployment's lock, makes the plan (or checks a saved one is still true),
+//! carries it out through the one rollout, then verifies.
+
+use anyhow::Result;
+use std::path::Path;
+use std::time::Duration;
+
+use super::material::KeyMode;
+use super::plan::{PlanFile, check_saved};
+use super::prepare::prepare;
+use super::{Options, lock, record_verification};
+use crate::apply::cluster::refuse_replacements;
+use crate::apply::interrupt::{self, Interrupted};
+use crate::apply::rollout::Rollout;
+use crate::plan::{LiveState, Plan, ServerAction};
+use crate::target::TargetKind;
+use crate::topology::Loaded;
+use crate::verify::{self, Progress, Report};
+
+/// Callbacks through which apply reports as it goes.
+pub struct ApplyEvents<'a> {
+    /// The topology's warnings and the plan, before any of it is carried out.
+    pub plan: &'a (dyn Fn(&Loaded, &Plan) + Sync),
+    pub log: &'a (dyn Fn(String) + Sync),
+    /// A step on one host (targets that work host by host: ssh).
+    pub host: &'a (dyn Fn(&str, String) + Sync),
+    pub progress: &'a (dyn Fn(Progress) + Sync),
+}
+
+/// Applies the plan (the saved one in `saved`, if it still holds), then verifies until
+/// `timeout`.
+pub async fn apply(
+    opts: &Options,
+    saved: Option<(&PlanFile, &Path)>,
+    timeout: Duration,
+    events: ApplyEvents<'_>,
+) -> Result<(Loaded, Plan, Report)> {
+    if opts.target == TargetKind::K8s {
+        return super::k8s::apply(opts, timeout, events).await;
+    }
+    // Invalid input stops here, before the lock or anything else is written.
+    let name = super::load_for_servers(&opts.topology)?.topology.name;
+    let _lock = lock(opts, &name, "apply", events.log)?;
+    if let Some((saved, path)) = saved {
+        check_saved(opts, saved, path, events.host).await?;
+    }
+    let mut p = prepare(opts, KeyMode::Generate, events.host).await?;
+    let result = async {
+        let starting: Vec<_> = p
+            .plan
+            .servers
+            .iter()
+            .filter(|c| c.action == ServerAction::Start)
+            .filter_map(|c| p.desired.server(&c.server))
+            .collect();
+        p.target.check_ports_free(&starting)?;
+        (events.plan)(&p.loaded, &p.plan);
+        refuse_replacements(&p.plan.jetstream, opts.allow_replace)?;
+        let rollout = Rollout {
+            target: p.target.as_ref(),
+            plan: &p.plan,
+            desired: &p.desired,
+            keys: &p.keys,
+            files: &p.files,
+            configs: &p.configs,
+            live_jetstream: &p.live_jetstream,
+            prune: opts.prune,
+            allow_replace: opts.allow_replace,
+        };
+        rollout.run(&mut p.state, events.log, events.host).await?;
+        p.state.save(p.target.dir())?;
+        if interrupt::requested() {
+            return Err(Interrupted {
+                done: vec!["every change of the plan".into()],
+                not_done: vec!["verify".into()],
+            }
+            .into());
+        }
+        // Nothing changed: the objects the plan read are the ones to verify.
+        let known_streams = match (p.plan.servers_change(), p.plan.jetstream_work().next(), &p.live_jetstream) {
+            (false, None, LiveState::Read(live)) => Some(live.clone()),
+            _ => None,
+        };
+        let report = verify::verify(&p.desired, &p.keys, p.target.kind().name(), timeout, known_streams, events.progress).await;
+        record_verification(p.target.dir(), &report)?;
+        Ok::<_, anyhow::Error>(report)
+    }
+    .await;
+    p.target.close().await;
+    Ok((p.loaded, p.plan, result?))
+}

@@ -1,0 +1,53 @@
+//! `apply --env-file`: what later CI steps need to reach an applied deployment, on any target.
+
+use anyhow::Result;
+
+use super::material::{KeyMode, secrets};
+use super::{Options, not_applied, open_target};
+use crate::desired::{self, Role, ServerSpec};
+use crate::material::pki::Rotation;
+use crate::target::{DeploymentState, TargetKind};
+
+/// The client and monitoring URLs as this machine reaches them, the CA, and each user's
+/// credentials file (absolute paths), as environment variables.
+pub fn client_environment(opts: &Options) -> Result<Vec<(String, String)>> {
+    let loaded = super::load(&opts.topology)?;
+    let t = &loaded.topology;
+    if opts.target == TargetKind::K8s {
+        return super::k8s::client_environment(opts);
+    }
+    let target = open_target(opts, &t.name, false)?;
+    let mut state = DeploymentState::load(target.dir())?.ok_or_else(|| not_applied(opts, &t.name))?;
+    let addressing = target.addressing(t, &mut state, None)?;
+    let tree = target.dir();
+    let secrets = secrets(t, tree, &addressing, KeyMode::Require, Rotation::None)?;
+    let desired = desired::build(t, &addressing, &secrets.material(tree));
+    let nodes: Vec<&ServerSpec> = desired.servers.iter().filter(|s| s.role == Role::Node).collect();
+    let join = |f: fn(&ServerSpec) -> &str| nodes.iter().map(|s| f(s)).collect::<Vec<_>>().join(",");
+    let mut vars = vec![
+        ("NATS_URL".to_string(), join(|s| s.client_url.as_str())),
+        ("NATS_MONITOR_URLS".to_string(), join(|s| s.monitor_url.as_str())),
+    ];
+    if let Some(tls) = &desired.client_tls {
+        vars.push(("NATS_CA".into(), tls.ca.display().to_string()));
+    }
+    for f in desired
+        .auth_files
+        .iter()
+        .filter(|f| f.path.extension().is_some_and(|e| e == "creds"))
+    {
+        let (Some(account), Some(user)) = (f.path.parent().and_then(|p| p.file_name()), f.path.file_stem()) else {
+            continue;
+        };
+        if account.to_string_lossy().starts_with('_') {
+            continue;
+        }
+        let name = format!("NATS_CREDS_{}_{}", account.to_string_lossy(), user.to_string_lossy())
+            .to_uppercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        vars.push((name, tree.join(&f.path).display().to_string()));
+    }
+    Ok(vars)
+}

@@ -1,0 +1,136 @@
+//! What plan and apply both start from, on any target: the topology, the deployment's state,
+//! its key material, the desired state, the files the target deploys, what runs now, and the
+//! plan between them.
+
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::material::{KeyMode, secrets};
+use super::{Options, load_for_servers, open_target};
+use crate::apply::cluster::read_live_jetstream;
+use crate::desired::{self, Desired, RenderedFile};
+use crate::material::pki::Rotation;
+use crate::material::{Keys, NOT_YET_GENERATED};
+use crate::plan::{self, DesiredServer, LiveState, ObservedServer, Plan};
+use crate::target::{DeploymentState, HostLog, Target};
+use crate::topology::Loaded;
+
+pub(super) struct Prepared {
+    pub loaded: Loaded,
+    pub target: Box<dyn Target>,
+    pub state: DeploymentState,
+    pub keys: Keys,
+    pub desired: Desired,
+    /// Every file the target deploys, by plan path.
+    pub files: Vec<RenderedFile>,
+    /// Each server's rendered config.
+    pub configs: BTreeMap<String, String>,
+    pub observed: BTreeMap<String, ObservedServer>,
+    pub live_jetstream: LiveState,
+    pub plan: Plan,
+}
+
+/// Reads everything and makes the plan. With `KeyMode::Generate` missing keys are generated
+/// (apply); with `Inspect` nothing is written (plan). The target stays connected.
+pub(super) async fn prepare(opts: &Options, mode: KeyMode, host: HostLog<'_>) -> Result<Prepared> {
+    let loaded = load_for_servers(&opts.topology)?;
+    let t = &loaded.topology;
+    let mut target = open_target(opts, &t.name, true)?;
+    let mut state = DeploymentState::load(target.dir())?.unwrap_or_default();
+    let addressing = target.addressing(t, &mut state, opts.port_base)?;
+    let tree = target.dir().to_path_buf();
+    let secrets = secrets(t, &tree, &addressing, mode, Rotation::None)?;
+    let desired = desired::build(t, &addressing, &secrets.material(&tree));
+    let mut rendered = desired::render_files(&desired).context("cannot render the server configs")?;
+    let configs: BTreeMap<String, String> = desired
+        .servers
+        .iter()
+        .filter_map(|s| {
+            let path = PathBuf::from("nats").join(format!("{}.conf", s.name));
+            let conf = rendered.iter().find(|f| f.path == path)?;
+            Some((s.name.clone(), conf.content.clone()))
+        })
+        .collect();
+    if let (true, Some(mesh)) = (target.runs_wireguard(), &t.wireguard) {
+        let hosts: Vec<&str> = desired::wireguard::mesh_hosts(t).iter().map(|n| n.name.as_str()).collect();
+        let keys = crate::material::wireguard::WgKeyStore::new(&tree).load(&hosts, mesh.preshared_keys, mode == KeyMode::Generate)?;
+        rendered.extend(desired::wireguard::configs(t, &keys));
+    }
+    let files = target.layout(t, &desired, rendered)?;
+    target.connect(t, &state, host).await?;
+    let read = async {
+        let on_target = target.read_files(t, &files, &state).await?;
+        let observed = target.observe(&state, &desired).await?;
+        Ok::<_, anyhow::Error>((on_target, observed))
+    };
+    let (on_target, observed) = match read.await {
+        Ok(r) => r,
+        Err(e) => {
+            target.close().await;
+            return Err(e);
+        }
+    };
+    let js_running = desired
+        .jetstream_nodes()
+        .iter()
+        .any(|s| observed.get(&s.name).is_some_and(|o| o.running));
+    let read_live = async {
+        if js_running && secrets.missing.is_empty() && !desired.jetstream_accounts.is_empty() {
+            read_live_jetstream(&desired, &secrets.keys).await
+        } else {
+            Ok(LiveState::NotRunning)
+        }
+    };
+    let (servers, live) = tokio::join!(desired_servers(target.as_ref(), &desired, &configs), read_live);
+    let (servers, live_jetstream) = match (servers, live) {
+        (Ok(s), Ok(l)) => (s, l),
+        (Err(e), _) | (_, Err(e)) => {
+            target.close().await;
+            return Err(e);
+        }
+    };
+    let keys_changes = secrets.changes.clone();
+    let file_changes = plan::file_changes(&files, &on_target);
+    let server_changes = plan::server_changes(&servers, &observed);
+    let servers_change = !(keys_changes.is_empty() && file_changes.is_empty() && server_changes.is_empty());
+    let plan = Plan {
+        topology: t.name.clone(),
+        target: target.kind().name().into(),
+        cluster: plan::cluster_steps(&desired, servers_change, &server_changes),
+        keys: keys_changes,
+        files: file_changes,
+        servers: server_changes,
+        jetstream: plan::jetstream_changes(&desired.jetstream, &live_jetstream, opts.prune),
+    };
+    Ok(Prepared {
+        loaded,
+        target,
+        state,
+        keys: secrets.keys,
+        desired,
+        files,
+        configs,
+        observed,
+        live_jetstream,
+        plan,
+    })
+}
+
+/// Each server's config with the digest nats-server computes for it where it runs, checked
+/// concurrently. A config nats-server rejects on this machine stops everything here, before
+/// anything is written or started.
+async fn desired_servers(target: &dyn Target, desired: &Desired, configs: &BTreeMap<String, String>) -> Result<Vec<DesiredServer>> {
+    let checks = desired.servers.iter().map(|s| async move {
+        let digest = match configs.get(&s.name) {
+            Some(conf) if !conf.contains(NOT_YET_GENERATED) => target.config_digest(&s.name, conf).await?,
+            _ => None,
+        };
+        Ok::<_, anyhow::Error>(DesiredServer {
+            name: s.name.clone(),
+            conf: s.conf.clone(),
+            digest,
+        })
+    });
+    futures_util::future::join_all(checks).await.into_iter().collect()
+}

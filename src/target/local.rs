@@ -1,0 +1,303 @@
+//! The `local` target: real nats-server processes on this machine, every server on 127.0.0.1,
+//! configs, keys, data, logs and pid files under `<state-root>/<topology>/`. The processes
+//! outlive the command; each is found again by the config path on its command line, so a
+//! server started by an interrupted apply is never lost.
+
+use anyhow::{Context, Result, bail};
+use async_trait::async_trait;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{DeploymentState, HostLog, Target, TargetKind};
+use crate::desired::{self, Addressing, DEFAULT_LOCAL_PORT_BASE, Desired, RenderedFile, ServerConf, ServerSpec};
+use crate::fsio::{remove_file, write_atomic, write_private};
+use crate::material::{auth, redact};
+use crate::model::Topology;
+use crate::observed::{Monitor, files, process};
+use crate::plan::{FileAction, FileChange, ObservedServer};
+
+pub struct LocalTarget {
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl LocalTarget {
+    /// The deployment of `topology` under `state_root`, its servers run from `bin`.
+    pub fn new(state_root: &Path, topology: &str, bin: PathBuf) -> Result<Self> {
+        let dir =
+            std::path::absolute(TargetKind::Local.deployment_dir(state_root, topology)).context("cannot resolve the state directory")?;
+        Ok(LocalTarget { dir, bin })
+    }
+
+    fn conf_dir(&self) -> PathBuf {
+        self.dir.join("nats")
+    }
+
+    fn conf_path(&self, server: &str) -> PathBuf {
+        self.conf_dir().join(format!("{server}.conf"))
+    }
+
+    fn pid_path(&self, server: &str) -> PathBuf {
+        self.dir.join("run").join(format!("{server}.pid"))
+    }
+
+    fn log_path(&self, server: &str) -> PathBuf {
+        self.dir.join("logs").join(format!("{server}.log"))
+    }
+
+    /// Every server process of this deployment, by name: the pid file's when it still names
+    /// the server, otherwise whatever process runs the server's config.
+    fn processes(&self) -> BTreeMap<String, u32> {
+        let mut found = process::servers_with_configs_in(&self.conf_dir());
+        for (name, pid) in found.iter_mut() {
+            if let Some(recorded) = process::read_pid(&self.pid_path(name)).filter(|p| process::running_server(*p, &self.conf_path(name))) {
+                *pid = recorded;
+            }
+        }
+        found
+    }
+
+    fn pid_of(&self, server: &str) -> Option<u32> {
+        process::read_pid(&self.pid_path(server))
+            .filter(|pid| process::running_server(*pid, &self.conf_path(server)))
+            .or_else(|| self.processes().remove(server))
+    }
+
+    fn start_process(&self, server: &str) -> Result<()> {
+        let log_path = self.log_path(server);
+        let log_dir = log_path.parent().expect("log dir");
+        std::fs::create_dir_all(log_dir).with_context(|| format!("cannot create `{}`", log_dir.display()))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("cannot open `{}`", log_path.display()))?;
+        let log_err = log.try_clone().with_context(|| format!("cannot open `{}`", log_path.display()))?;
+        let child = std::process::Command::new(&self.bin)
+            .arg("-c")
+            .arg(self.conf_path(server))
+            .current_dir(&self.dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            // Its own process group: a Ctrl-C meant for this command must not stop the servers.
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("cannot start `{}` for server {server}", self.bin.display()))?;
+        write_atomic(&self.pid_path(server), format!("{}\n", child.id()).as_bytes(), 0o644)
+    }
+}
+
+/// The local and compose targets' port layout: every server keeps its slot, and so its
+/// ports, while others come and go.
+pub(super) fn slot_layout(t: &Topology, state: &mut DeploymentState, port_base: Option<u16>) -> Result<(u16, BTreeMap<String, u16>)> {
+    let base = port_base
+        .or((state.port_base != 0).then_some(state.port_base))
+        .unwrap_or(DEFAULT_LOCAL_PORT_BASE);
+    let slots = desired::assign_slots(t, base, &state.slots).map_err(anyhow::Error::msg)?;
+    state.port_base = base;
+    state.slots = slots.clone();
+    Ok((base, slots))
+}
+
+/// The files a deployment on this machine holds under `dir`: server configs, the compose
+/// project and the credential directories.
+pub(super) fn files_under(dir: &Path, t: &Topology) -> Result<BTreeMap<PathBuf, String>> {
+    let mut dirs = vec!["nats".to_string(), "compose".to_string()];
+    dirs.extend(auth::tree_dirs(t));
+    files::read_tree(dir, &dirs).with_context(|| format!("cannot read `{}`", dir.display()))
+}
+
+/// Writes the changed files under `dir` (secrets 0600) and removes the deleted ones.
+pub(super) fn write_under(dir: &Path, changes: &[&FileChange]) -> Result<()> {
+    for f in changes {
+        let path = dir.join(&f.path);
+        match (&f.action, &f.content) {
+            (FileAction::Delete, _) => remove_file(&path)?,
+            (_, Some(content)) if f.secret => write_private(&path, content.as_bytes())?,
+            (_, Some(content)) => write_atomic(&path, content.as_bytes(), 0o644)?,
+            (_, None) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Fails naming every address in `addresses` (with its server) that cannot be bound now.
+pub(super) fn check_bindable(addresses: impl IntoIterator<Item = (String, String)>) -> Result<()> {
+    let taken: Vec<String> = addresses
+        .into_iter()
+        .filter(|(addr, _)| std::net::TcpListener::bind(addr).is_err())
+        .map(|(addr, server)| format!("{addr} (server {server})"))
+        .collect();
+    if !taken.is_empty() {
+        bail!(
+            "ports already in use: {}\nhelp: another program or deployment holds them; pick another range with --port-base",
+            taken.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn listen_addresses(conf: &ServerConf) -> Vec<String> {
+    let mut addrs = vec![conf.listen.clone(), conf.http.clone()];
+    addrs.extend(conf.cluster.as_ref().map(|c| c.listen.clone()));
+    addrs.extend(conf.gateway.as_ref().map(|g| g.listen.clone()));
+    addrs.extend(conf.leafnode_listener.as_ref().map(|l| l.listen.clone()));
+    addrs
+}
+
+/// The digest each server reports, read through its monitoring port.
+pub(super) async fn running_digests(
+    desired: &Desired,
+    running: impl IntoIterator<Item = (String, Option<String>)>,
+) -> BTreeMap<String, Option<String>> {
+    let monitor = Monitor::for_desired(desired);
+    let reads = running.into_iter().map(|(name, url)| {
+        let monitor = monitor.clone();
+        async move {
+            let digest = match url {
+                Some(url) => monitor.config_digest(&url).await.ok().and_then(|(d, _)| d),
+                None => None,
+            };
+            (name, digest)
+        }
+    });
+    futures_util::future::join_all(reads).await.into_iter().collect()
+}
+
+#[async_trait]
+impl Target for LocalTarget {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Local
+    }
+
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn addressing(&self, t: &Topology, state: &mut DeploymentState, port_base: Option<u16>) -> Result<Addressing> {
+        let (port_base, slots) = slot_layout(t, state, port_base)?;
+        Ok(Addressing::Local {
+            port_base,
+            slots,
+            state_dir: self.dir.clone(),
+        })
+    }
+
+    fn layout(&self, _t: &Topology, _desired: &Desired, rendered: Vec<RenderedFile>) -> Result<Vec<RenderedFile>> {
+        Ok(rendered.into_iter().filter(|f| !f.path.starts_with("wireguard")).collect())
+    }
+
+    async fn read_files(&self, t: &Topology, _files: &[RenderedFile], _state: &DeploymentState) -> Result<BTreeMap<PathBuf, String>> {
+        files_under(&self.dir, t)
+    }
+
+    async fn observe(&self, state: &DeploymentState, desired: &Desired) -> Result<BTreeMap<String, ObservedServer>> {
+        let processes = self.processes();
+        let mut names = state.servers();
+        names.extend(processes.keys().cloned());
+        // A process listens where its last config said.
+        let urls = names.iter().filter(|n| processes.contains_key(*n)).map(|n| {
+            let url = state
+                .applied
+                .get(n)
+                .map(|c| format!("{}://{}", if c.monitor_https { "https" } else { "http" }, c.http))
+                .or_else(|| desired.server(n).map(|s| s.monitor_url.clone()));
+            (n.clone(), url)
+        });
+        let digests = running_digests(desired, urls).await;
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                let observed = ObservedServer {
+                    running: processes.contains_key(&name),
+                    digest: digests.get(&name).cloned().flatten(),
+                    applied: state.applied.get(&name).cloned(),
+                };
+                (name, observed)
+            })
+            .collect())
+    }
+
+    async fn config_digest(&self, server: &str, conf: &str) -> Result<Option<String>> {
+        crate::nats_server::check_config_text(&self.bin, server, conf).await.map(Some)
+    }
+
+    fn check_ports_free(&self, starting: &[&ServerSpec]) -> Result<()> {
+        check_bindable(
+            starting
+                .iter()
+                .flat_map(|s| listen_addresses(&s.conf).into_iter().map(|a| (a, s.name.clone()))),
+        )
+    }
+
+    async fn write_files(
+        &self,
+        changes: &[&FileChange],
+        _files: &[RenderedFile],
+        _state: &mut DeploymentState,
+        _log: HostLog<'_>,
+    ) -> Result<()> {
+        write_under(&self.dir, changes)
+    }
+
+    async fn start(&self, servers: &[&str], _state: &DeploymentState) -> Result<()> {
+        let running = self.processes();
+        for server in servers {
+            // An interrupted apply may have started it already.
+            if !running.contains_key(*server) {
+                self.start_process(server)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn stop(&self, server: &str, grace: Duration) -> Result<()> {
+        let Some(raw) = self.pid_of(server) else {
+            return remove_file(&self.pid_path(server));
+        };
+        let pid = Pid::from_raw(raw as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        let started = Instant::now();
+        // Wait for the process itself to be gone: its command line empties before it exits.
+        while !process::exited(raw) {
+            if started.elapsed() > grace {
+                let _ = kill(pid, Signal::SIGKILL);
+            }
+            if started.elapsed() > grace * 2 {
+                bail!("server {server} (pid {pid}) does not stop");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        remove_file(&self.pid_path(server))
+    }
+
+    async fn reload(&self, server: &str) -> Result<()> {
+        let pid = self.pid_of(server).with_context(|| format!("server {server} is not running"))?;
+        kill(Pid::from_raw(pid as i32), Signal::SIGHUP).with_context(|| format!("cannot signal server {server} (pid {pid})"))
+    }
+
+    async fn running(&self, server: &str) -> Result<bool> {
+        Ok(self.pid_of(server).is_some())
+    }
+
+    async fn log_tail(&self, server: &str) -> String {
+        let text = std::fs::read_to_string(self.log_path(server)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(12)..].join("\n");
+        format!("--- last lines of {} ---\n{}", self.log_path(server).display(), redact(&tail))
+    }
+
+    async fn destroy(&self, _state: &DeploymentState, _log: HostLog<'_>) -> Result<Vec<String>> {
+        let mut stopped = Vec::new();
+        for name in self.processes().into_keys() {
+            self.stop(&name, Duration::from_secs(10)).await?;
+            stopped.push(name);
+        }
+        Ok(stopped)
+    }
+}
