@@ -2,11 +2,9 @@
 //! a publisher keeps sending to an R3 stream with acknowledgements; every acknowledged message
 //! is in the stream afterwards.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::load::Load;
 use crate::support::{Deployment, assert_contains_all, json_of, text};
 
 const TOPOLOGY: &str = "# day-2 test topology: comments must survive `add`
@@ -29,106 +27,9 @@ streams:
     replicas: 3
 ";
 
-/// A publisher sending `events.<n>` with acknowledgements (retrying a failed one under the same
-/// message id) until stopped.
-struct Load {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<(BTreeSet<u64>, u64)>,
-}
-
-impl Load {
-    fn start(urls: Vec<String>) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(publish_until(urls, flag))
-        });
-        Load { stop, thread }
-    }
-
-    /// Stops the publisher and asserts every acknowledged message is in the stream.
-    fn stop_and_check(self, url: &str, during: &str) {
-        self.stop.store(true, Ordering::Relaxed);
-        let (acked, failures) = self.thread.join().unwrap();
-        let stored = stored_ids(url);
-        let lost: Vec<&u64> = acked.difference(&stored).collect();
-        eprintln!(
-            "published {} acknowledged messages ({failures} retried) during {during}",
-            acked.len()
-        );
-        assert!(acked.len() > 100, "the publisher ran throughout: {}", acked.len());
-        assert!(
-            lost.is_empty(),
-            "{} acknowledged message(s) lost: {:?}",
-            lost.len(),
-            &lost[..lost.len().min(10)]
-        );
-    }
-}
-
-async fn publish_until(urls: Vec<String>, stop: Arc<AtomicBool>) -> (BTreeSet<u64>, u64) {
-    let addrs: Vec<async_nats::ServerAddr> = urls.iter().map(|u| u.parse().unwrap()).collect();
-    let client = async_nats::ConnectOptions::with_user_and_password("app".into(), "app-secret".into())
-        .connect(addrs)
-        .await
-        .unwrap();
-    let js = async_nats::jetstream::new(client);
-    let (mut acked, mut failures, mut id) = (BTreeSet::new(), 0u64, 0u64);
-    while !stop.load(Ordering::Relaxed) {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", id.to_string().as_str());
-        let sent = js
-            .publish_with_headers(format!("events.{id}"), headers, id.to_string().into())
-            .await;
-        match sent {
-            Ok(ack) => match tokio::time::timeout(Duration::from_secs(3), ack).await {
-                Ok(Ok(_)) => {
-                    acked.insert(id);
-                    id += 1;
-                }
-                _ => failures += 1,
-            },
-            Err(_) => failures += 1,
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    (acked, failures)
-}
-
-/// The ids stored in EVENTS, read back through an ordered consumer.
-fn stored_ids(url: &str) -> BTreeSet<u64> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        use futures_util::StreamExt;
-        let client = async_nats::ConnectOptions::with_user_and_password("app".into(), "app-secret".into())
-            .connect(url)
-            .await
-            .unwrap();
-        let js = async_nats::jetstream::new(client);
-        let mut stream = js.get_stream("EVENTS").await.unwrap();
-        let total = stream.info().await.unwrap().state.messages;
-        let consumer = stream
-            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
-            .await
-            .unwrap();
-        let mut messages = consumer.messages().await.unwrap();
-        let mut ids = BTreeSet::new();
-        while (ids.len() as u64) < total {
-            let m = tokio::time::timeout(Duration::from_secs(10), messages.next())
-                .await
-                .expect("messages keep coming")
-                .unwrap()
-                .unwrap();
-            ids.insert(String::from_utf8_lossy(&m.payload).parse::<u64>().unwrap());
-        }
-        ids
-    })
-}
-
 /// The day-2 topology as `name`, applied from a file of its own (the commands edit it), with
 /// acknowledged publishing to `events.>` already running against its three nodes.
-fn deployed_under_load(name: &str, servers: u16) -> (Deployment, std::path::PathBuf, Vec<String>, Load) {
+fn deployed_under_load(name: &str, servers: u16) -> (Deployment, std::path::PathBuf, Load) {
     let mut d = Deployment::new(std::path::Path::new("day2.yaml"), name, servers);
     let file = d.dir.path().join("day2.yaml");
     d.topology = file.clone();
@@ -137,14 +38,14 @@ fn deployed_under_load(name: &str, servers: u16) -> (Deployment, std::path::Path
     assert!(out.status.success(), "{}", text(&out));
 
     let urls: Vec<String> = (0..3).map(|i| format!("nats://127.0.0.1:{}", d.port_base + 10 * i)).collect();
-    let load = Load::start(urls.clone());
+    let load = Load::start(urls, None);
     std::thread::sleep(Duration::from_millis(300));
-    (d, file, urls, load)
+    (d, file, load)
 }
 
 #[test]
 fn adding_and_removing_a_node_under_load_loses_no_acknowledged_message() {
-    let (d, file, urls, load) = deployed_under_load("day2", 4);
+    let (d, file, load) = deployed_under_load("day2", 4);
 
     // add node: one line changes, comments stay.
     let out = crate::support::notif_infra(d.dir.path())
@@ -206,12 +107,12 @@ fn adding_and_removing_a_node_under_load_loses_no_acknowledged_message() {
     assert_eq!(v["verify"]["ok"], true);
     std::thread::sleep(Duration::from_millis(300));
 
-    load.stop_and_check(&urls[0], "add and removal");
+    load.stop_and_check("add and removal");
 }
 
 #[test]
 fn adding_a_region_rolls_the_gateway_change_without_losing_a_message() {
-    let (d, _, urls, load) = deployed_under_load("day2region", 6);
+    let (d, _, load) = deployed_under_load("day2region", 6);
 
     let out = crate::support::notif_infra(d.dir.path())
         .args(["add", "region", "day2.yaml", "west", "--nodes", "3"])
@@ -243,5 +144,5 @@ fn adding_a_region_rolls_the_gateway_change_without_losing_a_message() {
     assert_eq!(gateways, 8, "6 outbound and 2 inbound sums");
     std::thread::sleep(Duration::from_millis(300));
 
-    load.stop_and_check(&urls[0], "the rolling restart");
+    load.stop_and_check("the rolling restart");
 }

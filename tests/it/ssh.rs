@@ -6,10 +6,11 @@
 //! reaches every host, and destroy leaves nothing running or installed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::netns::Lan;
+use crate::ssh_hosts::{ssh_keygen, start_sshd, tools, wait_listening};
 use crate::support::{ansible, project_root, text};
 
 /// The hosts, their sshd processes and the user the playbook creates, removed whatever happens.
@@ -32,25 +33,6 @@ impl Drop for Hosts {
     }
 }
 
-fn tools() -> PathBuf {
-    project_root().join(".tools")
-}
-
-fn sshd() -> PathBuf {
-    let p = tools().join("openssh/usr/sbin/sshd");
-    assert!(p.is_file(), "sshd is not installed: run `bash scripts/install-tools.sh`");
-    p
-}
-
-fn ssh_keygen(path: &Path) {
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-}
-
 /// notif-infra run on the operator's namespace.
 fn notif_infra(op: &str, dir: &Path, args: &[&str]) -> Output {
     // A hung command fails the test instead of holding CI.
@@ -63,45 +45,6 @@ fn notif_infra(op: &str, dir: &Path, args: &[&str]) -> Output {
         .env_remove("SSH_AUTH_SOCK")
         .output()
         .unwrap()
-}
-
-/// sshd on `address` in namespace `ns`, its files in `host_dir`; the operator's key (in `d`)
-/// authorized, StrictModes off for the temporary directories.
-fn start_sshd(ns: &str, host_dir: &Path, address: &str, d: &Path) -> Child {
-    let config = format!(
-        "ListenAddress {address}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nSubsystem sftp {}\n",
-        host_dir.join("ssh_host_ed25519_key").display(),
-        host_dir.join("sshd.pid").display(),
-        d.join("authorized_keys").display(),
-        tools().join("openssh/usr/lib/openssh/sftp-server").display()
-    );
-    std::fs::write(host_dir.join("sshd_config"), config).unwrap();
-    Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(sshd())
-        .args(["-D", "-e", "-f"])
-        .arg(host_dir.join("sshd_config"))
-        .env("LD_LIBRARY_PATH", tools().join("openssh/usr/lib/x86_64-linux-gnu"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(host_dir.join("sshd.log")).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-fn wait_listening(ns: &str, address: &str, host_dir: &Path) {
-    let started = Instant::now();
-    let probe = format!("exec 3<>/dev/tcp/{address}/22");
-    while !Command::new("ip")
-        .args(["netns", "exec", ns, "bash", "-c", &probe])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
-    {
-        let log = std::fs::read_to_string(host_dir.join("sshd.log")).unwrap_or_default();
-        assert!(started.elapsed().as_secs() < 10, "sshd on {address} does not listen: {log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// notif-infra run on the operator's namespace with a terminal (`script` gives it one).
