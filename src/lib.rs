@@ -15,7 +15,7 @@ pub mod observed;
 pub mod ops;
 pub mod plan;
 pub mod subject;
-pub mod target;
+pub mod targets;
 pub mod topology;
 pub mod ui;
 pub mod units;

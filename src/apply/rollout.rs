@@ -15,7 +15,7 @@ use crate::desired::{Desired, RenderedFile};
 use crate::material::Keys;
 use crate::observed::Monitor;
 use crate::plan::{LiveState, Plan, ServerAction, ServerChange};
-use crate::target::{DeploymentState, HostLog, Log, Target, stop_grace};
+use crate::targets::{DeploymentState, HostLog, Log, Target, stop_grace};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);

@@ -19,8 +19,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use notif_infra::ops::Options;
-use notif_infra::target::TargetKind;
-use notif_infra::target::ssh::session::HostKeyPolicy;
+use notif_infra::targets::TargetKind;
+use notif_infra::targets::ssh::session::HostKeyPolicy;
 use std::time::Duration;
 
 #[derive(Parser)]

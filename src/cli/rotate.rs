@@ -33,7 +33,7 @@ pub fn run(a: RotateArgs) -> Result<ExitCode> {
     println!(
         "{} certificate(s) issued; run `notif-infra apply --target {} {}` to reload the servers with them",
         issued.len(),
-        notif_infra::target::TargetKind::from(target.target).name(),
+        notif_infra::targets::TargetKind::from(target.target).name(),
         target.file.display()
     );
     Ok(ExitCode::SUCCESS)

@@ -8,24 +8,14 @@ use std::time::Duration;
 use super::material::KeyMode;
 use super::plan::{PlanFile, check_saved};
 use super::prepare::prepare;
-use super::{Options, lock, record_verification};
+use super::{ApplyEvents, Options, lock, record_verification};
 use crate::apply::cluster::refuse_replacements;
 use crate::apply::interrupt::{self, Interrupted};
 use crate::apply::rollout::Rollout;
 use crate::plan::{LiveState, Plan, ServerAction};
-use crate::target::TargetKind;
+use crate::targets::TargetKind;
 use crate::topology::Loaded;
-use crate::verify::{self, Progress, Report};
-
-/// Callbacks through which apply reports as it goes.
-pub struct ApplyEvents<'a> {
-    /// The topology's warnings and the plan, before any of it is carried out.
-    pub plan: &'a (dyn Fn(&Loaded, &Plan) + Sync),
-    pub log: &'a (dyn Fn(String) + Sync),
-    /// A step on one host (targets that work host by host: ssh).
-    pub host: &'a (dyn Fn(&str, String) + Sync),
-    pub progress: &'a (dyn Fn(Progress) + Sync),
-}
+use crate::verify::{self, Report};
 
 /// Applies the plan (the saved one in `saved`, if it still holds), then verifies until
 /// `timeout`.

@@ -5,7 +5,7 @@ use anyhow::Result;
 use std::path::PathBuf;
 
 use super::{Options, lock, open_target};
-use crate::target::{DeploymentState, HostLog, TargetKind};
+use crate::targets::{DeploymentState, HostLog, TargetKind};
 
 /// Returns the servers stopped and the state directory removed.
 pub async fn destroy(opts: &Options, log: &(dyn Fn(String) + Sync), host: HostLog<'_>) -> Result<(Vec<String>, PathBuf)> {

@@ -2,11 +2,9 @@
 
 use anyhow::Result;
 
-use super::material::{KeyMode, secrets};
-use super::{Options, not_applied, open_target};
-use crate::desired::{self, Role, ServerSpec};
-use crate::material::pki::Rotation;
-use crate::target::{DeploymentState, TargetKind};
+use super::{Options, applied};
+use crate::desired::{Role, ServerSpec};
+use crate::targets::TargetKind;
 
 /// The client and monitoring URLs as this machine reaches them, the CA, and each user's
 /// credentials file (absolute paths), as environment variables.
@@ -16,12 +14,8 @@ pub fn client_environment(opts: &Options) -> Result<Vec<(String, String)>> {
     if opts.target == TargetKind::K8s {
         return super::k8s::client_environment(opts);
     }
-    let target = open_target(opts, &t.name, false)?;
-    let mut state = DeploymentState::load(target.dir())?.ok_or_else(|| not_applied(opts, &t.name))?;
-    let addressing = target.addressing(t, &mut state, None)?;
+    let (target, desired, _) = applied(opts, t)?;
     let tree = target.dir();
-    let secrets = secrets(t, tree, &addressing, KeyMode::Require, Rotation::None)?;
-    let desired = desired::build(t, &addressing, &secrets.material(tree));
     let nodes: Vec<&ServerSpec> = desired.servers.iter().filter(|s| s.role == Role::Node).collect();
     let join = |f: fn(&ServerSpec) -> &str| nodes.iter().map(|s| f(s)).collect::<Vec<_>>().join(",");
     let mut vars = vec![

@@ -11,17 +11,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use super::apply::ApplyEvents;
 use super::material::{KeyMode, secrets_for};
-use super::plan::PlanOutcome;
 use super::render::{cert_requests, render};
-use super::{Options, lock, record_verification};
+use super::{ApplyEvents, Options, PlanOutcome, lock, record_verification};
 use crate::desired::{self, Addressing, Desired};
 use crate::material::pki::Rotation;
 use crate::model::{Kubernetes, Topology};
 use crate::plan::{FileAction, FileChange, KeyChange, Plan};
-use crate::target::TargetKind;
-use crate::target::k8s::{APPLY_ARGS, DELETE_ARGS, DIFF_ARGS, Kubectl, command_line};
+use crate::targets::TargetKind;
+use crate::targets::k8s::{APPLY_ARGS, DELETE_ARGS, DIFF_ARGS, Kubectl, command_line};
 use crate::topology::Loaded;
 use crate::verify::{self, Progress, Report};
 

@@ -20,17 +20,35 @@ use std::time::Duration;
 
 use crate::apply::lock::DeploymentLock;
 use crate::graph::{self, GraphFormat};
-use crate::target::ssh::session::HostKeyPolicy;
-use crate::target::{Target, TargetKind, compose::ComposeTarget, local::LocalTarget, ssh::SshTarget};
+use crate::plan::Plan;
+use crate::targets::ssh::session::HostKeyPolicy;
+use crate::targets::{Target, TargetKind, compose::ComposeTarget, local::LocalTarget, ssh::SshTarget};
 use crate::topology::{self, Loaded, TopologyError};
+use crate::verify::Progress;
 
-pub use apply::{ApplyEvents, apply};
+pub use apply::apply;
 pub use destroy::destroy;
 pub use env::client_environment;
-pub use plan::{PlanOutcome, plan, read_plan_file};
+pub use plan::{plan, read_plan_file};
 pub use render::{Rendered, render};
 pub use rotate::rotate_certs;
 pub use verify::verify;
+
+/// Callbacks through which apply reports as it goes.
+pub struct ApplyEvents<'a> {
+    /// The topology's warnings and the plan, before any of it is carried out.
+    pub plan: &'a (dyn Fn(&Loaded, &Plan) + Sync),
+    pub log: &'a (dyn Fn(String) + Sync),
+    /// A step on one host (targets that work host by host: ssh).
+    pub host: &'a (dyn Fn(&str, String) + Sync),
+    pub progress: &'a (dyn Fn(Progress) + Sync),
+}
+
+/// What `plan` found: the plan, and the topology (with its warnings) it was made from.
+pub struct PlanOutcome {
+    pub loaded: Loaded,
+    pub plan: Plan,
+}
 
 /// What every command that works on a deployment is told.
 #[derive(Debug, Clone)]
@@ -94,6 +112,19 @@ fn not_applied(opts: &Options, topology: &str) -> anyhow::Error {
         opts.target.name(),
         opts.topology.display()
     )
+}
+
+/// An applied deployment as it must be: its target, desired state and keys (every key must
+/// exist). Fails when the deployment was never applied.
+fn applied(opts: &Options, t: &crate::model::Topology) -> Result<(Box<dyn Target>, crate::desired::Desired, crate::material::Keys)> {
+    use material::{KeyMode, secrets};
+    let target = open_target(opts, &t.name, false)?;
+    let mut state = crate::targets::DeploymentState::load(target.dir())?.ok_or_else(|| not_applied(opts, &t.name))?;
+    let addressing = target.addressing(t, &mut state, None)?;
+    let tree = target.dir();
+    let secrets = secrets(t, tree, &addressing, KeyMode::Require, crate::material::pki::Rotation::None)?;
+    let desired = crate::desired::build(t, &addressing, &secrets.material(tree));
+    Ok((target, desired, secrets.keys))
 }
 
 /// Keeps the latest verification report (JSON) beside the deployment's state, for `graph --live`.

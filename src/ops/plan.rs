@@ -7,20 +7,13 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::Options;
 use super::material::KeyMode;
 use super::prepare::{Prepared, prepare};
-use crate::plan::Plan;
-use crate::target::{HostLog, TargetKind};
-use crate::topology::Loaded;
+use super::{Options, PlanOutcome};
+use crate::targets::{HostLog, TargetKind};
 
 /// The format version of plan files this build reads and writes.
 const PLAN_FILE_VERSION: u32 = 1;
-
-pub struct PlanOutcome {
-    pub loaded: Loaded,
-    pub plan: Plan,
-}
 
 /// A rendered file as a saved plan holds it: its digest, and its content unless it holds a
 /// secret (then only where it is: the path in the deployment's key store).

@@ -13,7 +13,7 @@ use crate::desired::{self, Desired, RenderedFile};
 use crate::material::pki::Rotation;
 use crate::material::{Keys, NOT_YET_GENERATED};
 use crate::plan::{self, DesiredServer, LiveState, ObservedServer, Plan};
-use crate::target::{DeploymentState, HostLog, Target};
+use crate::targets::{DeploymentState, HostLog, Target};
 use crate::topology::Loaded;
 
 pub(super) struct Prepared {

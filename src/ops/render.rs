@@ -11,7 +11,7 @@ use crate::material::auth;
 use crate::material::pki::{CertRequest, Rotation};
 use crate::model::Topology;
 use crate::plan;
-use crate::target::compose::env_var_names;
+use crate::targets::compose::env_var_names;
 use crate::topology::Loaded;
 
 /// What `render` wrote, and the topology (with its warnings) it came from.

@@ -7,7 +7,7 @@ use super::material::{KeyMode, secrets};
 use super::{Options, lock, not_applied, open_target};
 use crate::material::pki::Rotation;
 use crate::plan;
-use crate::target::{DeploymentState, TargetKind};
+use crate::targets::{DeploymentState, TargetKind};
 
 /// Issues new certificates (the CA too with `Rotation::All`); returns what was issued.
 pub fn rotate_certs(opts: &Options, rotation: Rotation, log: &(dyn Fn(String) + Sync)) -> Result<Vec<plan::KeyChange>> {

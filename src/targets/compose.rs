@@ -6,12 +6,12 @@
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use super::local::{check_bindable, files_under, running_digests, slot_layout, write_under};
+use super::local::{check_bindable, files_under, observe_here, slot_layout, write_under};
 use super::{DeploymentState, HostLog, Target, TargetKind};
 use crate::desired::{self, Addressing, COMPOSE_FILE, Desired, RenderedFile, ServerSpec};
 use crate::material::redact;
@@ -196,25 +196,10 @@ impl Target for ComposeTarget {
     }
 
     async fn observe(&self, state: &DeploymentState, desired: &Desired) -> Result<BTreeMap<String, ObservedServer>> {
-        let running = self.project.running();
-        let mut names = state.servers();
-        names.extend(running.iter().cloned());
+        let running: BTreeSet<String> = self.project.running().into_iter().collect();
         // A container's monitoring port is reached through the port the project publishes.
-        let urls = running
-            .iter()
-            .map(|n| (n.clone(), desired.server(n).map(|s| s.monitor_url.clone())));
-        let digests = running_digests(desired, urls).await;
-        Ok(names
-            .into_iter()
-            .map(|name| {
-                let observed = ObservedServer {
-                    running: running.contains(&name),
-                    digest: digests.get(&name).cloned().flatten(),
-                    applied: state.applied.get(&name).cloned(),
-                };
-                (name, observed)
-            })
-            .collect())
+        let url = |name: &str| desired.server(name).map(|s| s.monitor_url.clone());
+        Ok(observe_here(state, desired, &running, url).await)
     }
 
     async fn config_digest(&self, server: &str, conf: &str) -> Result<Option<String>> {

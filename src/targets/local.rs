@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -150,23 +150,40 @@ fn listen_addresses(conf: &ServerConf) -> Vec<String> {
     addrs
 }
 
-/// The digest each server reports, read through its monitoring port.
-pub(super) async fn running_digests(
+/// The servers of a deployment on this machine: every one the state names or that runs, with
+/// the digest read through `monitor_url(name)` for those that run.
+pub(super) async fn observe_here(
+    state: &DeploymentState,
     desired: &Desired,
-    running: impl IntoIterator<Item = (String, Option<String>)>,
-) -> BTreeMap<String, Option<String>> {
+    running: &BTreeSet<String>,
+    monitor_url: impl Fn(&str) -> Option<String>,
+) -> BTreeMap<String, ObservedServer> {
     let monitor = Monitor::for_desired(desired);
-    let reads = running.into_iter().map(|(name, url)| {
+    let reads = running.iter().map(|name| {
         let monitor = monitor.clone();
+        let url = monitor_url(name);
         async move {
             let digest = match url {
                 Some(url) => monitor.config_digest(&url).await.ok().and_then(|(d, _)| d),
                 None => None,
             };
-            (name, digest)
+            (name.clone(), digest)
         }
     });
-    futures_util::future::join_all(reads).await.into_iter().collect()
+    let digests: BTreeMap<String, Option<String>> = futures_util::future::join_all(reads).await.into_iter().collect();
+    let mut names = state.servers();
+    names.extend(running.iter().cloned());
+    names
+        .into_iter()
+        .map(|name| {
+            let observed = ObservedServer {
+                running: running.contains(&name),
+                digest: digests.get(&name).cloned().flatten(),
+                applied: state.applied.get(&name).cloned(),
+            };
+            (name, observed)
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -197,30 +214,16 @@ impl Target for LocalTarget {
     }
 
     async fn observe(&self, state: &DeploymentState, desired: &Desired) -> Result<BTreeMap<String, ObservedServer>> {
-        let processes = self.processes();
-        let mut names = state.servers();
-        names.extend(processes.keys().cloned());
+        let running: BTreeSet<String> = self.processes().into_keys().collect();
         // A process listens where its last config said.
-        let urls = names.iter().filter(|n| processes.contains_key(*n)).map(|n| {
-            let url = state
+        let url = |name: &str| {
+            state
                 .applied
-                .get(n)
+                .get(name)
                 .map(|c| format!("{}://{}", if c.monitor_https { "https" } else { "http" }, c.http))
-                .or_else(|| desired.server(n).map(|s| s.monitor_url.clone()));
-            (n.clone(), url)
-        });
-        let digests = running_digests(desired, urls).await;
-        Ok(names
-            .into_iter()
-            .map(|name| {
-                let observed = ObservedServer {
-                    running: processes.contains_key(&name),
-                    digest: digests.get(&name).cloned().flatten(),
-                    applied: state.applied.get(&name).cloned(),
-                };
-                (name, observed)
-            })
-            .collect())
+                .or_else(|| desired.server(name).map(|s| s.monitor_url.clone()))
+        };
+        Ok(observe_here(state, desired, &running, url).await)
     }
 
     async fn config_digest(&self, server: &str, conf: &str) -> Result<Option<String>> {
