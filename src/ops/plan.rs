@@ -116,7 +116,13 @@ impl PlanFile {
                 found.push(format!("server {name} was {} and is {} now", shown(was), shown(is)));
             }
         }
-        for section in ["keys", "files", "servers", "cluster", "jetstream"] {
+        // What the plan would do differs for reasons not seen above: files on the target or
+        // objects on the servers changed.
+        let explained = !found.is_empty();
+        for section in ["keys", "files", "servers", "cluster", "jetstream"]
+            .into_iter()
+            .filter(|_| !explained)
+        {
             if self.plan.get(section) != now.plan.get(section) {
                 let what = match section {
                     "keys" => "the keys to generate differ (the key store changed)",
@@ -175,9 +181,11 @@ pub(super) async fn check_saved(opts: &Options, saved: &PlanFile, path: &Path, h
     let differences = saved.differences(&PlanFile::of(opts, &now)?);
     if !differences.is_empty() {
         bail!(
-            "the saved plan `{}` is stale, so nothing was changed:\n  - {}\nhelp: run `notif-infra plan -out {}` again and review it",
+            "the saved plan `{}` is stale, so nothing was changed:\n  - {}\nhelp: run `notif-infra plan {} --target {} --out {}` again and review it",
             path.display(),
             differences.join("\n  - "),
+            saved.topology.display(),
+            saved.target.name(),
             path.display()
         );
     }
