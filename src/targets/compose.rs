@@ -20,7 +20,7 @@ use crate::nats_server::locate_tool;
 use crate::plan::{FileChange, ObservedServer};
 
 const INSTALL_HELP: &str =
-    "Docker Compose v2 is needed: `bash scripts/install-tools.sh` puts it into .tools/bin, or set DOCKER_COMPOSE to its path";
+    "Docker Compose v2 is needed: `bash scripts/install-test-tools.sh` puts it into .tools/bin, or set DOCKER_COMPOSE to its path";
 
 /// One project: its name (unique per state directory, so parallel deployments of one topology
 /// do not meet), its file, and the image its services run.

@@ -1,5 +1,5 @@
 //! Rendered compose projects: accepted by Docker Compose v2's own `config -q` (installed by
-//! scripts/install-tools.sh), one service per server with its config mounted, every published
+//! scripts/install-test-tools.sh), one service per server with its config mounted, every published
 //! host port distinct.
 
 use serde_json::Value;
@@ -44,7 +44,7 @@ fn every_single_host_topology_renders_a_compose_project_compose_accepts() {
             .current_dir(&project)
             .args(["-f", "compose/docker-compose.yml", "config", "-q"])
             .output()
-            .unwrap_or_else(|e| panic!("run scripts/install-tools.sh for docker-compose: {e}"));
+            .unwrap_or_else(|e| panic!("run scripts/install-test-tools.sh for docker-compose: {e}"));
         assert!(
             check.status.success() && check.stderr.is_empty(),
             "{name}: compose rejected the file:\n{}",

@@ -1,5 +1,5 @@
 //! `graph`: every shipped topology as DOT that Graphviz's grammar accepts (parsed by pydot, as
-//! installed by scripts/install-tools.sh), with one edge per route pair, region pair and
+//! installed by scripts/install-test-tools.sh), with one edge per route pair, region pair and
 //! leafnode; the pictures of `supercluster.yaml` as snapshots.
 
 use std::io::Write;
@@ -37,7 +37,7 @@ fn parsed_by_pydot(dot: &str) -> (usize, usize) {
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "pydot rejected the DOT (is it installed? run scripts/install-tools.sh): {}\n{dot}",
+        "pydot rejected the DOT (is it installed? run scripts/install-test-tools.sh): {}\n{dot}",
         String::from_utf8_lossy(&out.stderr)
     );
     let counts: Vec<usize> = String::from_utf8_lossy(&out.stdout)

@@ -1,5 +1,5 @@
 //! Hosts for the ssh target: network namespaces on a bridge, each running its own OpenSSH sshd
-//! (Debian's, unpacked by scripts/install-tools.sh) on its own address, the operator's key
+//! (Debian's, unpacked by scripts/install-test-tools.sh) on its own address, the operator's key
 //! authorized; and an operator namespace that runs notif-infra.
 
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ pub fn tools() -> PathBuf {
 
 fn sshd() -> PathBuf {
     let p = tools().join("openssh/usr/sbin/sshd");
-    assert!(p.is_file(), "sshd is not installed: run `bash scripts/install-tools.sh`");
+    assert!(p.is_file(), "sshd is not installed: run `bash scripts/install-test-tools.sh`");
     p
 }
 

@@ -12,7 +12,7 @@ pub fn topology(name: &str) -> PathBuf {
     project_root().join("topologies").join(format!("{name}.yaml"))
 }
 
-/// The nats-server the tests run: NATS_SERVER_BIN, or the one scripts/install-tools.sh installs.
+/// The nats-server the tests run: NATS_SERVER_BIN, or the one scripts/install-test-tools.sh installs.
 pub fn nats_server() -> PathBuf {
     if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
         return PathBuf::from(p);
@@ -20,7 +20,7 @@ pub fn nats_server() -> PathBuf {
     let p = project_root().join(".tools/bin/nats-server");
     assert!(
         p.is_file(),
-        "nats-server is not installed: run `bash scripts/install-tools.sh` first"
+        "nats-server is not installed: run `bash scripts/install-test-tools.sh` first"
     );
     p
 }
@@ -295,7 +295,7 @@ pub fn render_into(file: &Path, out: &Path) {
 pub fn ansible(tool: &str, home: &Path, netns: Option<&str>) -> std::process::Command {
     let python = project_root().join(".tools/python");
     let bin = python.join("bin").join(tool);
-    assert!(bin.is_file(), "{tool} is not installed: run `bash scripts/install-tools.sh`");
+    assert!(bin.is_file(), "{tool} is not installed: run `bash scripts/install-test-tools.sh`");
     let mut cmd = match netns {
         Some(ns) => {
             let mut c = std::process::Command::new("ip");

@@ -12,7 +12,7 @@ use crate::support::{nats_server, notif_infra, project_root, render_into, text, 
 
 fn tool(name: &str) -> PathBuf {
     let p = project_root().join(".tools/bin").join(name);
-    assert!(p.is_file(), "{name} is not installed: run `bash scripts/install-tools.sh`");
+    assert!(p.is_file(), "{name} is not installed: run `bash scripts/install-test-tools.sh`");
     p
 }
 
