@@ -322,7 +322,7 @@ fn rule_conf(rule: &Rule) -> Option<RuleConf> {
 
 /// The users of `account`: its declared users, the verifier's probe user and, on hub nodes,
 /// the link users of the leafnodes bound to it.
-fn user_confs(topology: &Topology, account: &str, keys: &Keys, with_leaf_links: bool) -> Vec<UserConf> {
+fn user_confs(topology: &Topology, account: &str, keys: &Keys, hub_of: Option<&str>) -> Vec<UserConf> {
     let Some(a) = topology.account(account) else { return Vec::new() };
     let mut users: Vec<UserConf> = a
         .users
@@ -368,8 +368,12 @@ fn user_confs(topology: &Topology, account: &str, keys: &Keys, with_leaf_links: 
             Vec::new(),
         ));
     }
-    if with_leaf_links {
-        for leaf in topology.leafnodes.iter().filter(|l| l.account.as_deref() == Some(account)) {
+    if let Some(region) = hub_of {
+        for leaf in topology
+            .leafnodes
+            .iter()
+            .filter(|l| l.account.as_deref() == Some(account) && l.hub == region)
+        {
             if let Some(key) = keys.get(&KeyId::LeafLink(leaf.name.clone())) {
                 users.push(generated(format!("link of leafnode {}", leaf.name), key, vec!["LEAFNODE".into()]));
             }
@@ -385,6 +389,16 @@ pub fn probe_account(topology: &Topology) -> Option<String> {
 
 /// Builds the desired state. The material must hold every key `needed_keys` names, the
 /// certificates `cert_requests` names and, in operator mode, the issued JWTs.
+/// The servers of a remote region that the `index`-th server of a region lists as gateway
+/// seeds: all of them when there are no more than `seeds`, otherwise a window of `seeds` that
+/// starts at `index`, so the first connections spread over the remote region. Each config
+/// stays bounded however large the super-cluster grows; gossip brings the rest.
+fn gateway_seeds(remote: &[crate::model::Node], index: usize, seeds: usize) -> impl Iterator<Item = &crate::model::Node> {
+    let n = remote.len();
+    let (start, count) = if n <= seeds { (0, n) } else { (index % n, seeds) };
+    (0..count).map(move |k| &remote[(start + k) % n])
+}
+
 pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) -> Desired {
     let keys = material.keys;
     let tls = topology.tls;
@@ -406,7 +420,9 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         .chain(topology.leafnodes.iter().map(|l| (l.name.as_str(), &l.host, l.ports)))
         .map(|(name, host, ports)| (name, addressing.endpoint(topology, name, host, ports)))
         .collect();
-    let accounts_conf = |names: &mut dyn Iterator<Item = &str>, hub: bool| -> Vec<AccountConf> {
+    // A hub region's servers hold the link users of the leafnodes that dial that region; no
+    // other server needs them, so a config grows with its own region's leafnodes only.
+    let accounts_conf = |names: &mut dyn Iterator<Item = &str>, hub_of: Option<&str>| -> Vec<AccountConf> {
         if issued.is_some() {
             return Vec::new();
         }
@@ -435,7 +451,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
                         to: i.local_subject.clone(),
                     })
                     .collect(),
-                users: user_confs(topology, &a.name, keys, hub),
+                users: user_confs(topology, &a.name, keys, hub_of),
             })
             .collect()
     };
@@ -482,7 +498,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
     let mut servers = Vec::new();
     for region in &topology.regions {
         let is_hub = topology.leafnodes.iter().any(|l| l.hub == region.name);
-        for node in &region.nodes {
+        for (index, node) in region.nodes.iter().enumerate() {
             let e = &endpoints[node.name.as_str()];
             let mut conf = base_conf(&node.name, e);
             conf.server_tags = node.tags.clone();
@@ -517,9 +533,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
                         .filter(|r| r.name != region.name)
                         .map(|r| RemoteGatewayConf {
                             name: r.name.clone(),
-                            urls: r
-                                .nodes
-                                .iter()
+                            urls: gateway_seeds(&r.nodes, index, topology.settings.gateway_seeds)
                                 .map(|n| {
                                     let ne = &endpoints[n.name.as_str()];
                                     format!("nats://{}", host_port(&ne.host, ne.ports.gateway))
@@ -542,7 +556,10 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
                 max_file_store: limits.max_file_store,
                 domain: None,
             });
-            conf.accounts = accounts_conf(&mut topology.accounts.iter().map(|a| a.name.as_str()), is_hub);
+            conf.accounts = accounts_conf(
+                &mut topology.accounts.iter().map(|a| a.name.as_str()),
+                is_hub.then_some(region.name.as_str()),
+            );
             servers.push(spec(&node.name, &region.name, Role::Node, conf));
         }
     }
@@ -581,7 +598,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
             // A leaf in static mode only knows its own account; in operator mode it resolves them all.
             conf.system_account = None;
         }
-        conf.accounts = accounts_conf(&mut leaf.account.iter().map(String::as_str), false);
+        conf.accounts = accounts_conf(&mut leaf.account.iter().map(String::as_str), None);
         if let Some(js) = &leaf.jetstream {
             conf.jetstream = Some(JetStreamConf {
                 store_dir: e.store_dir.clone(),
@@ -802,6 +819,40 @@ mod tests {
             .filter(|p| matches!(p.kind, ProbeKind::LeafImport | ProbeKind::LeafExport))
             .map(|p| (p.kind, p.expect_delivery))
             .collect()
+    }
+
+    #[test]
+    fn gateway_blocks_list_a_bounded_window_of_each_remote_region() {
+        let text =
+            "name: t\ndefaults:\n  gateway_seeds: 2\nregions:\n  a:\n    nodes: 5\n  b:\n    nodes: 5\n  c:\n    nodes: 2\n".to_string();
+        let t = parse(Source {
+            path: "t.yaml".into(),
+            text,
+        })
+        .expect("valid topology")
+        .topology;
+        let names = |region: &str, index: usize| -> Vec<String> {
+            let r = t.region(region).unwrap();
+            gateway_seeds(&r.nodes, index, t.settings.gateway_seeds)
+                .map(|n| n.name.clone())
+                .collect()
+        };
+        assert_eq!(names("b", 0), ["b-1", "b-2"]);
+        assert_eq!(names("b", 3), ["b-4", "b-5"]);
+        assert_eq!(names("b", 4), ["b-5", "b-1"], "the window wraps around");
+        assert_eq!(
+            names("c", 4),
+            ["c-1", "c-2"],
+            "a region no larger than the window is listed whole, in order"
+        );
+        let too_few = "name: t\ndefaults:\n  gateway_seeds: 1\nregions:\n  a:\n    nodes: 3\n".to_string();
+        let Err(e) = parse(Source {
+            path: "t.yaml".into(),
+            text: too_few,
+        }) else {
+            panic!("one seed is refused")
+        };
+        assert!(e.to_string().contains("gateway_seeds is 1"), "{e}");
     }
 
     #[test]

@@ -106,6 +106,9 @@ pub struct ServerSettings {
     pub logging: Logging,
     pub jetstream_store_dir: String,
     pub jetstream_limits: JetStreamLimits,
+    /// How many servers of each remote region a gateway block lists; nats-server learns the
+    /// rest by gossip.
+    pub gateway_seeds: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

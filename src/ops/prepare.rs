@@ -82,7 +82,10 @@ pub(super) async fn prepare(opts: &Options, mode: KeyMode, host: HostLog<'_>) ->
             Ok(LiveState::NotRunning)
         }
     };
-    let (servers, live) = tokio::join!(desired_servers(target.as_ref(), &desired, &configs), read_live);
+    // Plan needs the digests of running servers to compare; apply also checks every config it
+    // will start, before anything is written.
+    let needs_digest = |name: &str| mode == KeyMode::Generate || observed.get(name).is_some_and(|o| o.running);
+    let (servers, live) = tokio::join!(desired_servers(target.as_ref(), &desired, &configs, &needs_digest), read_live);
     let (servers, live_jetstream) = match (servers, live) {
         (Ok(s), Ok(l)) => (s, l),
         (Err(e), _) | (_, Err(e)) => {
@@ -117,13 +120,22 @@ pub(super) async fn prepare(opts: &Options, mode: KeyMode, host: HostLog<'_>) ->
     })
 }
 
-/// Each server's config with the digest nats-server computes for it where it runs, checked
-/// concurrently. A config nats-server rejects on this machine stops everything here, before
-/// anything is written or started.
-async fn desired_servers(target: &dyn Target, desired: &Desired, configs: &BTreeMap<String, String>) -> Result<Vec<DesiredServer>> {
+/// nats-server config checks run at once: each is a process.
+const PARALLEL_CHECKS: usize = 16;
+
+/// Each server's config with the digest nats-server computes for it where it runs (for the
+/// servers `needs_digest` names), checked a few at a time. A config nats-server rejects stops
+/// everything here, before anything is written or started.
+async fn desired_servers(
+    target: &dyn Target,
+    desired: &Desired,
+    configs: &BTreeMap<String, String>,
+    needs_digest: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Vec<DesiredServer>> {
+    use futures_util::StreamExt;
     let checks = desired.servers.iter().map(|s| async move {
         let digest = match configs.get(&s.name) {
-            Some(conf) if !conf.contains(NOT_YET_GENERATED) => target.config_digest(&s.name, conf).await?,
+            Some(conf) if needs_digest(&s.name) && !conf.contains(NOT_YET_GENERATED) => target.config_digest(&s.name, conf).await?,
             _ => None,
         };
         Ok::<_, anyhow::Error>(DesiredServer {
@@ -132,5 +144,11 @@ async fn desired_servers(target: &dyn Target, desired: &Desired, configs: &BTree
             digest,
         })
     });
-    futures_util::future::join_all(checks).await.into_iter().collect()
+    // `buffered` keeps the topology's order.
+    futures_util::stream::iter(checks)
+        .buffered(PARALLEL_CHECKS)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
 }

@@ -27,7 +27,7 @@ pub enum FileAction {
 pub struct FileChange {
     pub path: PathBuf,
     pub action: FileAction,
-    /// Unified diff, with secrets redacted.
+    /// Unified diff of a changed file, with secrets redacted (empty for a created or deleted one).
     pub diff: String,
     #[serde(skip)]
     pub content: Option<String>,
@@ -145,16 +145,22 @@ pub fn file_changes(desired: &[RenderedFile], on_disk: &BTreeMap<PathBuf, String
         if old == Some(&f.content) {
             continue;
         }
-        let old_text = old.map(String::as_str).unwrap_or("");
-        let diff = similar::TextDiff::from_lines(old_text, &f.content)
-            .unified_diff()
-            .context_radius(3)
-            .header(&format!("a/{}", f.path.display()), &format!("b/{}", f.path.display()))
-            .to_string();
+        // A new file's diff would be the file itself: only changes carry one.
+        let diff = match old {
+            Some(old_text) => {
+                let diff = similar::TextDiff::from_lines(old_text.as_str(), &f.content)
+                    .unified_diff()
+                    .context_radius(3)
+                    .header(&format!("a/{}", f.path.display()), &format!("b/{}", f.path.display()))
+                    .to_string();
+                shown_diff(f, &diff)
+            }
+            None => String::new(),
+        };
         changes.push(FileChange {
             path: f.path.clone(),
             action: if old.is_some() { FileAction::Update } else { FileAction::Create },
-            diff: shown_diff(f, &diff),
+            diff,
             content: Some(f.content.clone()),
             secret: f.secret,
         });

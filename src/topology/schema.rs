@@ -51,6 +51,8 @@ pub struct Defaults {
     pub lame_duck: Option<LameDuckSpec>,
     #[serde(default)]
     pub logging: LoggingSpec,
+    /// How many servers of each remote region a server's gateway block lists.
+    pub gateway_seeds: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -14,6 +14,9 @@ use super::schema::*;
 use crate::model::*;
 use crate::{subject, units};
 
+/// Servers of each remote region a gateway block lists unless the topology says otherwise.
+pub const DEFAULT_GATEWAY_SEEDS: usize = 3;
+
 pub fn loc<T>(s: &Spanned<T>) -> Loc {
     Loc {
         line: s.referenced.line() as u32,
@@ -105,6 +108,26 @@ impl Validator {
         }
     }
 
+    /// `defaults.gateway_seeds`: 3 unless given, and never fewer than 2, so that a server still
+    /// finds every remote region while one of its seeds there is down.
+    fn gateway_seeds(&mut self, value: &Option<Spanned<u32>>) -> usize {
+        match value {
+            None => DEFAULT_GATEWAY_SEEDS,
+            Some(s) if s.value < 2 => {
+                self.error(
+                    Diagnostic::error(format!(
+                        "gateway_seeds is {}: with fewer than 2 seeds per remote region a server cannot reach that region while its one seed is down",
+                        s.value
+                    ))
+                    .at(loc(s))
+                    .help("write 2 or more (the default is 3); nats-server learns the other servers by gossip"),
+                );
+                DEFAULT_GATEWAY_SEEDS
+            }
+            Some(s) => s.value as usize,
+        }
+    }
+
     fn size(&mut self, value: &Option<Spanned<Scalar>>, fallback: Option<u64>) -> Option<u64> {
         match value {
             None => fallback,
@@ -192,6 +215,7 @@ impl Validator {
                 .map(|d| d.value.clone())
                 .unwrap_or_else(|| "/data/jetstream".into()),
             jetstream_limits: js_defaults,
+            gateway_seeds: self.gateway_seeds(&defaults.gateway_seeds),
         };
 
         if file.regions.is_empty() {

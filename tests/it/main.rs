@@ -5,6 +5,7 @@ mod bad_topologies;
 mod compose;
 mod day2;
 mod engine;
+mod gossip;
 mod graph;
 mod jetstream;
 mod kubernetes;
