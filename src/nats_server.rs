@@ -44,7 +44,7 @@ pub fn locate_tool(name: &str, explicit: Option<&Path>, flag: &str, env_var: &st
 
 fn executable(p: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(p)?;
+    let meta = std::fs::metadata(p).with_context(|| format!("cannot read `{}`", p.display()))?;
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
         bail!("not executable");
     }

@@ -1,4 +1,4 @@
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,7 +23,7 @@ pub fn run(a: InitArgs) -> Result<ExitCode> {
     if a.file.exists() && !a.force {
         bail!("`{}` already exists; pass --force to overwrite it", a.file.display());
     }
-    std::fs::write(&a.file, text)?;
+    std::fs::write(&a.file, text).with_context(|| format!("cannot write `{}`", a.file.display()))?;
     eprintln!(
         "wrote `{}` from example `{}`; next: notif-infra apply {}",
         a.file.display(),

@@ -97,7 +97,7 @@ pub fn render(path: &Path, out: Option<&Path>, dry_run: bool) -> Result<Rendered
     let changes = plan::file_changes(&files, &on_disk);
     if !dry_run {
         for path in on_disk.keys().filter(|p| !files.iter().any(|f| &f.path == *p)) {
-            std::fs::remove_file(out.join(path))?;
+            crate::fsio::remove_file(&out.join(path))?;
         }
         for f in &files {
             let mode = if f.secret { 0o600 } else { 0o644 };
