@@ -427,3 +427,29 @@ fn without_a_kubectl_context_every_k8s_command_says_what_it_would_run() {
     assert!(!out.status.success());
     assert_contains_all(&text(&out), &["nothing was deleted", "kubectl delete --ignore-not-found"]);
 }
+
+#[test]
+fn a_second_interrupt_aborts_at_once_and_the_next_apply_converges() {
+    let d = Deployment::new(&topology("supercluster"), "twice", 7);
+    let child = spawn_apply(&d);
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // Into the bring-up, where the rollout waits on the servers: the first interrupt asks for
+    // a safe point, the second does not wait for it.
+    std::thread::sleep(Duration::from_millis(400));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{said}");
+    if !said.contains("interrupted: stopped at a safe point") {
+        assert_contains_all(&said, &["interrupted again: aborting now"]);
+    }
+    let named = servers_in_state(&d);
+    assert!(processes_of(&d).iter().all(|(s, _)| named.contains(s)), "{said}");
+    let out = d.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = d.cmd("destroy").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(processes_of(&d).is_empty());
+}
