@@ -1,5 +1,6 @@
-"""What the benchmarks share: where the binaries are, and a free local port range."""
-import os, socket, sys
+"""What the benchmarks share: where the binaries are, a free local port range, and a whole-process
+measurement."""
+import os, socket, subprocess, sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "notif-infra")
@@ -23,3 +24,13 @@ def _free(port):
             return True
         except OSError:
             return False
+
+
+def timed(args, cwd, env, accept=(0,)):
+    """(wall seconds, peak RSS in MB) of one whole process, measured by /usr/bin/time; exits
+    showing its error output when it ends with a code not in `accept`."""
+    p = subprocess.run(["/usr/bin/time", "-f", "%e %M"] + args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if p.returncode not in accept:
+        sys.exit(f"{' '.join(args)} failed ({p.returncode}):\n{p.stderr[-3000:]}")
+    wall, rss_kb = p.stderr.strip().splitlines()[-1].split()
+    return float(wall), int(rss_kb) / 1024

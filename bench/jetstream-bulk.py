@@ -15,7 +15,7 @@ Usage: bench/jetstream-bulk.py [--count N] [--runs R] [--state-dir DIR] [--in-fl
 """
 import argparse, os, statistics, subprocess, sys, tempfile, time
 
-from benchlib import BIN, NATS, ROOT, free_base
+from benchlib import BIN, NATS, ROOT, free_base, timed
 
 BASELINE = os.path.join(ROOT, "target", "release", "examples", "raw_create")
 ENV = dict(os.environ, NATS_SERVER_BIN=NATS)
@@ -37,12 +37,7 @@ def topology(count):
 
 
 def run(args, work):
-    """(wall seconds, peak RSS in MB) of one command, timed by /usr/bin/time."""
-    done = subprocess.run(["/usr/bin/time", "-f", "%e %M"] + args, cwd=work, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(args)} failed:\n{done.stderr}")
-    wall, rss = done.stderr.strip().splitlines()[-1].split()
-    return float(wall), int(rss) / 1024
+    return timed(args, work, ENV)
 
 
 def main():

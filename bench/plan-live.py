@@ -10,7 +10,7 @@ Usage: bench/plan-live.py [--runs 3] [TOPOLOGY ...]   (default: rsfga, covenant,
 """
 import argparse, os, statistics, subprocess, sys, tempfile
 
-from benchlib import BIN, NATS, ROOT, free_base
+from benchlib import BIN, NATS, ROOT, free_base, timed
 
 ENV = dict(
     os.environ,
@@ -23,14 +23,6 @@ ENV = dict(
 def hundred():
     regions = "".join(f"  r{r}:\n    nodes: 10\n" for r in range(10))
     return "name: hundred\ndefaults:\n  gateway_seeds: 3\nregions:\n" + regions
-
-
-def timed(args, work):
-    p = subprocess.run(["/usr/bin/time", "-f", "%e %M"] + args, cwd=work, env=ENV, capture_output=True, text=True)
-    if p.returncode not in (0, 2):
-        sys.exit(f"{' '.join(args)} failed ({p.returncode}):\n{p.stderr[-3000:]}")
-    wall, rss = p.stderr.strip().splitlines()[-1].split()
-    return float(wall), int(rss) / 1024
 
 
 def main():
@@ -51,7 +43,7 @@ def main():
             try:
                 if applied.returncode != 0:
                     sys.exit(f"apply {path} failed:\n{applied.stderr[-3000:]}")
-                runs = [timed([BIN, "plan", path], work) for _ in range(a.runs)]
+                runs = [timed([BIN, "plan", path], work, ENV, accept=(0, 2)) for _ in range(a.runs)]
                 rows.append((os.path.basename(path), statistics.median(t for t, _ in runs), statistics.median(m for _, m in runs)))
                 print(f"{rows[-1][0]}: plan {rows[-1][1]:.2f} s, {rows[-1][2]:.0f} MB", flush=True)
             finally:

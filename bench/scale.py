@@ -16,9 +16,9 @@ against servers, log-log, with a linear reference line).
 Usage: bench/scale.py [--runs 3] [--sizes 25x10,50x10,100x10,200x10,250x20]
        (REGIONSxNODES; needs the release build: cargo build --release)
 """
-import argparse, math, os, statistics, subprocess, sys, tempfile
+import argparse, math, os, statistics, sys, tempfile
 
-from benchlib import BIN, NATS, ROOT
+from benchlib import BIN, NATS, ROOT, timed
 
 ENV = dict(os.environ, NATS_SERVER_BIN=NATS, APP_PASS="bench-secret")
 COMMANDS = ["validate", "render", "plan"]
@@ -61,12 +61,12 @@ def measure(command, path, work):
         "render": [BIN, "render", path, "--out", os.path.join(work, "out")],
         "plan": [BIN, "plan", path, "--state-dir", os.path.join(work, "state")],
     }[command]
-    timed = ["/usr/bin/time", "-f", "%e %M"] + args
-    p = subprocess.run(timed, cwd=work, env=ENV, capture_output=True, text=True)
-    if p.returncode not in (0, 2):
-        sys.exit(f"{command} failed ({p.returncode}):\n{p.stderr[-3000:]}")
-    wall, rss_kb = p.stderr.strip().splitlines()[-1].split()
-    return float(wall), int(rss_kb) / 1024
+    return timed(args, work, ENV, accept=(0, 2))
+
+
+def ratio(now, before):
+    """How many times `before` `now` is, as the doubling lines show it ("x-" below the clock's resolution)."""
+    return f"x{now / before:.2f}" if before > 0 else "x-"
 
 
 def svg(rows, path):
@@ -77,11 +77,13 @@ def svg(rows, path):
     for panel, (key, unit) in enumerate([("time", "s"), ("mem", "MB")]):
         x0 = panel * w
         xs = [r["servers"] for r in rows]
-        ys = [r[f"{c}_{key}"] for r in rows for c in COMMANDS]
+        # /usr/bin/time reports 0.00 s for the quickest runs: a log scale starts at 1 ms.
+        floor = lambda v: max(v, 0.001)
+        ys = [floor(r[f"{c}_{key}"]) for r in rows for c in COMMANDS]
         lx, hx = math.log10(min(xs) / 1.2), math.log10(max(xs) * 1.2)
         ly, hy = math.log10(min(ys) / 2), math.log10(max(ys) * 2)
         px = lambda v: x0 + pad + (math.log10(v) - lx) / (hx - lx) * (w - 2 * pad)
-        py = lambda v: h - pad + (ly - math.log10(v)) / (hy - ly) * (h - 2 * pad)
+        py = lambda v: h - pad + (ly - math.log10(floor(v))) / (hy - ly) * (h - 2 * pad)
         parts.append(f'<rect x="{x0 + pad}" y="{pad}" width="{w - 2 * pad}" height="{h - 2 * pad}" fill="none" stroke="#888"/>')
         parts.append(f'<text x="{x0 + w / 2}" y="{pad - 20}" text-anchor="middle" font-size="13">{"wall time" if key == "time" else "peak memory"} ({unit}) against servers, log-log</text>')
         parts.append(f'<text x="{x0 + w / 2}" y="{h - 12}" text-anchor="middle">servers</text>')
@@ -148,7 +150,7 @@ def main():
         if cur["servers"] == 2 * prev["servers"]:
             doubling.append(
                 f"{prev['servers']} -> {cur['servers']}: "
-                + ", ".join(f"{c} x{cur[c + '_time'] / prev[c + '_time']:.2f} time x{cur[c + '_mem'] / prev[c + '_mem']:.2f} memory" for c in COMMANDS)
+                + ", ".join(f"{c} {ratio(cur[c + '_time'], prev[c + '_time'])} time {ratio(cur[c + '_mem'], prev[c + '_mem'])} memory" for c in COMMANDS)
             )
     results = os.path.join(ROOT, "bench", "results")
     os.makedirs(results, exist_ok=True)

@@ -343,23 +343,34 @@ esac
     (bin, log)
 }
 
+/// `VERB supercluster --target k8s` in `dir`, with the kubectl stand-in, or with no kubectl at all.
+fn on_k8s(dir: &Path, verb: &str, kubectl: Option<&Path>) -> std::process::Output {
+    let mut cmd = crate::support::notif_infra(dir);
+    match kubectl {
+        Some(k) => cmd.env("KUBECTL", k),
+        None => cmd.env("PATH", "/usr/bin:/bin").env_remove("KUBECTL"),
+    };
+    cmd.arg(verb)
+        .arg(topology("supercluster"))
+        .args(["--target", "k8s"])
+        .output()
+        .unwrap()
+}
+
+/// Where the k8s target renders the supercluster's manifests under `dir`.
+fn k8s_manifests(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap().join(".notif-infra/supercluster.k8s/k8s")
+}
+
 #[test]
 fn the_k8s_target_plans_applies_and_destroys_through_kubectl_server_side() {
     let dir = tempfile::tempdir().unwrap();
     let (kubectl, calls) = kubectl_stand_in(dir.path());
-    let run = |args: &[&str]| {
-        crate::support::notif_infra(dir.path())
-            .env("KUBECTL", &kubectl)
-            .args(args)
-            .arg(topology("supercluster"))
-            .args(["--target", "k8s"])
-            .output()
-            .unwrap()
-    };
-    let manifests = std::fs::canonicalize(dir.path()).unwrap().join(".notif-infra/supercluster.k8s/k8s");
+    let run = |verb: &str| on_k8s(dir.path(), verb, Some(&kubectl));
+    let manifests = k8s_manifests(dir.path());
     let m = manifests.display().to_string();
 
-    let out = run(&["apply"]);
+    let out = run("apply");
     // The stand-in forwards no port: apply gets as far as verify and says why it stops.
     assert!(!out.status.success());
     assert_contains_all(
@@ -370,10 +381,10 @@ fn the_k8s_target_plans_applies_and_destroys_through_kubectl_server_side() {
             "kubectl port-forward -n nats pod/east-0",
         ],
     );
-    let out = run(&["plan"]);
+    let out = run("plan");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert_contains_all(&text(&out), &["~ cluster", "+  replicas: 3"]);
-    let out = run(&["destroy"]);
+    let out = run("destroy");
     assert!(out.status.success(), "{}", text(&out));
     assert!(!manifests.exists());
 
@@ -395,18 +406,9 @@ fn the_k8s_target_plans_applies_and_destroys_through_kubectl_server_side() {
 #[test]
 fn without_a_kubectl_context_every_k8s_command_says_what_it_would_run() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        crate::support::notif_infra(dir.path())
-            .env("PATH", "/usr/bin:/bin")
-            .env_remove("KUBECTL")
-            .args(args)
-            .arg(topology("supercluster"))
-            .args(["--target", "k8s"])
-            .output()
-            .unwrap()
-    };
-    let manifests = std::fs::canonicalize(dir.path()).unwrap().join(".notif-infra/supercluster.k8s/k8s");
-    let out = run(&["apply"]);
+    let run = |verb: &str| on_k8s(dir.path(), verb, None);
+    let manifests = k8s_manifests(dir.path());
+    let out = run("apply");
     assert!(!out.status.success());
     assert_contains_all(
         &text(&out),
@@ -419,11 +421,11 @@ fn without_a_kubectl_context_every_k8s_command_says_what_it_would_run() {
         ],
     );
     assert!(manifests.join("east/manifests.yaml").is_file());
-    let out = run(&["plan"]);
+    let out = run("plan");
     assert_contains_all(&text(&out), &["kubectl diff --server-side"]);
-    let out = run(&["verify"]);
+    let out = run("verify");
     assert_contains_all(&text(&out), &["kubectl port-forward -n nats"]);
-    let out = run(&["destroy"]);
+    let out = run("destroy");
     assert!(!out.status.success());
     assert_contains_all(&text(&out), &["nothing was deleted", "kubectl delete --ignore-not-found"]);
 }
