@@ -28,7 +28,8 @@ struct Place {
 }
 
 impl Place {
-    fn command(&self, verb: &str) -> Command {
+    /// `VERB... FILE` with the target's options (`verb`: the command's words before the file).
+    fn command(&self, verb: &[&str]) -> Command {
         let bin = assert_cmd::cargo::cargo_bin("notif-infra");
         let mut cmd = match &self.op {
             Some(ns) => {
@@ -39,14 +40,14 @@ impl Place {
             None => Command::new(bin),
         };
         cmd.current_dir(&self.dir)
-            .arg(verb)
+            .args(verb)
             .arg(&self.file)
             .args(&self.args)
             .env("NATS_SERVER_BIN", nats_server())
             .env_remove("NOTIF_INFRA_STATE_DIR")
             .env_remove("NOTIF_INFRA_PORT_BASE")
             .env_remove("SSH_AUTH_SOCK");
-        if let (Some(base), "apply" | "plan") = (self.port_base, verb) {
+        if let (Some(base), ["apply" | "plan"]) = (self.port_base, verb) {
             cmd.arg("--port-base").arg(base.to_string());
         }
         for (k, v) in ENV {
@@ -56,7 +57,12 @@ impl Place {
     }
 
     fn run(&self, verb: &str, extra: &[&str]) -> Output {
-        self.command(verb).args(extra).output().unwrap()
+        self.command(&[verb]).args(extra).output().unwrap()
+    }
+
+    /// `rotate certs FILE`: new certificates from the deployment's CA.
+    fn rotate_certs(&self) -> Output {
+        self.command(&["rotate", "certs"]).output().unwrap()
     }
 
     /// The config each server was last given, as the state records it.
@@ -70,7 +76,7 @@ impl Place {
 
 fn topology(name: &str, nodes: &str, defaults: &str) -> String {
     format!(
-        "name: {name}\n{defaults}regions:\n  main:\n    jetstream: true\n{nodes}accounts:\n  SYS:\n    system: true\n  APP:\n    jetstream: true\n    users:\n      - user: app\n        password: ${{APP_PASS}}\nstreams:\n  EVENTS:\n    subjects: [\"events.>\"]\n    replicas: 3\n"
+        "name: {name}\ntls:\n  cluster: {{ verify: true }}\n{defaults}regions:\n  main:\n    jetstream: true\n{nodes}accounts:\n  SYS:\n    system: true\n  APP:\n    jetstream: true\n    users:\n      - user: app\n        password: ${{APP_PASS}}\nstreams:\n  EVENTS:\n    subjects: [\"events.>\"]\n    replicas: 3\n"
     )
 }
 
@@ -107,6 +113,21 @@ fn suite(place: &Place, write: &dyn Fn(&str), first_apply: &[&str]) {
     );
     assert_eq!(place.run("plan", &[]).status.code(), Some(0), "{}", place.target);
 
+    // New certificates: every server takes them without a restart where a reload reads them
+    // (a container's file mount does not: there the rollout restarts it), routes re-verified.
+    let out = place.rotate_certs();
+    assert!(out.status.success(), "{}: {}", place.target, text(&out));
+    let out = place.run("apply", &["-o", "json"]);
+    assert!(out.status.success(), "{}: {}", place.target, text(&out));
+    assert!(
+        !actions(&out).is_empty() && actions(&out).iter().all(|(_, a)| a == "reload"),
+        "{}: {:?}",
+        place.target,
+        actions(&out)
+    );
+    assert_eq!(json_of(&out)["verify"]["ok"], true);
+    assert_eq!(place.run("plan", &[]).status.code(), Some(0), "{}", place.target);
+
     let load = Load::start(place.urls.clone(), place.op.clone());
     std::thread::sleep(Duration::from_millis(500));
 
@@ -120,7 +141,7 @@ fn suite(place: &Place, write: &dyn Fn(&str), first_apply: &[&str]) {
     // A failure half-way: apply killed once the first server has its new config.
     write("defaults:\n  max_payload: 2MB\n  jetstream: { max_memory_store: 128MB }\n");
     let before = place.applied();
-    let mut apply = place.command("apply").spawn().unwrap();
+    let mut apply = place.command(&["apply"]).spawn().unwrap();
     let waited = Instant::now();
     while place.applied() == before {
         assert!(waited.elapsed() < Duration::from_secs(60), "{}: the roll never began", place.target);
