@@ -53,6 +53,19 @@ fn this_host() -> String {
         .unwrap_or_else(|_| "this host".into())
 }
 
+/// The holder a held lock file names. A holder writes its name just after it takes the lock:
+/// an empty file is read again for a moment before it counts as nameless.
+fn read_holder(file: &mut File) -> Option<Holder> {
+    for _ in 0..25 {
+        let mut text = String::new();
+        if file.rewind().is_ok() && file.read_to_string(&mut text).is_ok() && !text.is_empty() {
+            return serde_json::from_str(&text).ok();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
 fn alive(pid: u32) -> bool {
     !crate::observed::process::exited(pid)
 }
@@ -112,10 +125,7 @@ impl DeploymentLock {
                     return Ok(DeploymentLock { path, file: locked });
                 }
                 Err((mut file, _)) => {
-                    let mut text = String::new();
-                    let _ = file.read_to_string(&mut text);
-                    let holder = serde_json::from_str::<Holder>(&text)
-                        .ok()
+                    let holder = read_holder(&mut file)
                         .filter(|h| h.host != this_host() || alive(h.pid))
                         .map(|h| h.to_string())
                         .unwrap_or_else(|| "another notif-infra command".into());
