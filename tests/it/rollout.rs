@@ -89,54 +89,46 @@ fn actions(out: &Output) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Applies, asserting that every server of the plan takes `action`, that the result verifies
+/// and that nothing is left to do.
+fn apply_to_every_server(place: &Place, extra: &[&str], action: &str) {
+    let mut args = vec!["-o", "json"];
+    args.extend_from_slice(extra);
+    let out = place.run("apply", &args);
+    assert!(out.status.success(), "{}: {}", place.target, text(&out));
+    let taken = actions(&out);
+    assert!(
+        !taken.is_empty() && taken.iter().all(|(_, a)| a == action),
+        "{}: every server should {action}: {taken:?}",
+        place.target
+    );
+    assert_eq!(json_of(&out)["verify"]["ok"], true, "{}", place.target);
+    assert_eq!(place.run("plan", &[]).status.code(), Some(0), "{}", place.target);
+}
+
 /// The suite, on one place whose topology `write(defaults)` rewrites.
 fn suite(place: &Place, write: &dyn Fn(&str), first_apply: &[&str]) {
     let started = Instant::now();
     // Start: every server started, each confirmed by its digest, and verified.
     write("");
-    let mut args = vec!["-o", "json"];
-    args.extend_from_slice(first_apply);
-    let out = place.run("apply", &args);
-    assert!(out.status.success(), "{}: {}", place.target, text(&out));
-    assert!(actions(&out).iter().all(|(_, a)| a == "start"), "{:?}", actions(&out));
-    assert_eq!(json_of(&out)["verify"]["ok"], true);
+    apply_to_every_server(place, first_apply, "start");
 
     // A reloadable change: every server reloads, confirmed by its new digest.
     write("defaults:\n  max_payload: 2MB\n");
-    let out = place.run("apply", &["-o", "json"]);
-    assert!(out.status.success(), "{}: {}", place.target, text(&out));
-    assert!(
-        !actions(&out).is_empty() && actions(&out).iter().all(|(_, a)| a == "reload"),
-        "{}: {:?}",
-        place.target,
-        actions(&out)
-    );
-    assert_eq!(place.run("plan", &[]).status.code(), Some(0), "{}", place.target);
+    apply_to_every_server(place, &[], "reload");
 
     // New certificates: every server takes them without a restart where a reload reads them
     // (a container's file mount does not: there the rollout restarts it), routes re-verified.
     let out = place.rotate_certs();
     assert!(out.status.success(), "{}: {}", place.target, text(&out));
-    let out = place.run("apply", &["-o", "json"]);
-    assert!(out.status.success(), "{}: {}", place.target, text(&out));
-    assert!(
-        !actions(&out).is_empty() && actions(&out).iter().all(|(_, a)| a == "reload"),
-        "{}: {:?}",
-        place.target,
-        actions(&out)
-    );
-    assert_eq!(json_of(&out)["verify"]["ok"], true);
-    assert_eq!(place.run("plan", &[]).status.code(), Some(0), "{}", place.target);
+    apply_to_every_server(place, &[], "reload");
 
     let load = Load::start(place.urls.clone(), place.op.clone());
     std::thread::sleep(Duration::from_millis(500));
 
     // A change that needs a restart: one server at a time, each healthy before the next.
     write("defaults:\n  max_payload: 2MB\n  jetstream: { max_memory_store: 256MB }\n");
-    let out = place.run("apply", &["-o", "json"]);
-    assert!(out.status.success(), "{}: {}", place.target, text(&out));
-    assert!(actions(&out).iter().all(|(_, a)| a == "restart"), "{:?}", actions(&out));
-    assert_eq!(json_of(&out)["verify"]["ok"], true);
+    apply_to_every_server(place, &[], "restart");
 
     // A failure half-way: apply killed once the first server has its new config.
     write("defaults:\n  max_payload: 2MB\n  jetstream: { max_memory_store: 128MB }\n");
