@@ -197,6 +197,21 @@ impl JsApi {
         self.request(&format!("CONSUMER.DELETE.{stream}.{name}"), &json!({})).await
     }
 
+    pub async fn consumer_info(&self, stream: &str, name: &str) -> Result<Value, ApiError> {
+        self.request(&format!("CONSUMER.INFO.{stream}.{name}"), &json!({})).await
+    }
+
+    /// The last message the stream holds on `subject` (`message.seq`, `message.hdrs` base64).
+    pub async fn last_message(&self, stream: &str, subject: &str) -> Result<Value, ApiError> {
+        self.request(&format!("STREAM.MSG.GET.{stream}"), &json!({ "last_by_subj": subject }))
+            .await
+    }
+
+    pub async fn delete_message(&self, stream: &str, seq: u64) -> Result<Value, ApiError> {
+        self.request(&format!("STREAM.MSG.DELETE.{stream}"), &json!({ "seq": seq, "no_erase": true }))
+            .await
+    }
+
     /// Removes a server that is gone for good from the JetStream meta group.
     pub async fn remove_peer(&self, server: &str) -> Result<Value, ApiError> {
         self.request("SERVER.REMOVE", &json!({ "peer": server })).await

@@ -14,6 +14,7 @@ pub mod nats_server;
 pub mod observed;
 pub mod ops;
 pub mod plan;
+pub mod reach;
 pub mod subject;
 pub mod targets;
 pub mod topology;

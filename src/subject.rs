@@ -151,6 +151,31 @@ pub fn is_subset(inner: &str, outer: &str) -> bool {
     }
 }
 
+/// `subject` (matched by `from`) as seen through a mapping to `to`: the tokens `from`'s wildcards
+/// took fill `to`'s wildcards in order, as nats-server maps imported subjects. A `to` without
+/// wildcards is the subject itself.
+pub fn map(from: &str, to: &str, subject: &str) -> String {
+    let mut taken: Vec<String> = Vec::new();
+    let mut tokens = subject.split('.');
+    for p in from.split('.') {
+        match p {
+            "*" => taken.extend(tokens.next().map(String::from)),
+            ">" => taken.push(tokens.by_ref().collect::<Vec<_>>().join(".")),
+            _ => {
+                tokens.next();
+            }
+        }
+    }
+    let mut taken = taken.into_iter();
+    to.split('.')
+        .map(|t| match t {
+            "*" | ">" => taken.next().unwrap_or_else(|| t.to_string()),
+            _ => t.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 /// A literal subject that `pattern` matches: every wildcard replaced by `token`.
 pub fn instance(pattern: &str, token: &str) -> String {
     pattern
@@ -216,6 +241,13 @@ mod tests {
             let expected: Vec<usize> = (0..patterns.len()).filter(|&i| overlaps(patterns[i], query)).collect();
             assert_eq!(found, expected, "overlapping {query}");
         }
+    }
+
+    #[test]
+    fn map_moves_wildcard_tokens() {
+        assert_eq!(map("orders.>", "partner.orders.>", "orders.created.1"), "partner.orders.created.1");
+        assert_eq!(map("a.*.c", "x.*", "a.b.c"), "x.b");
+        assert_eq!(map("orders.created", "orders.created", "orders.created"), "orders.created");
     }
 
     #[test]

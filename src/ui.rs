@@ -158,6 +158,13 @@ pub fn verify_table(r: &Report) -> String {
             out += &format!("  {}  {kind:<11} {} -> {} ({expect})  {}\n", mark(p.ok), p.from, p.to, p.detail);
         }
     }
+    if !r.flows.is_empty() {
+        out += "\nFlows\n";
+        let w = r.flows.iter().map(|f| f.name.len()).max().unwrap_or(0);
+        for f in &r.flows {
+            out += &format!("  {}  {:<w$}  {:<7} {}: {}\n", mark(f.ok), f.name, f.expect, f.target, f.detail);
+        }
+    }
     if !r.streams.is_empty() {
         out += "\nStreams\n";
         let named: Vec<String> = r

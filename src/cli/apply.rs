@@ -25,6 +25,9 @@ pub struct ApplyArgs {
     /// Replace JetStream objects the server cannot change in place (a stream's messages, a consumer's position are lost)
     #[arg(long)]
     allow_replace: bool,
+    /// Also prove the topology's declared flows live after the apply verified (for CI bring-up)
+    #[arg(long)]
+    flows: bool,
     /// After a verified apply, append NATS_URL, NATS_MONITOR_URLS, NATS_CA and NATS_CREDS_<ACCOUNT>_<USER>
     /// to this file as NAME=value lines (e.g. "$GITHUB_ENV" for later CI steps)
     #[arg(long)]
@@ -47,6 +50,7 @@ pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
         opts.prune = a.prune;
     }
     opts.allow_replace = a.allow_replace;
+    opts.flows = a.flows;
     let spinner = Spinner::new(a.output);
     let human = a.output == Format::Human;
     let events = ops::ApplyEvents {

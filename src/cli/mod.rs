@@ -124,6 +124,7 @@ impl TargetArgs {
             prune: false,
             allow_replace: false,
             lock_timeout: Duration::from_secs_f64(self.lock_timeout.max(0.0)),
+            flows: false,
         }
     }
 }

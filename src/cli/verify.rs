@@ -13,6 +13,9 @@ pub struct VerifyArgs {
     /// Seconds to wait for convergence before reporting what is missing
     #[arg(long, default_value = "30")]
     timeout: f64,
+    /// Also prove the topology's declared flows live: marked messages as the declared users
+    #[arg(long)]
+    flows: bool,
     #[arg(short = 'o', long, value_enum, default_value = "human")]
     output: Format,
 }
@@ -21,7 +24,11 @@ pub async fn run(a: VerifyArgs) -> Result<ExitCode> {
     let spinner = Spinner::new(a.output);
     let timeout = Duration::from_secs_f64(a.timeout);
     let progress = |p: notif_infra::verify::Progress<'_>| spinner.progress(p);
-    let report = ops::verify(&a.target.options(None), timeout, &progress).await;
+    let opts = notif_infra::ops::Options {
+        flows: a.flows,
+        ..a.target.options(None)
+    };
+    let report = ops::verify(&opts, timeout, &progress).await;
     spinner.finish();
     let report = report?;
     match a.output {

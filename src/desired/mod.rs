@@ -3,6 +3,7 @@
 
 mod addressing;
 mod compose;
+mod flows;
 pub mod hosts;
 pub mod jetstream;
 pub mod kubernetes;
@@ -12,6 +13,7 @@ pub mod wireguard;
 
 pub use addressing::{Addressing, DECLARED_CONFIG_DIR, DEFAULT_LOCAL_PORT_BASE, Endpoint, LOCAL_PORT_STRIDE, assign_slots};
 pub use compose::{COMPOSE_FILE, DEFAULT_IMAGE, Publish, compose_file, host_projects};
+pub use flows::{ExpectedFlow, ExpectedTarget, FlowClient, Login, TargetKind};
 pub use jetstream::{JsObject, ObjectKind, object_label};
 pub use render::{RenderedFile, render_files};
 pub use security::{ClientTls, Material, OperatorConf, TlsConf, cert_requests};
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::material::{KeyId, Keys, NkeyPair};
-use crate::model::{Password, Permissions, Rule, TlsListener, Topology};
+use crate::model::{Password, Pattern, Permissions, Rule, TlsListener, Topology, subjects};
 use crate::units::format_duration;
 
 /// The account every client lands in when the topology declares none.
@@ -261,6 +263,8 @@ pub struct Desired {
     pub servers: Vec<ServerSpec>,
     pub links: Vec<Link>,
     pub probes: Vec<Probe>,
+    /// The declared flows, for `verify --flows`.
+    pub flows: Vec<ExpectedFlow>,
     /// Nodes of the JetStream meta group (clustered JetStream only), all expected to agree on
     /// one leader and this group size.
     pub jetstream_meta: Vec<String>,
@@ -315,8 +319,8 @@ fn host_port(host: &str, port: u16) -> String {
 
 fn rule_conf(rule: &Rule) -> Option<RuleConf> {
     (!rule.is_empty()).then(|| RuleConf {
-        allow: rule.allow.clone(),
-        deny: rule.deny.clone(),
+        allow: subjects(&rule.allow),
+        deny: subjects(&rule.deny),
     })
 }
 
@@ -591,8 +595,8 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
                 .then(|| format!("{}/{}", e.config_dir, crate::material::auth::leaf_creds_path(&leaf.name).display())),
             // The dialling side presents its certificate; `verify` is the hub listener's to ask.
             tls: security::listener_tls(e, &leaf.name, tls.leafnode.map(|_| TlsListener::default())),
-            deny_import: leaf.deny_import.clone(),
-            deny_export: leaf.deny_export.clone(),
+            deny_import: subjects(&leaf.deny_import),
+            deny_export: subjects(&leaf.deny_export),
         }];
         if !operator_mode {
             // A leaf in static mode only knows its own account; in operator mode it resolves them all.
@@ -644,6 +648,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         name: topology.name.clone(),
         links: expected_links(topology),
         probes: probes(topology),
+        flows: flows::expected(topology),
         jetstream_meta: jetstream_meta(topology),
         jetstream_urls: jetstream_urls(topology, &servers),
         jetstream: jetstream::objects(&topology.jetstream),
@@ -767,7 +772,7 @@ fn probes(topology: &Topology) -> Vec<Probe> {
                     from: from.clone(),
                     to: to.clone(),
                     account: account.clone(),
-                    subject: Some(crate::subject::instance(pattern, "probe")),
+                    subject: Some(crate::subject::instance(&pattern.subject, "probe")),
                     expect_delivery: false,
                 });
             }
@@ -783,9 +788,9 @@ pub fn probe_subject(nonce: &str, index: usize) -> String {
 }
 
 /// Whether a deny list blocks positive probes, whose subjects no path can then carry.
-fn covers_probe_subjects(deny: &[String]) -> bool {
+fn covers_probe_subjects(deny: &[Pattern]) -> bool {
     let sample = probe_subject("run", 0);
-    deny.iter().any(|d| crate::subject::matches(d, &sample))
+    deny.iter().any(|d| crate::subject::matches(&d.subject, &sample))
 }
 
 fn jetstream_meta(topology: &Topology) -> Vec<String> {
@@ -881,7 +886,15 @@ mod tests {
     fn probe_subjects_stay_out_of_application_subjects() {
         let subject = probe_subject("abc", 7);
         assert!(crate::subject::check(&subject).is_ok());
-        assert!(covers_probe_subjects(&[">".into()]));
-        assert!(!covers_probe_subjects(&["orders.>".into(), "_INBOX.>".into()]));
+        let patterns = |list: &[&str]| -> Vec<Pattern> {
+            list.iter()
+                .map(|s| Pattern {
+                    subject: s.to_string(),
+                    loc: Default::default(),
+                })
+                .collect()
+        };
+        assert!(covers_probe_subjects(&patterns(&[">"])));
+        assert!(!covers_probe_subjects(&patterns(&["orders.>", "_INBOX.>"])));
     }
 }

@@ -1,9 +1,11 @@
 //! The validated topology: regions (NATS clusters), their nodes, leafnode servers and accounts.
 //! Everything here has passed validation; it holds no YAML and does no I/O.
 
+mod flows;
 mod jetstream;
 mod security;
 
+pub use flows::*;
 pub use jetstream::*;
 pub use security::*;
 
@@ -25,6 +27,8 @@ pub struct Topology {
     pub leafnodes: Vec<Leafnode>,
     pub accounts: Vec<Account>,
     pub jetstream: JetStreamObjects,
+    /// Declared traffic, proven statically at validation and live by `verify --flows`.
+    pub flows: Vec<Flow>,
     pub tls: Tls,
     /// `Some` in operator mode: accounts and users are JWTs; `None`: accounts in the config.
     pub operator: Option<Operator>,
@@ -182,8 +186,8 @@ pub struct Leafnode {
     pub hub: String,
     /// The hub account the leaf binds to; `None` only when the topology declares no accounts.
     pub account: Option<String>,
-    pub deny_import: Vec<String>,
-    pub deny_export: Vec<String>,
+    pub deny_import: Vec<Pattern>,
+    pub deny_export: Vec<Pattern>,
     pub jetstream: Option<LeafJetStream>,
     pub host: String,
     pub ports: Ports,
@@ -249,8 +253,26 @@ pub struct Responses {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rule {
-    pub allow: Vec<String>,
-    pub deny: Vec<String>,
+    pub allow: Vec<Pattern>,
+    pub deny: Vec<Pattern>,
+}
+
+/// A subject pattern as written in the topology, with where, so a flow it blocks can name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    pub subject: String,
+    pub loc: Loc,
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.subject)
+    }
+}
+
+/// The subjects of patterns, for files that hold only the text.
+pub fn subjects(patterns: &[Pattern]) -> Vec<String> {
+    patterns.iter().map(|p| p.subject.clone()).collect()
 }
 
 impl Rule {

@@ -71,7 +71,18 @@ pub async fn apply(
             (false, None, LiveState::Read(live)) => Some(live.clone()),
             _ => None,
         };
-        let report = verify::verify(&p.desired, &p.keys, p.target.kind().name(), timeout, known_streams, events.progress).await;
+        let report = verify::verify(
+            &p.desired,
+            &p.keys,
+            p.target.kind().name(),
+            verify::Scope {
+                timeout,
+                flows: opts.flows,
+            },
+            known_streams,
+            events.progress,
+        )
+        .await;
         record_verification(p.target.dir(), &report)?;
         Ok::<_, anyhow::Error>(report)
     }

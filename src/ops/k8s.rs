@@ -197,7 +197,18 @@ async fn verify_through_port_forwards(
         s.monitor_url = swap(&s.monitor_url, local[1]);
         forwards.push(forward);
     }
-    Ok(verify::verify(&desired, &secrets.keys, TargetKind::K8s.name(), timeout, None, progress).await)
+    Ok(verify::verify(
+        &desired,
+        &secrets.keys,
+        TargetKind::K8s.name(),
+        verify::Scope {
+            timeout,
+            flows: opts.flows,
+        },
+        None,
+        progress,
+    )
+    .await)
 }
 
 pub(super) fn destroy(opts: &Options) -> Result<(Vec<String>, PathBuf)> {

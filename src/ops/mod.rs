@@ -70,6 +70,8 @@ pub struct Options {
     pub allow_replace: bool,
     /// How long a command that changes the deployment waits for another one's lock.
     pub lock_timeout: Duration,
+    /// Verification also proves the declared flows live (`--flows`).
+    pub flows: bool,
 }
 
 impl Options {

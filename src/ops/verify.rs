@@ -14,7 +14,11 @@ pub async fn verify(opts: &Options, timeout: Duration, progress: &(dyn Fn(Progre
     let loaded = super::load(&opts.topology)?;
     let t = &loaded.topology;
     let (target, desired, keys) = applied(opts, t)?;
-    let report = verify::verify(&desired, &keys, target.kind().name(), timeout, None, progress).await;
+    let scope = verify::Scope {
+        timeout,
+        flows: opts.flows,
+    };
+    let report = verify::verify(&desired, &keys, target.kind().name(), scope, None, progress).await;
     record_verification(target.dir(), &report)?;
     Ok(report)
 }

@@ -37,6 +37,9 @@ pub struct TopologyFile {
     pub kv: Named<KvSpec>,
     #[serde(default)]
     pub object_stores: Named<ObjectStoreSpec>,
+    /// Traffic the system must carry (`reaches`) and must never carry (`never`).
+    #[serde(default)]
+    pub flows: Named<FlowSpec>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -460,6 +463,35 @@ pub struct ObjectStoreSpec {
     pub max_bytes: Option<Spanned<Scalar>>,
     pub storage: Option<Spanned<Storage>>,
     pub placement: Option<Spanned<PlacementSpec>>,
+}
+
+/// One declared message: who publishes it where, and where it must and must not arrive.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowSpec {
+    pub publish: Spanned<EndpointSpec>,
+    pub reaches: Option<Spanned<Vec<FlowTargetSpec>>>,
+    #[serde(default)]
+    pub never: Vec<FlowTargetSpec>,
+}
+
+/// A client: `user` (or `ACCOUNT/user`) connected at a region or leafnode, on a subject.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    pub user: Option<Spanned<String>>,
+    pub at: Spanned<String>,
+    pub subject: Spanned<String>,
+}
+
+/// Exactly one of: a stream that stores the message, a consumer (`STREAM/durable`) that has it
+/// pending, or a subscriber that receives it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowTargetSpec {
+    pub stream: Option<Spanned<String>>,
+    pub consumer: Option<Spanned<String>>,
+    pub subscriber: Option<Spanned<EndpointSpec>>,
 }
 
 /// A scalar read as text whether it was written as a number or a string (sizes, durations).

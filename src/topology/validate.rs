@@ -4,6 +4,7 @@
 use serde_saphyr::Spanned;
 use std::collections::HashMap;
 
+mod flows;
 mod jetstream;
 mod security;
 mod ssh;
@@ -166,7 +167,7 @@ impl Validator {
         }
     }
 
-    fn subjects(&mut self, list: &[Spanned<String>], object: &str) -> Vec<String> {
+    fn subjects(&mut self, list: &[Spanned<String>], object: &str) -> Vec<Pattern> {
         for s in list {
             if let Err(e) = subject::check(&s.value) {
                 self.error(
@@ -176,7 +177,12 @@ impl Validator {
                 );
             }
         }
-        list.iter().map(|s| s.value.clone()).collect()
+        list.iter()
+            .map(|s| Pattern {
+                subject: s.value.clone(),
+                loc: loc(s),
+            })
+            .collect()
     }
 
     fn topology(&mut self, file: TopologyFile) -> Topology {
@@ -245,6 +251,7 @@ impl Validator {
             leafnodes,
             accounts,
             jetstream: JetStreamObjects::default(),
+            flows: Vec::new(),
             tls: self.tls(&file.tls),
             operator,
             kubernetes: None,
@@ -255,6 +262,11 @@ impl Validator {
         self.port_clashes(&topology);
         self.security(&file, &topology);
         topology.jetstream = self.jetstream_objects(&file, &topology);
+        topology.flows = self.flows(&file, &topology);
+        // The proof walks the rules, so it needs them sound.
+        if !self.diags.iter().any(|d| d.severity == super::Severity::Error) {
+            self.prove_flows(&topology);
+        }
         if topology.is_super_cluster() && !topology.leafnodes.is_empty() && topology.system_account().is_none() {
             self.error(
                 Diagnostic::error("gateways and leafnodes together need a system account")

@@ -2,10 +2,12 @@
 //! endpoints until the expected links are all up (or the timeout passes), then sends the probes.
 
 mod checks;
+mod flows;
 mod probes;
 mod streams;
 
 pub use checks::{Evaluation, LinkReport, MetaReport, NodeReport, evaluate};
+pub use flows::{FlowReport, MARK_HEADER};
 pub use probes::ProbeReport;
 pub use streams::StreamReport;
 
@@ -29,6 +31,8 @@ pub struct Report {
     pub jetstream: Vec<MetaReport>,
     pub probes: Vec<ProbeReport>,
     pub streams: Vec<StreamReport>,
+    /// The declared flows, when asked for (`--flows`).
+    pub flows: Vec<FlowReport>,
 }
 
 impl Report {
@@ -62,7 +66,12 @@ impl Report {
             let account = s.account.as_deref().map(|a| format!(" (account {a})")).unwrap_or_default();
             format!("{} {}{account}: {}", s.kind.label(), s.name, s.detail)
         });
-        nodes.chain(links).chain(meta).chain(probes).chain(streams).collect()
+        let flows = self
+            .flows
+            .iter()
+            .filter(|f| !f.ok)
+            .map(|f| format!("flow {} ({} {}): {}", f.name, f.expect, f.target, f.detail));
+        nodes.chain(links).chain(meta).chain(probes).chain(streams).chain(flows).collect()
     }
 }
 
@@ -80,17 +89,26 @@ pub async fn observe_all(monitor: &Monitor, desired: &Desired) -> BTreeMap<Strin
     futures_util::future::join_all(reads).await.into_iter().collect()
 }
 
-/// Polls until everything verifies or `timeout` passes; probes run once the links are up.
+/// What a verification covers beyond the links: the declared flows, when asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope {
+    pub timeout: Duration,
+    pub flows: bool,
+}
+
+/// Polls until everything verifies or `timeout` passes; probes run once the links are up, and
+/// the declared flows (when asked) once everything else verified.
 /// `known_streams` is a reading of the live streams just taken (by plan, when apply changed
 /// nothing): the first stream check uses it instead of reading again.
 pub async fn verify(
     desired: &Desired,
     keys: &Keys,
     target: &str,
-    timeout: Duration,
+    scope: Scope,
     known_streams: Option<Vec<LiveObject>>,
     on_progress: &(dyn Fn(Progress) + Sync),
 ) -> Report {
+    let timeout = scope.timeout;
     let mut known_streams = known_streams;
     let started = Instant::now();
     let monitor = Monitor::for_desired(desired);
@@ -135,6 +153,11 @@ pub async fn verify(
         tokio::time::sleep(poll).await;
     };
     clients.close().await;
+    let mut report = report;
+    if scope.flows && !desired.flows.is_empty() {
+        report.flows = flows::run_all(desired, keys, &nonce).await;
+        report.ok &= report.flows.iter().all(|f| f.ok);
+    }
     report
 }
 
@@ -183,5 +206,6 @@ fn build_report(
         jetstream: e.jetstream,
         probes,
         streams,
+        flows: Vec::new(),
     }
 }

@@ -154,14 +154,14 @@ impl Validator {
     }
 
     fn one_subject(&mut self, s: &Spanned<String>, object: &str) -> String {
-        self.subjects(std::slice::from_ref(s), object).remove(0)
+        self.subjects(std::slice::from_ref(s), object).remove(0).subject
     }
 
     fn stream(&mut self, name: &Spanned<String>, spec: &StreamSpec, t: &Topology) -> Stream {
         self.name(name, "stream");
         let object = format!("stream `{}`", name.value);
         let account = self.object_account("stream", name, &spec.account, t);
-        let subjects = self.subjects(&spec.subjects, &object);
+        let subjects = subjects(&self.subjects(&spec.subjects, &object));
         let source = |v: &mut Validator, s: &Spanned<SourceSpec>| StreamSource {
             name: s.value.name.value.clone(),
             filter_subject: s.value.filter_subject.as_ref().map(|f| v.one_subject(f, &object)),
@@ -283,7 +283,7 @@ impl Validator {
         };
         let object = format!("consumer `{}/{}`", stream.name, name.value);
         let mut filters: Vec<String> = spec.filter_subject.iter().map(|f| self.one_subject(f, &object)).collect();
-        filters.extend(self.subjects(&spec.filter_subjects, &object));
+        filters.extend(subjects(&self.subjects(&spec.filter_subjects, &object)));
         let deliver_subject = spec.deliver_subject.as_ref().map(|d| {
             let s = self.one_subject(d, &object);
             if s.contains('*') || s.contains('>') {

@@ -1,0 +1,165 @@
+//! The declared flows as live verification runs them: which server each client connects to, how
+//! it logs in as the declared user, and under which subject each target should see the message
+//! (the static walk's answer, imports mapping subjects included).
+
+use serde::Serialize;
+use std::path::PathBuf;
+
+use crate::model::{Endpoint, FlowTarget, Password, Site, Topology};
+use crate::reach;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpectedFlow {
+    pub name: String,
+    pub publisher: FlowClient,
+    pub targets: Vec<ExpectedTarget>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpectedTarget {
+    /// `stream X`, `consumer S/C`, `subscriber A/u at site on subject`.
+    pub label: String,
+    pub kind: TargetKind,
+    /// `true` for `reaches`, `false` for `never`.
+    pub must_arrive: bool,
+    /// The subject it arrives under (`reaches`); for `never`, the published subject.
+    pub subject: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TargetKind {
+    Stream {
+        stream: String,
+        account: Option<String>,
+        deny_delete: bool,
+    },
+    Consumer {
+        stream: String,
+        consumer: String,
+        account: Option<String>,
+        deny_delete: bool,
+    },
+    Subscriber {
+        client: FlowClient,
+    },
+}
+
+/// A client connection as a declared user: at which server, as whom, with what.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowClient {
+    pub server: String,
+    pub who: String,
+    pub account: Option<String>,
+    pub subject: String,
+    pub login: Login,
+    /// The user's client certificate (stem under `pki/`), when it has one.
+    pub cert: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Login {
+    Anonymous,
+    /// Static accounts: the password is read from this variable, as the servers read it.
+    Password {
+        user: String,
+        var: String,
+    },
+    /// Only a bcrypt hash is known: nobody but the user can log in as it.
+    Unknown {
+        user: String,
+    },
+    /// Operator mode: the user's credentials file in the output tree.
+    Creds {
+        path: PathBuf,
+    },
+}
+
+pub fn expected(topology: &Topology) -> Vec<ExpectedFlow> {
+    topology
+        .flows
+        .iter()
+        .map(|flow| {
+            let (reaches, _) = reach::prove(topology, flow);
+            let targets = flow
+                .reaches
+                .iter()
+                .zip(reaches)
+                .map(|(t, v)| target(topology, t, true, v.subject.unwrap_or_else(|| flow.publish.subject.clone())))
+                .chain(flow.never.iter().map(|t| target(topology, t, false, flow.publish.subject.clone())))
+                .collect();
+            ExpectedFlow {
+                name: flow.name.clone(),
+                publisher: client(topology, &flow.publish),
+                targets,
+            }
+        })
+        .collect()
+}
+
+fn target(topology: &Topology, t: &FlowTarget, must_arrive: bool, subject: String) -> ExpectedTarget {
+    let stream_of = |name: &str| topology.jetstream.streams.iter().find(|s| s.name == name);
+    let kind = match t {
+        FlowTarget::Stream { name, .. } => TargetKind::Stream {
+            stream: name.clone(),
+            account: stream_of(name).and_then(|s| s.account.clone()),
+            deny_delete: stream_of(name).is_some_and(|s| s.deny_delete),
+        },
+        FlowTarget::Consumer { stream, name, .. } => TargetKind::Consumer {
+            stream: stream.clone(),
+            consumer: name.clone(),
+            account: stream_of(stream).and_then(|s| s.account.clone()),
+            deny_delete: stream_of(stream).is_some_and(|s| s.deny_delete),
+        },
+        FlowTarget::Subscriber(e) => TargetKind::Subscriber {
+            client: client(topology, e),
+        },
+    };
+    ExpectedTarget {
+        label: t.to_string(),
+        kind,
+        must_arrive,
+        subject,
+    }
+}
+
+fn client(topology: &Topology, e: &Endpoint) -> FlowClient {
+    let server = match &e.at {
+        Site::Region(r) => topology
+            .region(r)
+            .and_then(|r| r.nodes.first())
+            .map(|n| n.name.clone())
+            .unwrap_or_default(),
+        Site::Leafnode(l) => l.clone(),
+    };
+    let user = e
+        .account
+        .as_deref()
+        .and_then(|a| topology.account(a))
+        .and_then(|a| a.users.iter().find(|u| Some(&u.name) == e.user.as_ref()));
+    let login = match (user, &e.account) {
+        (None, _) | (_, None) => Login::Anonymous,
+        (Some(u), Some(a)) if topology.operator.is_some() => Login::Creds {
+            path: crate::material::auth::user_creds_path(a, &u.name),
+        },
+        (Some(u), _) => match &u.password {
+            Some(Password::Env { var, .. }) => Login::Password {
+                user: u.name.clone(),
+                var: var.clone(),
+            },
+            _ => Login::Unknown { user: u.name.clone() },
+        },
+    };
+    FlowClient {
+        server,
+        who: e.who(),
+        account: e.account.clone(),
+        subject: e.subject.clone(),
+        login,
+        cert: user
+            .filter(|u| u.client_cert)
+            .zip(e.account.as_ref())
+            .map(|(u, a)| format!("clients/{a}/{}", u.name)),
+    }
+}

@@ -1,0 +1,475 @@
+//! Where a declared message can go, worked out from the topology alone: the publisher's
+//! permissions, leafnode links and their deny rules, stream exports and service imports between
+//! accounts, streams (and the streams that source or mirror them), consumer filters and the
+//! subscriber's permissions. Every hop and every refusal names the rule behind it.
+//!
+//! Sites are the super-cluster (every region: gateways carry every account between regions) and
+//! each leafnode server. Pure: no I/O.
+
+use indexmap::IndexMap;
+use std::collections::VecDeque;
+
+use crate::model::{Endpoint, ExportKind, Flow, FlowTarget, Loc, Pattern, Rule, Site, Stream, Topology};
+use crate::subject;
+
+/// A rule of the topology that moved or stopped the message, with where it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub text: String,
+    pub loc: Option<Loc>,
+}
+
+impl Step {
+    fn at(text: String, loc: Loc) -> Self {
+        Step { text, loc: Some(loc) }
+    }
+}
+
+/// What the walk says of one target of a flow.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub reached: bool,
+    /// Reached: the hops from the publisher to the target. Not reached: the rules that stop it.
+    pub steps: Vec<Step>,
+    /// The subject the message arrives under (imports may map it), when reached.
+    pub subject: Option<String>,
+}
+
+/// Where the message can be: which account, at which site, under which subject.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Place {
+    account: Option<String>,
+    site: SiteKey,
+    subject: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum SiteKey {
+    SuperCluster,
+    Leafnode(String),
+}
+
+fn site_key(site: &Site) -> SiteKey {
+    match site {
+        Site::Region(_) => SiteKey::SuperCluster,
+        Site::Leafnode(l) => SiteKey::Leafnode(l.clone()),
+    }
+}
+
+/// Every place a flow's message gets to, with how it got there, and the hops that were refused.
+pub struct Walk<'t> {
+    topology: &'t Topology,
+    /// Place -> (the place it came from, the hop), `None` for where it was published.
+    came_from: IndexMap<Place, Option<(Place, Step)>>,
+    refused: Vec<(Place, Step)>,
+    /// Why the publisher cannot send it at all.
+    publish_refused: Option<Step>,
+}
+
+/// Walks `flow` and judges its targets: `reaches` then `never`, in declaration order.
+pub fn prove(topology: &Topology, flow: &Flow) -> (Vec<Verdict>, Vec<Verdict>) {
+    let walk = Walk::new(topology, &flow.publish);
+    let judge = |targets: &[FlowTarget]| targets.iter().map(|t| walk.verdict(t)).collect();
+    (judge(&flow.reaches), judge(&flow.never))
+}
+
+impl<'t> Walk<'t> {
+    pub fn new(topology: &'t Topology, publish: &Endpoint) -> Self {
+        let mut walk = Walk {
+            topology,
+            came_from: IndexMap::new(),
+            refused: Vec::new(),
+            publish_refused: None,
+        };
+        let user = user_rules(topology, publish);
+        walk.publish_refused = user.and_then(|(who, publish_rule, _)| refusal(&publish_rule, &publish.subject, "publish", &who));
+        if walk.publish_refused.is_some() {
+            return walk;
+        }
+        let start = Place {
+            account: publish.account.clone(),
+            site: site_key(&publish.at),
+            subject: publish.subject.clone(),
+        };
+        walk.came_from.insert(start.clone(), None);
+        let mut queue = VecDeque::from([start]);
+        while let Some(place) = queue.pop_front() {
+            for (next, step) in walk.hops(&place) {
+                match next {
+                    Ok(next) => {
+                        if !walk.came_from.contains_key(&next) {
+                            walk.came_from.insert(next.clone(), Some((place.clone(), step)));
+                            queue.push_back(next);
+                        }
+                    }
+                    Err(blocked) => walk.refused.push((blocked, step)),
+                }
+            }
+        }
+        walk
+    }
+
+    /// The places one hop from `place`: `Ok` where the message goes, `Err` where a rule stops it.
+    fn hops(&self, place: &Place) -> Vec<(Result<Place, Place>, Step)> {
+        let t = self.topology;
+        let mut out = Vec::new();
+        let moved = |site: SiteKey| Place { site, ..place.clone() };
+        match &place.site {
+            SiteKey::SuperCluster => {
+                for leaf in t.leafnodes.iter().filter(|l| l.account == place.account) {
+                    let to = moved(SiteKey::Leafnode(leaf.name.clone()));
+                    match first_match(&leaf.deny_import, &place.subject) {
+                        Some(d) => out.push((
+                            Err(to),
+                            Step::at(
+                                format!(
+                                    "deny_import `{}` of leafnode `{}` keeps it in hub region `{}`",
+                                    d.subject, leaf.name, leaf.hub
+                                ),
+                                d.loc,
+                            ),
+                        )),
+                        None => out.push((
+                            Ok(to),
+                            Step::at(
+                                format!(
+                                    "leafnode `{}` takes it from hub region `{}` (no deny_import covers it)",
+                                    leaf.name, leaf.hub
+                                ),
+                                leaf.loc,
+                            ),
+                        )),
+                    }
+                }
+            }
+            SiteKey::Leafnode(name) => {
+                if let Some(leaf) = t.leafnodes.iter().find(|l| &l.name == name && l.account == place.account) {
+                    let hub_clustered = t.region(&leaf.hub).is_some_and(|r| t.is_clustered(r));
+                    let to = moved(SiteKey::SuperCluster);
+                    let export_deny = first_match(&leaf.deny_export, &place.subject);
+                    // Measured on nats-server 2.15: a clustered hub applies deny_import both ways.
+                    let import_deny = first_match(&leaf.deny_import, &place.subject).filter(|_| hub_clustered);
+                    match (export_deny, import_deny) {
+                        (Some(d), _) => out.push((
+                            Err(to),
+                            Step::at(format!("deny_export `{}` of leafnode `{}` keeps it on the leaf", d.subject, leaf.name), d.loc),
+                        )),
+                        (None, Some(d)) => out.push((
+                            Err(to),
+                            Step::at(
+                                format!(
+                                    "deny_import `{}` of leafnode `{}` keeps it on the leaf (a clustered hub applies deny_import both ways)",
+                                    d.subject, leaf.name
+                                ),
+                                d.loc,
+                            ),
+                        )),
+                        (None, None) => out.push((
+                            Ok(to),
+                            Step::at(format!("leafnode `{}` passes it to hub region `{}` (no deny_export covers it)", leaf.name, leaf.hub), leaf.loc),
+                        )),
+                    }
+                }
+            }
+        }
+        // A leaf in static mode knows only its own account; imports happen on the hub side.
+        let imports_here = t.operator.is_some() || place.site == SiteKey::SuperCluster;
+        if !imports_here {
+            return out;
+        }
+        for account in t.accounts.iter() {
+            for import in &account.imports {
+                let stream_in = import.kind == ExportKind::Stream
+                    && Some(&import.from) == place.account.as_ref()
+                    && subject::matches(&import.subject, &place.subject);
+                let service_out = import.kind == ExportKind::Service
+                    && place.account.as_deref() == Some(account.name.as_str())
+                    && subject::matches(import.local(), &place.subject);
+                if stream_in {
+                    let next = Place {
+                        account: Some(account.name.clone()),
+                        subject: subject::map(&import.subject, import.local(), &place.subject),
+                        site: place.site.clone(),
+                    };
+                    let text = format!(
+                        "account `{}` imports stream `{}` from `{}`",
+                        account.name, import.subject, import.from
+                    );
+                    out.push((Ok(next), Step::at(text, import.loc)));
+                } else if service_out {
+                    let next = Place {
+                        account: Some(import.from.clone()),
+                        subject: subject::map(import.local(), &import.subject, &place.subject),
+                        site: place.site.clone(),
+                    };
+                    let text = format!(
+                        "account `{}` imports service `{}` from `{}`",
+                        account.name, import.subject, import.from
+                    );
+                    out.push((Ok(next), Step::at(text, import.loc)));
+                }
+            }
+        }
+        out
+    }
+
+    fn path_to(&self, place: &Place) -> Vec<Step> {
+        let mut steps = Vec::new();
+        let mut at = place;
+        while let Some(Some((from, step))) = self.came_from.get(at) {
+            steps.push(step.clone());
+            at = from;
+        }
+        steps.reverse();
+        steps
+    }
+
+    /// Rules that stopped the message on its way into `account` at `site` (any site if `None`).
+    fn refusals_into(&self, account: &Option<String>, site: Option<&SiteKey>) -> Vec<Step> {
+        let mut steps: Vec<Step> = self
+            .refused
+            .iter()
+            .filter(|(p, _)| &p.account == account && site.is_none_or(|s| &p.site == s) && !self.came_from.contains_key(p))
+            .map(|(_, s)| s.clone())
+            .collect();
+        steps.dedup();
+        steps
+    }
+
+    /// Where the message is stored by `stream`, under which subject, and how it got there.
+    fn stored(&self, stream: &Stream, seen: &mut Vec<String>) -> Option<(String, Vec<Step>)> {
+        if seen.contains(&stream.name) {
+            return None;
+        }
+        seen.push(stream.name.clone());
+        let direct = self.came_from.keys().find(|p| {
+            p.site == SiteKey::SuperCluster
+                && p.account == stream.account
+                && stream.subjects.iter().any(|s| subject::matches(s, &p.subject))
+        });
+        if let Some(place) = direct {
+            let mut steps = self.path_to(place);
+            steps.push(Step::at(
+                format!("stream `{}` stores it as `{}`", stream.name, place.subject),
+                stream.loc,
+            ));
+            return Some((place.subject.clone(), steps));
+        }
+        let js = &self.topology.jetstream;
+        for origin in stream.mirror.iter().chain(&stream.sources) {
+            let Some(upstream) = js.streams.iter().find(|s| s.name == origin.name) else {
+                continue;
+            };
+            if let Some((subj, mut steps)) = self.stored(upstream, seen)
+                && origin.filter_subject.as_ref().is_none_or(|f| subject::matches(f, &subj))
+            {
+                steps.push(Step::at(
+                    format!("stream `{}` sources it from `{}`", stream.name, upstream.name),
+                    stream.loc,
+                ));
+                return Some((subj, steps));
+            }
+        }
+        None
+    }
+
+    pub fn verdict(&self, target: &FlowTarget) -> Verdict {
+        if let Some(step) = &self.publish_refused {
+            return not_reached(vec![step.clone()]);
+        }
+        let js = &self.topology.jetstream;
+        match target {
+            FlowTarget::Stream { name, loc } => {
+                let Some(stream) = js.streams.iter().find(|s| &s.name == name) else {
+                    return not_reached(vec![Step::at(format!("stream `{name}` is not declared"), *loc)]);
+                };
+                match self.stored(stream, &mut Vec::new()) {
+                    Some((subj, steps)) => reached(steps, subj),
+                    None => not_reached(self.missed_stream(stream)),
+                }
+            }
+            FlowTarget::Consumer { stream, name, loc } => {
+                let consumer = js.consumers.iter().find(|c| &c.stream == stream && &c.name == name);
+                let (Some(consumer), Some(s)) = (consumer, js.streams.iter().find(|s| &s.name == stream)) else {
+                    return not_reached(vec![Step::at(format!("consumer `{stream}/{name}` is not declared"), *loc)]);
+                };
+                match self.stored(s, &mut Vec::new()) {
+                    None => not_reached(self.missed_stream(s)),
+                    Some((subj, mut steps)) => {
+                        let filters = &consumer.filter_subjects;
+                        if filters.is_empty() || filters.iter().any(|f| subject::matches(f, &subj)) {
+                            steps.push(Step::at(format!("consumer `{stream}/{name}` has it pending"), consumer.loc));
+                            reached(steps, subj)
+                        } else {
+                            not_reached(vec![Step::at(
+                                format!("no filter of consumer `{stream}/{name}` ({}) matches `{subj}`", quoted(filters)),
+                                consumer.loc,
+                            )])
+                        }
+                    }
+                }
+            }
+            FlowTarget::Subscriber(sub) => self.delivered(sub),
+        }
+    }
+
+    fn missed_stream(&self, stream: &Stream) -> Vec<Step> {
+        let in_account: Vec<&Place> = self
+            .came_from
+            .keys()
+            .filter(|p| p.account == stream.account && p.site == SiteKey::SuperCluster)
+            .collect();
+        if in_account.is_empty() {
+            let mut steps = self.refusals_into(&stream.account, Some(&SiteKey::SuperCluster));
+            if steps.is_empty() {
+                steps.push(Step::at(
+                    format!(
+                        "it never reaches {} in the super-cluster, where stream `{}` lives (no link or import carries it there)",
+                        account_words(&stream.account),
+                        stream.name
+                    ),
+                    stream.loc,
+                ));
+            }
+            return steps;
+        }
+        let seen: Vec<String> = in_account.iter().map(|p| format!("`{}`", p.subject)).collect();
+        vec![Step::at(
+            format!(
+                "no subject of stream `{}` ({}) matches {}",
+                stream.name,
+                quoted(&stream.subjects),
+                seen.join(", ")
+            ),
+            stream.loc,
+        )]
+    }
+
+    fn delivered(&self, sub: &Endpoint) -> Verdict {
+        if let Some((who, _, subscribe)) = user_rules(self.topology, sub) {
+            let allowed = subscribe.allow.is_empty() || subscribe.allow.iter().any(|a| subject::is_subset(&sub.subject, &a.subject));
+            if !allowed {
+                let loc = subscribe.allow.first().map(|a| a.loc).unwrap_or(sub.loc);
+                return not_reached(vec![Step::at(
+                    format!(
+                        "the subscribe permissions of `{who}` ({}) do not allow `{}`",
+                        quoted_patterns(&subscribe.allow),
+                        sub.subject
+                    ),
+                    loc,
+                )]);
+            }
+            let site = site_key(&sub.at);
+            let arriving = self.came_from.keys().find(|p| {
+                p.account == sub.account
+                    && p.site == site
+                    && subject::matches(&sub.subject, &p.subject)
+                    && first_match(&subscribe.deny, &p.subject).is_none()
+            });
+            if let Some(place) = arriving {
+                let mut steps = self.path_to(place);
+                steps.push(Step::at(
+                    format!("`{who}` at {} receives it as `{}`", sub.at, place.subject),
+                    sub.loc,
+                ));
+                return reached(steps, place.subject.clone());
+            }
+            let denied = self.came_from.keys().find_map(|p| {
+                (p.account == sub.account && p.site == site && subject::matches(&sub.subject, &p.subject))
+                    .then(|| first_match(&subscribe.deny, &p.subject))
+                    .flatten()
+            });
+            if let Some(d) = denied {
+                return not_reached(vec![Step::at(format!("subscribe deny `{}` of `{who}` drops it", d.subject), d.loc)]);
+            }
+        }
+        let site = site_key(&sub.at);
+        let mut steps = self.refusals_into(&sub.account, Some(&site));
+        if steps.is_empty() {
+            let there: Vec<String> = self
+                .came_from
+                .keys()
+                .filter(|p| p.account == sub.account && p.site == site)
+                .map(|p| format!("`{}`", p.subject))
+                .collect();
+            steps.push(Step::at(
+                if there.is_empty() {
+                    format!(
+                        "it never reaches {} at {} (no link or import carries it there)",
+                        account_words(&sub.account),
+                        sub.at
+                    )
+                } else {
+                    format!("`{}` does not match {}", sub.subject, there.join(", "))
+                },
+                sub.loc,
+            ));
+        }
+        not_reached(steps)
+    }
+}
+
+/// The user's name and publish and subscribe rules (`None` for a topology without users).
+fn user_rules(t: &Topology, e: &Endpoint) -> Option<(String, Rule, Rule)> {
+    let user = t
+        .account(e.account.as_deref()?)?
+        .users
+        .iter()
+        .find(|u| Some(&u.name) == e.user.as_ref())?;
+    Some((e.who(), user.permissions.publish.clone(), user.permissions.subscribe.clone()))
+}
+
+/// Why `rule` refuses `what` on literal `subject`, if it does.
+fn refusal(rule: &Rule, subject: &str, what: &str, who: &str) -> Option<Step> {
+    if let Some(d) = first_match(&rule.deny, subject) {
+        return Some(Step::at(
+            format!("{what} deny `{}` of `{who}` refuses `{subject}`", d.subject),
+            d.loc,
+        ));
+    }
+    if !rule.allow.is_empty() && first_match(&rule.allow, subject).is_none() {
+        return Some(Step::at(
+            format!(
+                "the {what} permissions of `{who}` ({}) do not allow `{subject}`",
+                quoted_patterns(&rule.allow)
+            ),
+            rule.allow[0].loc,
+        ));
+    }
+    None
+}
+
+fn first_match<'a>(patterns: &'a [Pattern], subject: &str) -> Option<&'a Pattern> {
+    patterns.iter().find(|p| subject::matches(&p.subject, subject))
+}
+
+fn reached(steps: Vec<Step>, subject: String) -> Verdict {
+    Verdict {
+        reached: true,
+        steps,
+        subject: Some(subject),
+    }
+}
+
+fn not_reached(steps: Vec<Step>) -> Verdict {
+    Verdict {
+        reached: false,
+        steps,
+        subject: None,
+    }
+}
+
+fn quoted(list: &[String]) -> String {
+    list.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+}
+
+fn quoted_patterns(list: &[Pattern]) -> String {
+    list.iter().map(|s| format!("`{}`", s.subject)).collect::<Vec<_>>().join(", ")
+}
+
+fn account_words(account: &Option<String>) -> String {
+    match account {
+        Some(a) => format!("account `{a}`"),
+        None => "the global account".into(),
+    }
+}
