@@ -346,44 +346,43 @@ impl<'t> Walk<'t> {
     }
 
     fn delivered(&self, sub: &Endpoint) -> Verdict {
-        if let Some((who, _, subscribe)) = user_rules(self.topology, sub) {
-            let allowed = subscribe.allow.is_empty() || subscribe.allow.iter().any(|a| subject::is_subset(&sub.subject, &a.subject));
-            if !allowed {
-                let loc = subscribe.allow.first().map(|a| a.loc).unwrap_or(sub.loc);
-                return not_reached(vec![Step::at(
-                    format!(
-                        "the subscribe permissions of `{who}` ({}) do not allow `{}`",
-                        quoted_patterns(&subscribe.allow),
-                        sub.subject
-                    ),
-                    loc,
-                )]);
-            }
-            let site = site_key(&sub.at);
-            let arriving = self.came_from.keys().find(|p| {
-                p.account == sub.account
-                    && p.site == site
-                    && subject::matches(&sub.subject, &p.subject)
-                    && first_match(&subscribe.deny, &p.subject).is_none()
-            });
-            if let Some(place) = arriving {
-                let mut steps = self.path_to(place);
-                steps.push(Step::at(
-                    format!("`{who}` at {} receives it as `{}`", sub.at, place.subject),
-                    sub.loc,
-                ));
-                return reached(steps, place.subject.clone());
-            }
-            let denied = self.came_from.keys().find_map(|p| {
-                (p.account == sub.account && p.site == site && subject::matches(&sub.subject, &p.subject))
-                    .then(|| first_match(&subscribe.deny, &p.subject))
-                    .flatten()
-            });
-            if let Some(d) = denied {
-                return not_reached(vec![Step::at(format!("subscribe deny `{}` of `{who}` drops it", d.subject), d.loc)]);
-            }
+        // Without accounts nobody logs in and nothing is restricted.
+        let (who, _, subscribe) = user_rules(self.topology, sub).unwrap_or_else(|| (sub.who(), Rule::default(), Rule::default()));
+        let allowed = subscribe.allow.is_empty() || subscribe.allow.iter().any(|a| subject::is_subset(&sub.subject, &a.subject));
+        if !allowed {
+            let loc = subscribe.allow.first().map(|a| a.loc).unwrap_or(sub.loc);
+            return not_reached(vec![Step::at(
+                format!(
+                    "the subscribe permissions of `{who}` ({}) do not allow `{}`",
+                    quoted_patterns(&subscribe.allow),
+                    sub.subject
+                ),
+                loc,
+            )]);
         }
         let site = site_key(&sub.at);
+        let arriving = self.came_from.keys().find(|p| {
+            p.account == sub.account
+                && p.site == site
+                && subject::matches(&sub.subject, &p.subject)
+                && first_match(&subscribe.deny, &p.subject).is_none()
+        });
+        if let Some(place) = arriving {
+            let mut steps = self.path_to(place);
+            steps.push(Step::at(
+                format!("`{who}` at {} receives it as `{}`", sub.at, place.subject),
+                sub.loc,
+            ));
+            return reached(steps, place.subject.clone());
+        }
+        let denied = self.came_from.keys().find_map(|p| {
+            (p.account == sub.account && p.site == site && subject::matches(&sub.subject, &p.subject))
+                .then(|| first_match(&subscribe.deny, &p.subject))
+                .flatten()
+        });
+        if let Some(d) = denied {
+            return not_reached(vec![Step::at(format!("subscribe deny `{}` of `{who}` drops it", d.subject), d.loc)]);
+        }
         let mut steps = self.refusals_into(&sub.account, Some(&site));
         if steps.is_empty() {
             let there: Vec<String> = self
@@ -471,5 +470,63 @@ fn account_words(account: &Option<String>) -> String {
     match account {
         Some(a) => format!("account `{a}`"),
         None => "the global account".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::topology::{Source, parse};
+
+    /// Validates `yaml` (the flows' static proof included) and returns every diagnostic text.
+    fn diagnostics(yaml: &str) -> String {
+        match parse(Source {
+            path: "t.yaml".into(),
+            text: yaml.into(),
+        }) {
+            Ok(loaded) => loaded.warnings.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("\n"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const ACCOUNTS: &str = "name: t\nregions:\n  east:\n    nodes: 3\n    jetstream: true\naccounts:\n  SHOP:\n    jetstream: true\n    exports: [{ service: \"prices.>\" }]\n    users: [{ user: shop, password: \"${S}\" }]\n  WEB:\n    imports: [{ service: \"prices.>\", from: SHOP, to: \"quote.>\" }]\n    users: [{ user: web, password: \"${W}\", permissions: { publish: [\"quote.>\"] } }]\nstreams:\n  PRICES: { account: SHOP, subjects: [\"prices.>\"] }\n  COPY: { account: SHOP, sources: [{ name: PRICES, filter_subject: \"prices.eu.>\" }] }\n";
+
+    #[test]
+    fn a_service_import_carries_requests_to_the_exporter_under_its_subject() {
+        let yaml = format!(
+            "{ACCOUNTS}flows:\n  quote:\n    publish: {{ user: web, at: east, subject: quote.eu.widget }}\n    reaches:\n      - stream: PRICES\n      - subscriber: {{ user: shop, at: east, subject: prices.eu.widget }}\n"
+        );
+        assert_eq!(diagnostics(&yaml), "");
+    }
+
+    #[test]
+    fn a_sourcing_stream_stores_only_what_its_filter_takes() {
+        let ok = format!(
+            "{ACCOUNTS}flows:\n  eu:\n    publish: {{ user: shop, at: east, subject: prices.eu.a }}\n    reaches:\n      - stream: COPY\n"
+        );
+        assert_eq!(diagnostics(&ok), "");
+        let us = format!(
+            "{ACCOUNTS}flows:\n  us:\n    publish: {{ user: shop, at: east, subject: prices.us.a }}\n    reaches:\n      - stream: COPY\n"
+        );
+        assert!(diagnostics(&us).contains("cannot reach stream COPY"), "{}", diagnostics(&us));
+    }
+
+    #[test]
+    fn the_publishers_own_permissions_come_first() {
+        let yaml = format!(
+            "{ACCOUNTS}flows:\n  denied:\n    publish: {{ user: web, at: east, subject: prices.eu.a }}\n    reaches:\n      - stream: PRICES\n"
+        );
+        let text = diagnostics(&yaml);
+        assert!(text.contains("cannot reach stream PRICES"), "{text}");
+        let help = match parse(Source {
+            path: "t.yaml".into(),
+            text: yaml,
+        }) {
+            Err(crate::topology::TopologyError::Invalid { diagnostics, .. }) => diagnostics[0].help.clone().unwrap_or_default(),
+            _ => String::new(),
+        };
+        assert!(
+            help.contains("the publish permissions of `WEB/web` (`quote.>`) do not allow `prices.eu.a`"),
+            "{help}"
+        );
     }
 }

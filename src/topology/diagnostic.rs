@@ -74,12 +74,13 @@ impl Diagnostic {
             (Some(loc), object) => {
                 let suffix = object.as_ref().map(|o| format!(" ({o})")).unwrap_or_default();
                 let _ = writeln!(out, "  --> {file}:{}:{}{suffix}", loc.line, loc.col);
-                if let Some(text) = source.lines().nth(loc.line as usize - 1) {
+                if let Some(line) = source.lines().nth(loc.line as usize - 1) {
                     let number = loc.line.to_string();
                     let pad = " ".repeat(number.len());
+                    let (text, col) = window(line, loc.col as usize);
                     let caret_pad: String = text
                         .chars()
-                        .take(loc.col.saturating_sub(1) as usize)
+                        .take(col.saturating_sub(1))
                         .map(|c| if c == '\t' { '\t' } else { ' ' })
                         .collect();
                     let _ = writeln!(out, " {pad} |");
@@ -99,6 +100,28 @@ impl Diagnostic {
         }
         out
     }
+}
+
+/// At most `WINDOW` characters of a long source line around column `col` (1-based), with `…`
+/// where it was cut, and the column within what is shown.
+fn window(line: &str, col: usize) -> (String, usize) {
+    const WINDOW: usize = 120;
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= WINDOW {
+        return (line.to_string(), col);
+    }
+    let start = col.saturating_sub(WINDOW / 2).min(chars.len().saturating_sub(WINDOW));
+    let end = (start + WINDOW).min(chars.len());
+    let mut shown: String = chars[start..end].iter().collect();
+    let mut col = col - start;
+    if start > 0 {
+        shown = format!("…{shown}");
+        col += 1;
+    }
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, col)
 }
 
 /// The closest candidate to `word`, when one is close enough to be a plausible typo.

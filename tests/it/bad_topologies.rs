@@ -23,7 +23,65 @@ const CASES: &[(&str, &str, &[&str])] = &[
     (
         "wrong type for a port",
         "name: dev\nregions:\n  main:\n    nodes:\n      - name: a\n        ports: { client: 70000 }\n",
-        &["bad.yaml:6:26"],
+        &["`client` is `70000`: a port is a number from 1 to 65535", "bad.yaml:6:26"],
+    ),
+    (
+        "a fraction where a whole number belongs",
+        "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstream: true\nstreams:\n  S:\n    subjects: [a]\n    replicas: 3.5\n",
+        &["`replicas` is `3.5`: it must be a whole number, 0 or more", "bad.yaml:9:15"],
+    ),
+    (
+        "a number too large for its field",
+        "name: dev\ndefaults:\n  gateway_seeds: 99999999999\nregions:\n  main:\n    nodes: 3\n",
+        &[
+            "`gateway_seeds` is `99999999999`: it must be a whole number from 0 to 4294967295",
+            "bad.yaml:3:18",
+        ],
+    ),
+    (
+        "a tab indenting a line",
+        "name: dev\nregions:\n  main:\n    # one\n    # two\n    nodes: 3\n\tjetstream: true\n",
+        &["found a tab", "bad.yaml:7:1", "replace the tab with spaces"],
+    ),
+    (
+        "a flow naming an unknown user, site, stream and consumer",
+        "name: dev\nregions:\n  east:\n    nodes: 3\n    jetstream: true\naccounts:\n  APP:\n    jetstream: true\n    users:\n      - { user: writer, password: \"${W}\" }\nstreams:\n  ORDERS: { account: APP, subjects: [\"orders.>\"] }\nconsumers:\n  - { durable: billing, stream: ORDERS }\nflows:\n  f:\n    publish: { user: writter, at: eats, subject: orders.created }\n    reaches:\n      - stream: ORDER\n      - consumer: ORDERS/biling\n",
+        &[
+            "unknown user `writter`",
+            "bad.yaml:17:22",
+            "did you mean `writer`?",
+            "unknown region or leafnode `eats`",
+            "bad.yaml:17:35",
+            "did you mean `east`?",
+            "unknown stream `ORDER`",
+            "bad.yaml:19:17",
+            "did you mean `ORDERS`?",
+            "unknown consumer `ORDERS/biling`",
+            "bad.yaml:20:19",
+            "did you mean `ORDERS/billing`?",
+        ],
+    ),
+    (
+        "a flow publishing on a wildcard, with an empty reaches",
+        "name: dev\nregions:\n  east:\n    nodes: 3\nflows:\n  f:\n    publish: { at: east, subject: \"orders.*\" }\n    reaches: []\n",
+        &[
+            "`orders.*` is not a publish subject",
+            "bad.yaml:7:35",
+            "flow `f` has an empty `reaches`",
+            "bad.yaml:8:14",
+        ],
+    ),
+    (
+        "a flow a deny rule blocks, and one that crosses into another tenant",
+        "name: dev\nregions:\n  east:\n    nodes: 3\nleafnodes:\n  edge:\n    hub: east\n    account: A\n    deny_import: [\"orders.>\"]\naccounts:\n  A:\n    exports: [{ stream: \"orders.>\" }]\n    users: [{ user: a, password: \"${A}\" }]\n  B:\n    imports: [{ stream: \"orders.>\", from: A }]\n    users: [{ user: b, password: \"${B}\" }]\nflows:\n  to-edge:\n    publish: { user: a, at: east, subject: orders.created }\n    reaches:\n      - subscriber: { user: a, at: edge, subject: \"orders.>\" }\n    never:\n      - subscriber: { user: b, at: east, subject: \">\" }\n",
+        &[
+            "flow `to-edge`: `orders.created` published by A/a at region `east` cannot reach subscriber A/a at edge on orders.>",
+            "bad.yaml:9:19 (flow `to-edge`)",
+            "deny_import `orders.>` of leafnode `edge` keeps it in hub region `east`",
+            "reaches, which it must never reach, subscriber B/b at east on >",
+            "bad.yaml:15:25 (flow `to-edge`)",
+            "account `B` imports stream `orders.>` from `A`",
+        ],
     ),
     (
         "unknown key in a region",
@@ -381,6 +439,40 @@ fn assert_all_rejected(args: &[&[&str]]) {
 fn every_bad_topology_is_rejected_by_validate_with_its_location() {
     assert!(CASES.len() >= 20);
     assert_all_rejected(&[&["validate"]]);
+}
+
+/// Hostile sizes: the error shows the part of a 200,000-character line around the column, and a
+/// file of two million comment lines names the limit it hit, in words, and the file's size.
+#[test]
+fn huge_lines_and_files_get_short_errors_in_words() {
+    let long = format!(
+        "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstream: {}\n",
+        "x".repeat(200_000)
+    );
+    let comments = format!("name: dev\n{}regions:\n  main:\n    nodes: 3\n", "# comment\n".repeat(2_000_000));
+    for (case, yaml, expect) in [
+        ("long line", long, &["bad.yaml:5:5", "(200005 characters)", "jetstream: xxxx"][..]),
+        (
+            "two million comment lines",
+            comments,
+            &[
+                "the topology file is too large to read: more than 1000000 YAML items",
+                "the file is 20.0 MB, 2000004 lines",
+            ][..],
+        ),
+    ] {
+        let problems = rejection_problems(case, &yaml, expect, &["validate"]);
+        assert!(
+            problems.iter().all(|p| p.len() < 4000),
+            "{case}: the error is not short: {} bytes",
+            problems[0].len()
+        );
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bad.yaml"), &yaml).unwrap();
+        let out = notif_infra(dir.path()).args(["validate", "bad.yaml"]).output().unwrap();
+        assert!(out.stderr.len() < 2000, "{case}: {} bytes of error", out.stderr.len());
+    }
 }
 
 #[test]

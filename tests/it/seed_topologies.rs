@@ -1,5 +1,6 @@
-//! Every shipped seed topology comes up on the local target and verifies, link by link and
-//! with messages, and no command output carries a generated seed.
+//! Every shipped seed topology comes up on the local target and verifies, link by link, with
+//! messages, and with the traffic its document describes (`verify --flows`: every declared flow
+//! proven live as the declared users), and no command output carries a generated seed.
 
 use serde_json::Value;
 use std::path::Path;
@@ -10,7 +11,7 @@ use crate::support::{Deployment, topology};
 fn comes_up_and_verifies(file: &Path, name: &str, servers: u16) -> Value {
     let d = Deployment::new(file, name, servers);
     let apply = d.cmd("apply").args(["-o", "json"]).output().unwrap();
-    let verify = d.cmd("verify").args(["-o", "json"]).output().unwrap();
+    let verify = d.cmd("verify").args(["--flows", "-o", "json"]).output().unwrap();
     let plan = d.cmd("plan").output().unwrap();
     let outputs = [&apply, &verify, &plan];
     let printed: String = outputs
@@ -47,6 +48,17 @@ fn comes_up_and_verifies(file: &Path, name: &str, servers: u16) -> Value {
     let streams = v["streams"].as_array().unwrap();
     assert_eq!(streams.len() as u64, objects, "{streams:?}");
     assert!(streams.iter().all(|s| s["ok"] == true), "{streams:?}");
+
+    // Seed topologies carry their documents' flows: at least three, with isolation (`never`).
+    let flows = v["flows"].as_array().unwrap();
+    assert!(flows.iter().all(|f| f["ok"] == true), "{flows:?}");
+    if file.starts_with(crate::support::project_root().join("topologies")) {
+        let mut names: Vec<&str> = flows.iter().map(|f| f["name"].as_str().unwrap()).collect();
+        names.dedup();
+        assert!(names.len() >= 3, "{names:?}");
+        assert!(flows.iter().any(|f| f["expect"] == "never"), "{flows:?}");
+        assert!(flows.iter().any(|f| f["expect"] == "reaches"), "{flows:?}");
+    }
     v
 }
 
