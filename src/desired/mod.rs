@@ -113,6 +113,9 @@ pub struct JetStreamConf {
     pub max_memory_store: Option<u64>,
     pub max_file_store: Option<u64>,
     pub domain: Option<String>,
+    /// `chachapoly` or `aes`, with the variable the key is read from.
+    pub cipher: Option<String>,
+    pub key_var: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -558,7 +561,9 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
                 store_dir: e.store_dir.clone(),
                 max_memory_store: limits.max_memory_store,
                 max_file_store: limits.max_file_store,
-                domain: None,
+                domain: topology.settings.jetstream_domain.clone(),
+                cipher: topology.settings.encryption.as_ref().map(|e| e.cipher.to_string()),
+                key_var: topology.settings.encryption.as_ref().map(|e| e.key_var.clone()),
             });
             conf.accounts = accounts_conf(
                 &mut topology.accounts.iter().map(|a| a.name.as_str()),
@@ -609,6 +614,8 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
                 max_memory_store: js.limits.max_memory_store,
                 max_file_store: js.limits.max_file_store,
                 domain: Some(js.domain.clone()),
+                cipher: topology.settings.encryption.as_ref().map(|e| e.cipher.to_string()),
+                key_var: topology.settings.encryption.as_ref().map(|e| e.key_var.clone()),
             });
             for account in &mut conf.accounts {
                 account.jetstream = true;

@@ -110,9 +110,23 @@ pub struct ServerSettings {
     pub logging: Logging,
     pub jetstream_store_dir: String,
     pub jetstream_limits: JetStreamLimits,
+    /// The JetStream domain of every region (leafnodes keep their own).
+    pub jetstream_domain: Option<String>,
+    /// Encryption at rest on every server that runs JetStream.
+    pub encryption: Option<Encryption>,
     /// How many servers of each remote region a gateway block lists; nats-server learns the
     /// rest by gossip.
     pub gateway_seeds: usize,
+}
+
+/// JetStream encryption at rest: the cipher, and the variable the servers read the key from
+/// (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encryption {
+    /// `chachapoly` or `aes`, as nats-server names them.
+    pub cipher: &'static str,
+    pub key_var: String,
+    pub loc: Loc,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,6 +356,11 @@ impl Topology {
     }
 
     pub fn env_refs(&self) -> Vec<EnvRef> {
+        let encryption = self.settings.encryption.iter().map(|e| EnvRef {
+            var: e.key_var.clone(),
+            loc: e.loc,
+            object: "the JetStream encryption key".into(),
+        });
         self.accounts
             .iter()
             .flat_map(|a| {
@@ -354,6 +373,7 @@ impl Topology {
                     _ => None,
                 })
             })
+            .chain(encryption)
             .collect()
     }
 }

@@ -423,6 +423,8 @@ mod tests {
                 max_memory_store: Some(10),
                 max_file_store: None,
                 domain: None,
+                cipher: None,
+                key_var: None,
             }),
             system_account: None,
             operator: None,

@@ -74,6 +74,25 @@ pub struct JetStreamDefaults {
     pub store_dir: Option<Spanned<String>>,
     pub max_memory_store: Option<Spanned<Scalar>>,
     pub max_file_store: Option<Spanned<Scalar>>,
+    /// The super-cluster's JetStream domain (one for every region: the meta group spans them).
+    pub domain: Option<Spanned<String>>,
+    /// Encryption at rest on every JetStream server.
+    pub encryption: Option<Spanned<EncryptionSpec>>,
+}
+
+/// `{ cipher: chachapoly | aes, key: ${VAR} }`: the key is read from the servers' environment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionSpec {
+    pub cipher: Option<Spanned<Cipher>>,
+    pub key: Spanned<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Cipher {
+    Chachapoly,
+    Aes,
 }
 
 #[derive(Debug, Default, Deserialize)]

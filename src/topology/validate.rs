@@ -129,6 +129,31 @@ impl Validator {
         }
     }
 
+    /// The key must be an environment reference: a key in the topology would be in clear in
+    /// every rendered config and in version control.
+    fn encryption(&mut self, spec: &Spanned<EncryptionSpec>) -> Encryption {
+        let key = &spec.value.key;
+        let var = key.value.trim().strip_prefix("${").and_then(|k| k.strip_suffix('}')).filter(|v| {
+            v.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+        if var.is_none() {
+            self.error(
+                Diagnostic::error("the JetStream encryption key must be an environment reference, not a literal key")
+                    .at(loc(key))
+                    .help("write `key: ${JS_ENCRYPTION_KEY}` and set that variable where the servers run; the rendered configs name the variable, never the key"),
+            );
+        }
+        Encryption {
+            cipher: match spec.value.cipher.as_ref().map(|c| c.value) {
+                Some(Cipher::Aes) => "aes",
+                Some(Cipher::Chachapoly) | None => "chachapoly",
+            },
+            key_var: var.unwrap_or_default().to_string(),
+            loc: loc(key),
+        }
+    }
+
     fn size(&mut self, value: &Option<Spanned<Scalar>>, fallback: Option<u64>) -> Option<u64> {
         match value {
             None => fallback,
@@ -221,6 +246,11 @@ impl Validator {
                 .map(|d| d.value.clone())
                 .unwrap_or_else(|| "/data/jetstream".into()),
             jetstream_limits: js_defaults,
+            jetstream_domain: defaults.jetstream.domain.as_ref().map(|d| {
+                self.name(d, "JetStream domain");
+                d.value.clone()
+            }),
+            encryption: defaults.jetstream.encryption.as_ref().map(|e| self.encryption(e)),
             gateway_seeds: self.gateway_seeds(&defaults.gateway_seeds),
         };
 
@@ -410,6 +440,13 @@ impl Validator {
             let domain = match &js.domain {
                 Some(d) => {
                     self.name(d, "JetStream domain");
+                    if file.defaults.jetstream.domain.as_ref().is_some_and(|hub| hub.value == d.value) {
+                        self.error(
+                            Diagnostic::error(format!("leafnode `{}` uses the regions' JetStream domain `{}`", name.value, d.value))
+                                .at(loc(d))
+                                .help("a leaf's JetStream needs a domain of its own; clients reach the regions' streams through `$JS.<regions' domain>.API`"),
+                        );
+                    }
                     d.value.clone()
                 }
                 None => {

@@ -4,6 +4,7 @@ mod ansible;
 mod bad_topologies;
 mod compose;
 mod day2;
+mod domains;
 mod engine;
 mod gossip;
 mod graph;
