@@ -64,6 +64,8 @@ pub struct Walk<'t> {
     refused: Vec<(Place, Step)>,
     /// Why the publisher cannot send it at all.
     publish_refused: Option<Step>,
+    /// What happened before the first place: the account's subject mapping, if one applies.
+    origin: Vec<Step>,
 }
 
 /// Walks `flow` and judges its targets: `reaches` then `never`, in declaration order.
@@ -80,16 +82,34 @@ impl<'t> Walk<'t> {
             came_from: IndexMap::new(),
             refused: Vec::new(),
             publish_refused: None,
+            origin: Vec::new(),
         };
+        // The server maps the subject in the publisher's account before anything sees it.
+        let mapping = publish
+            .account
+            .as_deref()
+            .and_then(|a| topology.account(a))
+            .and_then(|a| a.mappings.iter().find(|m| subject::matches(&m.from, &publish.subject)));
+        let subject = match mapping {
+            Some(m) => {
+                let to = subject::apply_mapping(&m.from, &m.to, &publish.subject);
+                walk.origin
+                    .push(Step::at(format!("the account maps `{}` to `{to}`", publish.subject), m.loc));
+                to
+            }
+            None => publish.subject.clone(),
+        };
+        // Measured on nats-server 2.15: the publish permission is checked on the mapped subject
+        // (a user allowed only `orders.>` may publish `legacy.orders.1` mapped to `orders.1`).
         let user = user_rules(topology, publish);
-        walk.publish_refused = user.and_then(|(who, publish_rule, _)| refusal(&publish_rule, &publish.subject, "publish", &who));
+        walk.publish_refused = user.and_then(|(who, publish_rule, _)| refusal(&publish_rule, &subject, "publish", &who));
         if walk.publish_refused.is_some() {
             return walk;
         }
         let start = Place {
             account: publish.account.clone(),
             site: site_key(&publish.at),
-            subject: publish.subject.clone(),
+            subject,
         };
         walk.came_from.insert(start.clone(), None);
         let mut queue = VecDeque::from([start]);
@@ -221,7 +241,7 @@ impl<'t> Walk<'t> {
             at = from;
         }
         steps.reverse();
-        steps
+        [self.origin.clone(), steps].concat()
     }
 
     /// Rules that stopped the message on its way into `account` at `site` (any site if `None`).
@@ -408,14 +428,17 @@ impl<'t> Walk<'t> {
     }
 }
 
-/// The user's name and publish and subscribe rules (`None` for a topology without users).
+/// The user's name and publish and subscribe rules, its account's default permissions when it
+/// declares none (`None` for a topology without users).
 fn user_rules(t: &Topology, e: &Endpoint) -> Option<(String, Rule, Rule)> {
-    let user = t
-        .account(e.account.as_deref()?)?
-        .users
-        .iter()
-        .find(|u| Some(&u.name) == e.user.as_ref())?;
-    Some((e.who(), user.permissions.publish.clone(), user.permissions.subscribe.clone()))
+    let account = t.account(e.account.as_deref()?)?;
+    let user = account.users.iter().find(|u| Some(&u.name) == e.user.as_ref())?;
+    let own = &user.permissions;
+    let permissions = match &account.default_permissions {
+        Some(defaults) if own.publish.is_empty() && own.subscribe.is_empty() && own.responses.is_none() => defaults,
+        _ => own,
+    };
+    Some((e.who(), permissions.publish.clone(), permissions.subscribe.clone()))
 }
 
 /// Why `rule` refuses `what` on literal `subject`, if it does.
@@ -528,5 +551,11 @@ mod tests {
             help.contains("the publish permissions of `WEB/web` (`quote.>`) do not allow `prices.eu.a`"),
             "{help}"
         );
+    }
+
+    #[test]
+    fn a_mapped_subject_is_what_the_publish_permission_and_the_streams_see() {
+        let yaml = "name: t\nregions:\n  east:\n    nodes: 3\n    jetstream: true\naccounts:\n  APP:\n    jetstream: true\n    mappings: { \"legacy.*\": \"orders.{{wildcard(1)}}\" }\n    users: [{ user: w, password: \"${W}\", permissions: { publish: [\"orders.>\"] } }]\nstreams:\n  ORDERS: { account: APP, subjects: [\"orders.>\"] }\n  LEGACY: { account: APP, subjects: [\"legacy.>\"] }\nflows:\n  f:\n    publish: { user: w, at: east, subject: legacy.42 }\n    reaches:\n      - stream: ORDERS\n    never:\n      - stream: LEGACY\n";
+        assert_eq!(diagnostics(yaml), "");
     }
 }

@@ -151,10 +151,8 @@ pub fn is_subset(inner: &str, outer: &str) -> bool {
     }
 }
 
-/// `subject` (matched by `from`) as seen through a mapping to `to`: the tokens `from`'s wildcards
-/// took fill `to`'s wildcards in order, as nats-server maps imported subjects. A `to` without
-/// wildcards is the subject itself.
-pub fn map(from: &str, to: &str, subject: &str) -> String {
+/// The tokens of `subject` that `from`'s wildcards take, in order (`>` takes the rest as one).
+fn wildcard_tokens(from: &str, subject: &str) -> Vec<String> {
     let mut taken: Vec<String> = Vec::new();
     let mut tokens = subject.split('.');
     for p in from.split('.') {
@@ -166,11 +164,44 @@ pub fn map(from: &str, to: &str, subject: &str) -> String {
             }
         }
     }
+    taken
+}
+
+/// `subject` (matched by `from`) as seen through a mapping to `to`: the tokens `from`'s wildcards
+/// took fill `to`'s wildcards in order, as nats-server maps imported subjects. A `to` without
+/// wildcards is the subject itself.
+pub fn map(from: &str, to: &str, subject: &str) -> String {
+    let taken = wildcard_tokens(from, subject);
     let mut taken = taken.into_iter();
     to.split('.')
         .map(|t| match t {
             "*" | ">" => taken.next().unwrap_or_else(|| t.to_string()),
             _ => t.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The wildcard number a mapping destination token takes (`{{wildcard(2)}}` or `$2`), if any.
+pub fn mapping_wildcard(token: &str) -> Option<usize> {
+    let inner = token
+        .strip_prefix("{{")
+        .and_then(|t| t.strip_suffix("}}"))
+        .map(str::trim)
+        .and_then(|t| t.strip_prefix("wildcard("))
+        .and_then(|t| t.strip_suffix(')'))
+        .or_else(|| token.strip_prefix('$'))?;
+    inner.trim().parse().ok()
+}
+
+/// `subject` (matched by the mapping source `from`) as a subject mapping sends it on: `to`'s
+/// `{{wildcard(n)}}` tokens take the n-th wildcard token of `subject`.
+pub fn apply_mapping(from: &str, to: &str, subject: &str) -> String {
+    let taken = wildcard_tokens(from, subject);
+    to.split('.')
+        .map(|t| match mapping_wildcard(t) {
+            Some(n) => taken.get(n.wrapping_sub(1)).cloned().unwrap_or_else(|| t.to_string()),
+            None => t.to_string(),
         })
         .collect::<Vec<_>>()
         .join(".")
@@ -248,6 +279,18 @@ mod tests {
         assert_eq!(map("orders.>", "partner.orders.>", "orders.created.1"), "partner.orders.created.1");
         assert_eq!(map("a.*.c", "x.*", "a.b.c"), "x.b");
         assert_eq!(map("orders.created", "orders.created", "orders.created"), "orders.created");
+    }
+
+    #[test]
+    fn mappings_take_the_numbered_wildcards() {
+        assert_eq!(mapping_wildcard("{{wildcard(2)}}"), Some(2));
+        assert_eq!(mapping_wildcard("$1"), Some(1));
+        assert_eq!(mapping_wildcard("orders"), None);
+        assert_eq!(
+            apply_mapping("orders.*.*", "eu.{{wildcard(2)}}.{{wildcard(1)}}", "orders.a.b"),
+            "eu.b.a"
+        );
+        assert_eq!(apply_mapping("legacy.orders", "orders.created", "legacy.orders"), "orders.created");
     }
 
     #[test]

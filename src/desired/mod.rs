@@ -49,6 +49,11 @@ pub struct ServerConf {
     pub max_payload: Option<u64>,
     pub lame_duck_duration: Option<String>,
     pub lame_duck_grace_period: Option<String>,
+    /// The address clients are told to reconnect to (`client_advertise`).
+    pub client_advertise: Option<String>,
+    pub max_connections: Option<u64>,
+    pub max_control_line: Option<u64>,
+    pub no_auth_user: Option<String>,
     pub debug: bool,
     pub trace: bool,
     pub logtime: bool,
@@ -69,6 +74,8 @@ pub struct ClusterConf {
     pub listen: String,
     pub routes: Vec<String>,
     pub tls: Option<TlsConf>,
+    pub compression: Option<String>,
+    pub advertise: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +84,7 @@ pub struct GatewayConf {
     pub listen: String,
     pub gateways: Vec<RemoteGatewayConf>,
     pub tls: Option<TlsConf>,
+    pub advertise: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,7 +134,21 @@ pub struct AccountConf {
     pub jetstream_limits: Vec<AccountLimitConf>,
     pub exports: Vec<ExportConf>,
     pub imports: Vec<ImportConf>,
+    pub mappings: Vec<MappingConf>,
+    pub default_permissions: Option<DefaultPermissionsConf>,
     pub users: Vec<UserConf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MappingConf {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultPermissionsConf {
+    pub publish: Option<RuleConf>,
+    pub subscribe: Option<RuleConf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -358,14 +380,19 @@ fn user_confs(topology: &Topology, account: &str, keys: &Keys, hub_of: Option<&s
             }
         })
         .collect();
+    // The account's default permissions would otherwise bind notif-infra's own users too.
+    let everything = a.default_permissions.as_ref().map(|_| RuleConf {
+        allow: vec![">".into()],
+        deny: Vec::new(),
+    });
     let generated = |comment: String, key: &NkeyPair, types: Vec<String>| UserConf {
         comment: Some(comment),
         user: None,
         password: None,
         nkey: Some(key.public.clone()),
         allowed_connection_types: types,
-        publish: None,
-        subscribe: None,
+        publish: everything.clone(),
+        subscribe: everything.clone(),
         responses: None,
     };
     if let Some(probe) = keys.get(&KeyId::Probe(account.to_string())) {
@@ -458,6 +485,18 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
                         to: i.local_subject.clone(),
                     })
                     .collect(),
+                mappings: a
+                    .mappings
+                    .iter()
+                    .map(|m| MappingConf {
+                        from: m.from.clone(),
+                        to: m.to.clone(),
+                    })
+                    .collect(),
+                default_permissions: a.default_permissions.as_ref().map(|p| DefaultPermissionsConf {
+                    publish: rule_conf(&p.publish),
+                    subscribe: rule_conf(&p.subscribe),
+                }),
                 users: user_confs(topology, &a.name, keys, hub_of),
             })
             .collect()
@@ -473,6 +512,10 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         max_payload: settings.max_payload,
         lame_duck_duration: settings.lame_duck.map(|l| format_duration(l.duration)),
         lame_duck_grace_period: settings.lame_duck.map(|l| format_duration(l.grace_period)),
+        client_advertise: settings.advertise.then(|| host_port(&e.host, e.ports.client)),
+        max_connections: settings.max_connections,
+        max_control_line: settings.max_control_line,
+        no_auth_user: settings.no_auth_user.as_ref().map(|(_, user)| user.clone()),
         debug: settings.logging.debug,
         trace: settings.logging.trace,
         logtime: settings.logging.time,
@@ -528,6 +571,8 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
                         })
                         .collect(),
                     tls: security::listener_tls(e, &node.name, tls.cluster),
+                    compression: settings.compression.map(String::from),
+                    advertise: settings.advertise.then(|| host_port(&e.host, e.ports.cluster)),
                 });
             }
             if super_cluster {
@@ -549,6 +594,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
                         })
                         .collect(),
                     tls: security::listener_tls(e, &node.name, tls.gateway),
+                    advertise: settings.advertise.then(|| host_port(&e.host, e.ports.gateway)),
                 });
             }
             if is_hub {
@@ -608,6 +654,10 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
             conf.system_account = None;
         }
         conf.accounts = accounts_conf(&mut leaf.account.iter().map(String::as_str), None);
+        if settings.no_auth_user.as_ref().map(|(account, _)| account) != leaf.account.as_ref() {
+            // A leaf holds only the account it binds to.
+            conf.no_auth_user = None;
+        }
         if let Some(js) = &leaf.jetstream {
             conf.jetstream = Some(JetStreamConf {
                 store_dir: e.store_dir.clone(),

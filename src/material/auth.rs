@@ -223,7 +223,7 @@ pub fn issue(topology: &Topology, keys: &Keys, previous: &dyn PreviousJwts, now:
             a,
             KeyId::Probe(a.name.clone()),
             "notif-infra",
-            unrestricted_user(&[]),
+            unrestricted_user(a, &[]),
             probe_creds_path(&a.name),
         )?;
     }
@@ -235,7 +235,7 @@ pub fn issue(topology: &Topology, keys: &Keys, previous: &dyn PreviousJwts, now:
             account,
             KeyId::LeafLink(leaf.name.clone()),
             &format!("leafnode {}", leaf.name),
-            unrestricted_user(&["LEAFNODE"]),
+            unrestricted_user(account, &["LEAFNODE"]),
             leaf_creds_path(&leaf.name),
         )?;
     }
@@ -259,6 +259,17 @@ fn account_nats(s: &Signer, topology: &Topology, a: &Account) -> Result<Value> {
     });
     if a.signing_key {
         nats["signing_keys"] = json!([s.public(&KeyId::AccountSigning(a.name.clone()))]);
+    }
+    if let Some(p) = &a.default_permissions {
+        nats["default_permissions"] = json!({"pub": rule_json(&p.publish), "sub": rule_json(&p.subscribe)});
+    }
+    if !a.mappings.is_empty() {
+        let mappings: serde_json::Map<String, Value> = a
+            .mappings
+            .iter()
+            .map(|m| (m.from.clone(), json!([{"subject": m.to, "weight": 100}])))
+            .collect();
+        nats["mappings"] = Value::Object(mappings);
     }
     let kind = ExportKind::name;
     if !a.exports.is_empty() {
@@ -368,8 +379,14 @@ fn user_nats(u: &User) -> Value {
     nats
 }
 
-fn unrestricted_user(connection_types: &[&str]) -> Value {
+/// A user of notif-infra's own (verification, leaf links): allowed everything, explicitly so
+/// where the account's default permissions would otherwise bind it.
+fn unrestricted_user(account: &Account, connection_types: &[&str]) -> Value {
     let mut nats = json!({"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1, "type": "user", "version": 2});
+    if account.default_permissions.is_some() {
+        nats["pub"] = json!({"allow": [">"]});
+        nats["sub"] = json!({"allow": [">"]});
+    }
     if !connection_types.is_empty() {
         nats["allowed_connection_types"] = json!(connection_types);
     }

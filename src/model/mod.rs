@@ -117,6 +117,14 @@ pub struct ServerSettings {
     /// How many servers of each remote region a gateway block lists; nats-server learns the
     /// rest by gossip.
     pub gateway_seeds: usize,
+    /// Route compression mode, as nats-server names it.
+    pub compression: Option<&'static str>,
+    /// Nodes advertise their own host to clients, routes and gateways.
+    pub advertise: bool,
+    pub max_connections: Option<u64>,
+    pub max_control_line: Option<u64>,
+    /// `ACCOUNT/user` a client without credentials is logged in as.
+    pub no_auth_user: Option<(String, String)>,
 }
 
 /// JetStream encryption at rest: the cipher, and the variable the servers read the key from
@@ -225,7 +233,19 @@ pub struct Account {
     pub signing_key: bool,
     pub exports: Vec<Export>,
     pub imports: Vec<Import>,
+    /// Subject mappings: a message published on `from` is delivered on `to`.
+    pub mappings: Vec<Mapping>,
+    /// Permissions of users that declare none (`None`: unrestricted).
+    pub default_permissions: Option<Permissions>,
     pub users: Vec<User>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub from: String,
+    /// The destination, with `{{wildcard(n)}}` (or `$n`) taking the n-th wildcard token of `from`.
+    pub to: String,
     pub loc: Loc,
 }
 

@@ -78,10 +78,10 @@ mod tests {
         std::fs::create_dir_all(&conf_dir).unwrap();
         let conf = conf_dir.join("main-1.conf");
         std::fs::write(&conf, "").unwrap();
-        std::fs::write(root.join("run.sh"), "while :; do sleep 0.05; done\n").unwrap();
-        // A stand-in whose command line names its config relative to its working directory.
-        let mut child = std::process::Command::new("bash")
-            .args(["run.sh", "-c", "nats/main-1.conf"])
+        // A stand-in whose command line names its config relative to its working directory. It
+        // must not fork: a forked child carries the same command line until it execs.
+        let mut child = std::process::Command::new("perl")
+            .args(["-e", "sleep 30", "--", "-c", "nats/main-1.conf"])
             .current_dir(&root)
             .spawn()
             .unwrap();

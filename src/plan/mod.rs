@@ -346,6 +346,9 @@ pub fn classify(old: &ServerConf, new: &ServerConf) -> (bool, Vec<&'static str>)
     field("cluster listener", cluster_id(old) != cluster_id(new), true);
     let routes = |c: &ServerConf| c.cluster.as_ref().map(|c| c.routes.clone());
     field("routes", routes(old) != routes(new), false);
+    // Not in nats-server's list of reloadable route options: restarted, one server at a time.
+    let route_options = |c: &ServerConf| c.cluster.as_ref().map(|c| (c.compression.clone(), c.advertise.clone()));
+    field("route compression or advertise", route_options(old) != route_options(new), true);
     field("gateways", old.gateway != new.gateway, true);
     field("leafnode listener", old.leafnode_listener != new.leafnode_listener, true);
     field("leafnode remotes", old.leaf_remotes != new.leaf_remotes, false);
@@ -358,6 +361,13 @@ pub fn classify(old: &ServerConf, new: &ServerConf) -> (bool, Vec<&'static str>)
     field("accounts", old.accounts != new.accounts, false);
     field("server tags", old.server_tags != new.server_tags, false);
     field("max_payload", old.max_payload != new.max_payload, false);
+    field(
+        "client limits",
+        (old.max_connections, old.max_control_line) != (new.max_connections, new.max_control_line),
+        false,
+    );
+    field("client_advertise", old.client_advertise != new.client_advertise, false);
+    field("no_auth_user", old.no_auth_user != new.no_auth_user, false);
     field(
         "lame duck",
         (&old.lame_duck_duration, &old.lame_duck_grace_period) != (&new.lame_duck_duration, &new.lame_duck_grace_period),
@@ -379,8 +389,10 @@ fn jetstream_needs_restart(old: &Option<JetStreamConf>, new: &Option<JetStreamCo
                 (None, None) => false,
                 _ => true,
             };
+            // A store written with one key (or none) is read with it: a new key needs a restart.
             o.store_dir != n.store_dir
                 || o.domain != n.domain
+                || (&o.cipher, &o.key_var) != (&n.cipher, &n.key_var)
                 || lowered(o.max_memory_store, n.max_memory_store)
                 || lowered(o.max_file_store, n.max_file_store)
         }
@@ -406,6 +418,10 @@ mod tests {
             max_payload: None,
             lame_duck_duration: None,
             lame_duck_grace_period: None,
+            client_advertise: None,
+            max_connections: None,
+            max_control_line: None,
+            no_auth_user: None,
             debug: false,
             trace: false,
             logtime: true,
@@ -414,6 +430,8 @@ mod tests {
                 listen: "127.0.0.1:3".into(),
                 routes: vec!["nats-route://b:3".into()],
                 tls: None,
+                compression: None,
+                advertise: None,
             }),
             gateway: None,
             leafnode_listener: None,
@@ -444,6 +462,7 @@ mod tests {
             listen: "x:4".into(),
             gateways: vec![],
             tls: None,
+            advertise: None,
         });
         assert_eq!(classify(&old, &gw), (true, vec!["gateways"]));
     }

@@ -56,6 +56,28 @@ pub struct Defaults {
     pub logging: LoggingSpec,
     /// How many servers of each remote region a server's gateway block lists.
     pub gateway_seeds: Option<Spanned<u32>>,
+    /// Route compression between the nodes of a region.
+    pub compression: Option<Spanned<Compression>>,
+    /// Each node advertises the address its peers dial (its host) to clients, routes and gateways.
+    pub advertise: Option<Spanned<bool>>,
+    pub max_connections: Option<Spanned<u64>>,
+    pub max_control_line: Option<Spanned<Scalar>>,
+    /// The user a client without credentials is logged in as (static accounts).
+    pub no_auth_user: Option<Spanned<String>>,
+}
+
+/// nats-server's route compression modes. `s2` is read only to explain that nats-server
+/// refuses it.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    Off,
+    Accept,
+    S2,
+    S2Fast,
+    S2Better,
+    S2Best,
+    S2Auto,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -295,6 +317,11 @@ pub struct AccountSpec {
     pub exports: Vec<ExportSpec>,
     #[serde(default)]
     pub imports: Vec<ImportSpec>,
+    /// Subject mappings inside the account: `orders.*: "orders.eu.{{wildcard(1)}}"`.
+    #[serde(default)]
+    pub mappings: IndexMap<Spanned<String>, Spanned<String>>,
+    /// Permissions of the account's users that declare none.
+    pub default_permissions: Option<PermissionsSpec>,
     #[serde(default)]
     pub users: Vec<UserSpec>,
 }

@@ -129,6 +129,37 @@ impl Validator {
         }
     }
 
+    /// The account and name of the `no_auth_user`, a declared user of a static account.
+    fn no_auth_user(&mut self, user: &Spanned<String>, accounts: &[Account], operator_mode: bool) -> Option<(String, String)> {
+        if operator_mode {
+            self.error(
+                Diagnostic::error("`no_auth_user` needs static accounts")
+                    .at(loc(user))
+                    .help("in operator mode every client presents credentials; remove `no_auth_user` or give the clients a `.creds` file"),
+            );
+            return None;
+        }
+        let found = accounts.iter().filter(|a| !a.system).find_map(|a| {
+            a.users
+                .iter()
+                .find(|u| u.name == user.value)
+                .map(|u| (a.name.clone(), u.name.clone()))
+        });
+        if found.is_none() {
+            let names = accounts.iter().flat_map(|a| a.users.iter().map(|u| u.name.as_str()));
+            let d = Diagnostic::error(format!(
+                "`no_auth_user` names `{}`, which is not a user of an application account",
+                user.value
+            ))
+            .at(loc(user));
+            self.error(match did_you_mean(&user.value, names) {
+                Some(s) => d.help(format!("did you mean `{s}`?")),
+                None => d.help("name one of the users declared under `accounts:`"),
+            });
+        }
+        found
+    }
+
     /// The key must be an environment reference: a key in the topology would be in clear in
     /// every rendered config and in version control.
     fn encryption(&mut self, spec: &Spanned<EncryptionSpec>) -> Encryption {
@@ -252,6 +283,28 @@ impl Validator {
             }),
             encryption: defaults.jetstream.encryption.as_ref().map(|e| self.encryption(e)),
             gateway_seeds: self.gateway_seeds(&defaults.gateway_seeds),
+            compression: defaults.compression.as_ref().map(|c| match c.value {
+                Compression::Off => "off",
+                Compression::Accept => "accept",
+                Compression::S2 => {
+                    // Measured on nats-server 2.15: `nats-server -t` passes it, the server then
+                    // exits at start with `unsupported compression mode "s2"`.
+                    self.error(
+                        Diagnostic::error("nats-server refuses route compression `s2` at start (`unsupported compression mode \"s2\"`), though `nats-server -t` accepts it")
+                            .at(loc(c))
+                            .help("write `s2_fast` (S2 at its fastest level, what `s2` names elsewhere), `s2_better`, `s2_best` or `s2_auto` (the level follows the route's latency)"),
+                    );
+                    "s2_fast"
+                }
+                Compression::S2Fast => "s2_fast",
+                Compression::S2Better => "s2_better",
+                Compression::S2Best => "s2_best",
+                Compression::S2Auto => "s2_auto",
+            }),
+            advertise: defaults.advertise.as_ref().is_some_and(|a| a.value),
+            max_connections: defaults.max_connections.as_ref().map(|m| m.value),
+            max_control_line: self.size(&defaults.max_control_line, None),
+            no_auth_user: None,
         };
 
         if file.regions.is_empty() {
@@ -274,6 +327,11 @@ impl Validator {
             .map(|(name, spec)| self.leafnode(name, spec, base_ports, &regions, &accounts, &file))
             .collect();
 
+        let mut settings = settings;
+        settings.no_auth_user = defaults
+            .no_auth_user
+            .as_ref()
+            .and_then(|u| self.no_auth_user(u, &accounts, operator.is_some()));
         let mut topology = Topology {
             name: file.name.value.clone(),
             settings,
@@ -549,6 +607,11 @@ impl Validator {
                 signing_key: spec.signing_key,
                 exports: self.exports(spec, &name.value),
                 imports: self.imports(spec, &name.value),
+                mappings: self.mappings(spec, &name.value),
+                default_permissions: spec
+                    .default_permissions
+                    .as_ref()
+                    .map(|p| self.permissions(p, &format!("default permissions of account `{}`", name.value))),
                 users,
                 loc: loc(name),
             });
@@ -579,24 +642,7 @@ impl Validator {
             }
             (None, true) => None,
         };
-        let mut rule = |r: &Option<RuleSpec>| match r {
-            None => Rule::default(),
-            Some(r) => Rule {
-                allow: self.subjects(&r.allow, object),
-                deny: self.subjects(&r.deny, object),
-            },
-        };
-        let publish = rule(&u.permissions.publish);
-        let subscribe = rule(&u.permissions.subscribe);
-        let responses = u.permissions.allow_responses.as_ref().map(|r| Responses {
-            max: r.value.max.unwrap_or(1),
-            ttl: r.value.ttl.as_ref().map(|t| {
-                units::parse_duration(&t.0).unwrap_or_else(|e| {
-                    self.error(Diagnostic::error(e).at(loc(r)));
-                    std::time::Duration::ZERO
-                })
-            }),
-        });
+        let permissions = self.permissions(&u.permissions, object);
         let bearer = u.bearer.as_ref().is_some_and(|b| b.value);
         if let (Some(b), false) = (&u.bearer, operator_mode)
             && b.value
@@ -611,16 +657,81 @@ impl Validator {
         User {
             name: u.user.value.clone(),
             password,
-            permissions: Permissions {
-                publish,
-                subscribe,
-                responses,
-            },
+            permissions,
             allowed_connection_types: self.connection_types(&u.allowed_connection_types, object),
             bearer,
             client_cert: u.client_cert,
             loc: loc(&u.user),
         }
+    }
+
+    fn permissions(&mut self, spec: &PermissionsSpec, object: &str) -> Permissions {
+        let mut rule = |r: &Option<RuleSpec>| match r {
+            None => Rule::default(),
+            Some(r) => Rule {
+                allow: self.subjects(&r.allow, object),
+                deny: self.subjects(&r.deny, object),
+            },
+        };
+        let publish = rule(&spec.publish);
+        let subscribe = rule(&spec.subscribe);
+        let responses = spec.allow_responses.as_ref().map(|r| Responses {
+            max: r.value.max.unwrap_or(1),
+            ttl: r.value.ttl.as_ref().map(|t| {
+                units::parse_duration(&t.0).unwrap_or_else(|e| {
+                    self.error(Diagnostic::error(e).at(loc(r)));
+                    std::time::Duration::ZERO
+                })
+            }),
+        });
+        Permissions {
+            publish,
+            subscribe,
+            responses,
+        }
+    }
+
+    /// `from: to` pairs: `from` a subject pattern, `to` a subject whose `{{wildcard(n)}}` (or
+    /// `$n`) names one of `from`'s wildcards.
+    fn mappings(&mut self, spec: &AccountSpec, account: &str) -> Vec<Mapping> {
+        let object = format!("account `{account}`");
+        let mut out = Vec::new();
+        for (from, to) in &spec.mappings {
+            self.subjects(std::slice::from_ref(from), &object);
+            let wildcards = from.value.split('.').filter(|t| *t == "*" || *t == ">").count();
+            let mut bad = None;
+            let instance: Vec<String> = to
+                .value
+                .split('.')
+                .map(|t| match crate::subject::mapping_wildcard(t) {
+                    Some(n) if n >= 1 && n <= wildcards => "x".to_string(),
+                    Some(n) => {
+                        bad = Some(format!("`{t}` names wildcard {n}, but `{}` has {wildcards}", from.value));
+                        "x".to_string()
+                    }
+                    None => t.to_string(),
+                })
+                .collect();
+            if let Some(why) = bad {
+                self.error(
+                    Diagnostic::error(format!("invalid mapping destination `{}`: {why}", to.value))
+                        .at(loc(to))
+                        .object(object.clone()),
+                );
+            } else if let Err(why) = subject::check(&instance.join(".")) {
+                self.error(
+                    Diagnostic::error(format!("invalid mapping destination `{}`: {why}", to.value))
+                        .at(loc(to))
+                        .object(object.clone()),
+                );
+            }
+            out.push(Mapping {
+                from: from.value.clone(),
+                to: to.value.clone(),
+                loc: loc(from),
+            });
+        }
+        out
     }
 
     fn password(&mut self, value: &Spanned<String>, object: &str) -> Password {

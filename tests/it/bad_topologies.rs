@@ -39,6 +39,26 @@ const CASES: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "route compression nats-server refuses at start",
+        "name: dev\ndefaults:\n  compression: s2\nregions:\n  main:\n    nodes: 3\n",
+        &[
+            "nats-server refuses route compression `s2` at start",
+            "bad.yaml:3:16",
+            "write `s2_fast`",
+        ],
+    ),
+    (
+        "a literal encryption key, a leaf in the regions' domain, a mapping to a missing wildcard",
+        "name: dev\ndefaults:\n  jetstream:\n    domain: hub\n    encryption: { key: hunter2 }\nregions:\n  main:\n    nodes: 3\n    jetstream: true\nleafnodes:\n  edge:\n    hub: main\n    jetstream: { domain: hub }\naccounts:\n  A:\n    mappings: { \"a.*\": \"b.{{wildcard(2)}}\" }\n",
+        &[
+            "the JetStream encryption key must be an environment reference",
+            "bad.yaml:5:24",
+            "leafnode `edge` uses the regions' JetStream domain `hub`",
+            "bad.yaml:13:26",
+            "invalid mapping destination `b.{{wildcard(2)}}`: `{{wildcard(2)}}` names wildcard 2, but `a.*` has 1",
+        ],
+    ),
+    (
         "a tab indenting a line",
         "name: dev\nregions:\n  main:\n    # one\n    # two\n    nodes: 3\n\tjetstream: true\n",
         &["found a tab", "bad.yaml:7:1", "replace the tab with spaces"],

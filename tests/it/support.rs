@@ -35,6 +35,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("MOBILE_PASSWORD", "mobile-secret"),
     ("ANALYTICS_PASSWORD", "analytics-secret"),
     ("ACME_PASS", "acme-secret"),
+    ("COVENANT_JS_KEY", "covenant-test-encryption-key-0001"),
     ("PARTNER_PASS", "partner-secret"),
 ];
 
