@@ -97,9 +97,10 @@ pub struct TargetArgs {
     /// The nats-server binary (otherwise NATS_SERVER_BIN, the project's .tools/bin, then PATH)
     #[arg(long)]
     pub nats_server: Option<PathBuf>,
-    /// The image the compose target runs (nothing is pulled: it must be on the Docker engine)
-    #[arg(long, env = "NATS_IMAGE", default_value = notif_infra::desired::DEFAULT_IMAGE)]
-    pub image: String,
+    /// The image the compose target runs, instead of the topology's `compose.image` (default
+    /// nats:2.15.1; nothing is pulled: it must be on the Docker engine)
+    #[arg(long, env = "NATS_IMAGE")]
+    pub image: Option<String>,
     /// ssh target: record the key of a host not yet in known_hosts (a changed key is always refused)
     #[arg(long)]
     pub accept_new_host_keys: bool,

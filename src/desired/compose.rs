@@ -119,7 +119,7 @@ pub fn compose_file(desired: &Desired, env_vars: &[String], publish: Publish, co
                 format!("{bind}{}:{}", monitor[i], s.endpoint_ports.monitor),
             ],
             networks: BTreeMap::from([(NETWORK.to_string(), NetworkAttachment { aliases: vec![host] })]),
-            ..service(s, env_vars, "..", config_dir, &mut volumes)
+            ..service(s, &desired.compose_image, env_vars, "..", config_dir, &mut volumes)
         };
         services.insert(s.name.clone(), service);
     }
@@ -144,7 +144,14 @@ pub fn compose_file(desired: &Desired, env_vars: &[String], publish: Publish, co
 /// and credential files its config names (never the CA key or other servers' keys), a named
 /// volume for its JetStream store, the password variables, and lame duck on stop. `tree` is
 /// the output tree relative to the project directory.
-fn service(s: &ServerSpec, env_vars: &[String], tree: &str, config_dir: &str, volumes: &mut BTreeMap<String, Volume>) -> Service {
+fn service(
+    s: &ServerSpec,
+    image: &str,
+    env_vars: &[String],
+    tree: &str,
+    config_dir: &str,
+    volumes: &mut BTreeMap<String, Volume>,
+) -> Service {
     let mut mounts = vec![format!("{tree}/nats:{CONFS_IN_CONTAINER}:ro")];
     mounts.extend(s.conf.referenced_files().into_iter().filter_map(|f| {
         let inside = f.strip_prefix(config_dir)?;
@@ -162,7 +169,7 @@ fn service(s: &ServerSpec, env_vars: &[String], tree: &str, config_dir: &str, vo
         None => (None, None),
     };
     Service {
-        image: format!("${{NATS_IMAGE:-{DEFAULT_IMAGE}}}"),
+        image: format!("${{NATS_IMAGE:-{image}}}"),
         command: vec!["-c".into(), format!("{CONFS_IN_CONTAINER}/{}.conf", s.name)],
         hostname: None,
         network_mode: None,
@@ -188,7 +195,7 @@ pub fn host_projects(desired: &Desired, env_vars: &[String], config_dir: &str) -
         let mut volumes = BTreeMap::new();
         let service = Service {
             network_mode: Some("host".into()),
-            ..service(s, env_vars, "../..", config_dir, &mut volumes)
+            ..service(s, &desired.compose_image, env_vars, "../..", config_dir, &mut volumes)
         };
         let project = Project {
             name: format!("{}-{}", desired.name, s.name).to_lowercase(),
@@ -206,7 +213,10 @@ pub fn host_projects(desired: &Desired, env_vars: &[String], config_dir: &str) -
             ),
             secret: false,
         });
-        let mut env = format!("# Read by docker compose for the project in this directory.\nNATS_IMAGE={DEFAULT_IMAGE}\n");
+        let mut env = format!(
+            "# Read by docker compose for the project in this directory.\nNATS_IMAGE={}\n",
+            desired.compose_image
+        );
         for var in env_vars {
             env += &format!("# {var} must be set in the environment of `docker compose` (the server's config reads it)\n");
         }
@@ -284,5 +294,28 @@ mod tests {
         let project = compose_file(&d, &[], Publish::Loopback, "/state").unwrap().content;
         assert!(project.contains("- 127.0.0.1:30010:4222"), "{project}");
         assert!(project.contains("- 127.0.0.1:30014:8222"), "{project}");
+    }
+
+    #[test]
+    fn the_topologys_image_is_the_default_that_nats_image_overrides() {
+        let default = compose_file(
+            &desired("name: t\nregions:\n  main:\n    nodes: 1\n"),
+            &[],
+            Publish::Declared,
+            "/etc/nats",
+        )
+        .unwrap();
+        assert!(
+            default.content.contains(&format!("image: ${{NATS_IMAGE:-{DEFAULT_IMAGE}}}")),
+            "{}",
+            default.content
+        );
+        let named = desired("name: t\ncompose: { image: \"nats:2.10.0-alpine\" }\nregions:\n  main:\n    nodes: 1\n");
+        let project = compose_file(&named, &[], Publish::Declared, "/etc/nats").unwrap();
+        assert!(
+            project.content.contains("image: ${NATS_IMAGE:-nats:2.10.0-alpine}"),
+            "{}",
+            project.content
+        );
     }
 }

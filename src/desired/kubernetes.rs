@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::{Desired, RenderedFile, Role, ServerSpec};
-use crate::model::{Kubernetes, Node, Topology};
+use crate::model::{Kubernetes, Node, Resources, Topology};
 
 /// Where the pods find their configs, certificates and credentials.
 const CONF_DIR: &str = "/etc/nats/conf";
@@ -134,22 +134,22 @@ pub fn manifests(
         // Lame duck hands clients over before the pod goes: the pod waits for it, plus a margin.
         let lame_duck = t.settings.lame_duck.map(|l| l.duration + l.grace_period).unwrap_or_default();
         let grace = lame_duck.as_secs() + 30;
-        let pod_spec = json!({
+        let one_per_node = json!({"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"});
+        let anti_affinity = if k.anti_affinity_required {
+            json!({"requiredDuringSchedulingIgnoredDuringExecution": [one_per_node]})
+        } else {
+            json!({"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": one_per_node}]})
+        };
+        let mut pod_spec = json!({
             "terminationGracePeriodSeconds": grace,
-            "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
-                "weight": 100,
-                "podAffinityTerm": {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
-            }]}},
+            "affinity": {"podAntiAffinity": anti_affinity},
             "containers": [{
                 "name": "nats",
                 "image": k.image,
                 "args": ["-c", format!("{CONF_DIR}/$(POD_NAME).conf")],
                 "env": env,
                 "ports": container_ports,
-                "resources": {
-                    "requests": {"cpu": k.cpu, "memory": k.memory},
-                    "limits": {"memory": k.memory}
-                },
+                "resources": {"requests": amounts(&k.requests), "limits": amounts(&k.limits)},
                 "volumeMounts": mounts,
                 "startupProbe": probe("/healthz", 10, 90),
                 "readinessProbe": probe("/healthz?js-server-only=true", 10, 3),
@@ -158,6 +158,14 @@ pub fn manifests(
             }],
             "volumes": volumes
         });
+        if let Some(key) = &k.spread_across {
+            pod_spec["topologySpreadConstraints"] = json!([{
+                "maxSkew": 1,
+                "topologyKey": key,
+                "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": labels}
+            }]);
+        }
         let mut stateful_set = json!({
             "apiVersion": "apps/v1",
             "kind": "StatefulSet",
@@ -199,7 +207,7 @@ pub fn manifests(
                 "apiVersion": "v1",
                 "kind": "Service",
                 "metadata": meta(format!("{}-client", region.name)),
-                "spec": {"selector": labels, "ports": [{"name": "client", "port": ports.client, "targetPort": "client"}]}
+                "spec": {"type": k.client_service, "selector": labels, "ports": [{"name": "client", "port": ports.client, "targetPort": "client"}]}
             }),
         ];
         if !exposed.is_empty() {
@@ -262,6 +270,18 @@ pub fn manifests(
 }
 
 /// The pods' configs, by the file name each pod reads (`<pod>.conf`).
+/// Requests or limits as Kubernetes writes them, leaving out what the topology leaves unset.
+fn amounts(r: &Resources) -> Value {
+    let mut v = json!({});
+    if let Some(cpu) = &r.cpu {
+        v["cpu"] = json!(cpu);
+    }
+    if let Some(memory) = &r.memory {
+        v["memory"] = json!(memory);
+    }
+    v
+}
+
 fn configs(servers: &[&ServerSpec], rendered: &[RenderedFile]) -> Value {
     let mut data = serde_json::Map::new();
     for s in servers {

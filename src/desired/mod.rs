@@ -288,6 +288,8 @@ pub struct Desired {
     pub servers: Vec<ServerSpec>,
     pub links: Vec<Link>,
     pub probes: Vec<Probe>,
+    /// The image compose services run unless `NATS_IMAGE` names another.
+    pub compose_image: String,
     /// The declared flows, for `verify --flows`.
     pub flows: Vec<ExpectedFlow>,
     /// Nodes of the JetStream meta group (clustered JetStream only), all expected to agree on
@@ -706,6 +708,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         links: expected_links(topology),
         probes: probes(topology),
         flows: flows::expected(topology),
+        compose_image: topology.compose_image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_string()),
         jetstream_meta: jetstream_meta(topology),
         jetstream_urls: jetstream_urls(topology, &servers),
         jetstream: jetstream::objects(&topology.jetstream),

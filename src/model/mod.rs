@@ -34,6 +34,8 @@ pub struct Topology {
     pub operator: Option<Operator>,
     /// `Some` when the topology is also deployed as Kubernetes manifests.
     pub kubernetes: Option<Kubernetes>,
+    /// The image the compose target runs, when the topology names one.
+    pub compose_image: Option<String>,
     /// `Some` when hosts are joined by a WireGuard mesh.
     pub wireguard: Option<WireGuard>,
 }
@@ -71,12 +73,25 @@ pub struct Kubernetes {
     pub namespace: String,
     pub image: String,
     /// Kubernetes quantities, as written.
-    pub cpu: String,
-    pub memory: String,
+    pub requests: Resources,
+    pub limits: Resources,
     pub storage: String,
+    /// Never two servers of a region on one Kubernetes node (otherwise only preferred).
+    pub anti_affinity_required: bool,
+    /// A topology key the pods of a region spread evenly across.
+    pub spread_across: Option<String>,
+    /// The type of each region's client Service.
+    pub client_service: String,
     pub storage_class: Option<String>,
     /// How gateways and leafnode listeners are exposed to other regions.
     pub service_type: String,
+}
+
+/// CPU and memory as Kubernetes quantities; `None` leaves it unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -59,8 +59,8 @@ pub struct Options {
     pub state_root: PathBuf,
     /// The nats-server binary (local target); looked up when not given.
     pub nats_server: Option<PathBuf>,
-    /// The image the compose target runs.
-    pub image: String,
+    /// The image the compose target runs instead of the topology's.
+    pub image: Option<String>,
     pub host_keys: HostKeyPolicy,
     /// First port of the local and compose targets' range (kept from the last apply otherwise).
     pub port_base: Option<u16>,
@@ -93,7 +93,7 @@ fn open_target(opts: &Options, topology: &str, starts_servers: bool) -> Result<B
     };
     Ok(match opts.target {
         TargetKind::Local => Box::new(LocalTarget::new(&opts.state_root, topology, bin()?)?),
-        TargetKind::Compose => Box::new(ComposeTarget::new(&opts.state_root, topology, &opts.image, bin()?)?),
+        TargetKind::Compose => Box::new(ComposeTarget::new(&opts.state_root, topology, opts.image.as_deref(), bin()?)?),
         TargetKind::Ssh => Box::new(SshTarget::new(&opts.state_root, topology, opts.host_keys.clone())?),
         TargetKind::K8s => bail!("internal: the k8s target is driven through kubectl, not per server"),
     })

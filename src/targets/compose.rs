@@ -23,18 +23,18 @@ const INSTALL_HELP: &str =
     "Docker Compose v2 is needed: `bash scripts/install-test-tools.sh` puts it into .tools/bin, or set DOCKER_COMPOSE to its path";
 
 /// One project: its name (unique per state directory, so parallel deployments of one topology
-/// do not meet), its file, and the image its services run.
+/// do not meet), its file, and the image its services run when not the file's own.
 #[derive(Debug, Clone)]
 pub struct ComposeProject {
     pub name: String,
     dir: PathBuf,
-    image: String,
+    image: Option<String>,
     compose: PathBuf,
 }
 
 impl ComposeProject {
     /// The project of the deployment in `dir`. Fails when no Compose v2 binary is found.
-    pub fn new(dir: &Path, topology: &str, image: &str) -> Result<Self> {
+    pub fn new(dir: &Path, topology: &str, image: Option<&str>) -> Result<Self> {
         let compose = locate_tool("docker-compose", None, "DOCKER_COMPOSE", "DOCKER_COMPOSE")?.context(INSTALL_HELP)?;
         let version = std::process::Command::new(&compose)
             .args(["version", "--short"])
@@ -64,19 +64,25 @@ impl ComposeProject {
         Ok(ComposeProject {
             name,
             dir: absolute,
-            image: image.to_string(),
+            image: image.map(String::from),
             compose,
         })
     }
 
     fn run(&self, args: &[&str]) -> Result<Output> {
-        let out = std::process::Command::new(&self.compose)
+        let mut command = std::process::Command::new(&self.compose);
+        command
             .arg("-p")
             .arg(&self.name)
             .arg("-f")
             .arg(self.dir.join(COMPOSE_FILE))
-            .args(args)
-            .env("NATS_IMAGE", &self.image)
+            .args(args);
+        // Without an override, the file's default (the topology's image) applies.
+        match &self.image {
+            Some(image) => command.env("NATS_IMAGE", image),
+            None => command.env_remove("NATS_IMAGE"),
+        };
+        let out = command
             .current_dir(&self.dir)
             .output()
             .with_context(|| format!("cannot run `{}`", self.compose.display()))?;
@@ -145,7 +151,7 @@ pub struct ComposeTarget {
 }
 
 impl ComposeTarget {
-    pub fn new(state_root: &Path, topology: &str, image: &str, bin: PathBuf) -> Result<Self> {
+    pub fn new(state_root: &Path, topology: &str, image: Option<&str>, bin: PathBuf) -> Result<Self> {
         let dir =
             std::path::absolute(TargetKind::Compose.deployment_dir(state_root, topology)).context("cannot resolve the state directory")?;
         let project = ComposeProject::new(&dir, topology, image)?;

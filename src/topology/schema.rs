@@ -24,6 +24,7 @@ pub struct TopologyFile {
     pub tls: Option<Spanned<TlsSpec>>,
     pub operator: Option<Spanned<OperatorSpec>>,
     pub kubernetes: Option<Spanned<KubernetesSpec>>,
+    pub compose: Option<Spanned<ComposeSpec>>,
     pub wireguard: Option<Spanned<WireGuardSpec>>,
     /// How the ssh target reaches every host, unless a node says otherwise.
     pub ssh: Option<Spanned<SshSpec>>,
@@ -248,11 +249,53 @@ pub struct LeafJetStreamSpec {
 pub struct KubernetesSpec {
     pub namespace: Option<Spanned<String>>,
     pub image: Option<Spanned<String>>,
+    /// Shorthand: the CPU request.
     pub cpu: Option<Spanned<Scalar>>,
+    /// Shorthand: the memory request and limit.
     pub memory: Option<Spanned<Scalar>>,
+    /// Requests and limits written out (instead of `cpu`/`memory`).
+    pub resources: Option<Spanned<ResourcesSpec>>,
     pub storage: Option<Spanned<Scalar>>,
     pub storage_class: Option<Spanned<String>>,
+    /// How gateways and leafnode listeners are exposed to other regions.
     pub service_type: Option<Spanned<ServiceType>>,
+    /// The type of each region's client Service (default ClusterIP: inside the cluster only).
+    pub client_service: Option<Spanned<ServiceType>>,
+    /// `required`: never two servers of a region on one Kubernetes node; `preferred` (default).
+    pub anti_affinity: Option<Spanned<AntiAffinity>>,
+    /// A topology key the pods of a region spread evenly across (e.g. `topology.kubernetes.io/zone`).
+    pub spread_across: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesSpec {
+    #[serde(default)]
+    pub requests: ResourceAmounts,
+    #[serde(default)]
+    pub limits: ResourceAmounts,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceAmounts {
+    pub cpu: Option<Spanned<Scalar>>,
+    pub memory: Option<Spanned<Scalar>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AntiAffinity {
+    Required,
+    Preferred,
+}
+
+/// How the compose target runs the servers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeSpec {
+    /// The image (`--image`/`NATS_IMAGE` still win, for a one-off run).
+    pub image: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -343,6 +343,7 @@ impl Validator {
             tls: self.tls(&file.tls),
             operator,
             kubernetes: None,
+            compose_image: file.compose.as_ref().and_then(|c| c.value.image.as_ref()).map(|i| i.value.clone()),
             wireguard: None,
         };
         topology.kubernetes = self.kubernetes(&file, &topology);

@@ -59,7 +59,29 @@ fn shipped_topologies_render_manifests_kubernetes_accepts() {
             assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/healthz?js-server-only=true");
             assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz?js-enabled-only=true");
             assert_eq!(container["lifecycle"]["preStop"]["exec"]["command"][2], "ldm=1");
-            assert_eq!(container["resources"]["requests"]["memory"], k.memory.as_str());
+            let amount = |v: &Value, r: &notif_infra::model::Resources| {
+                assert_eq!(v["cpu"].as_str(), r.cpu.as_deref(), "{name}: {v}");
+                assert_eq!(v["memory"].as_str(), r.memory.as_deref(), "{name}: {v}");
+            };
+            amount(&container["resources"]["requests"], &k.requests);
+            amount(&container["resources"]["limits"], &k.limits);
+            let pod = &sts["spec"]["template"]["spec"];
+            let anti = &pod["affinity"]["podAntiAffinity"];
+            assert_eq!(
+                anti["requiredDuringSchedulingIgnoredDuringExecution"].is_array(),
+                k.anti_affinity_required,
+                "{name}"
+            );
+            assert_eq!(
+                anti["preferredDuringSchedulingIgnoredDuringExecution"].is_array(),
+                !k.anti_affinity_required,
+                "{name}"
+            );
+            assert_eq!(
+                pod["topologySpreadConstraints"][0]["topologyKey"].as_str(),
+                k.spread_across.as_deref(),
+                "{name}"
+            );
             assert_eq!(sts["spec"]["volumeClaimTemplates"].is_array(), region.jetstream.is_some());
 
             // The pods' configs: named after the pods, routes to the other pods' stable names.
@@ -75,7 +97,8 @@ fn shipped_topologies_render_manifests_kubernetes_accepts() {
                 }
             }
             assert_eq!(find(&docs, "Service", &region.name)["spec"]["clusterIP"], "None");
-            find(&docs, "Service", &format!("{}-client", region.name));
+            let client = find(&docs, "Service", &format!("{}-client", region.name));
+            assert_eq!(client["spec"]["type"], k.client_service.as_str(), "{name}");
             find(&docs, "PodDisruptionBudget", &region.name);
             if t.is_super_cluster() {
                 let external = find(&docs, "Service", &format!("{}-external", region.name));

@@ -288,22 +288,42 @@ impl Validator {
                 63 - "-external".len(),
             );
         }
-        let mut quantity = |q: &Option<Spanned<Scalar>>, default: &str| match q {
-            None => default.to_string(),
-            Some(v) => {
-                if !is_quantity(&v.value.0) {
-                    self.error(
-                        Diagnostic::error(format!("`{}` is not a Kubernetes quantity", v.value.0))
-                            .at(loc(v))
-                            .help("write it as Kubernetes does: `500m` or `2` CPUs, `512Mi` or `4Gi` of memory or storage"),
-                    );
-                }
-                v.value.0.clone()
+        let (requests, limits) = match (&spec.resources, &spec.cpu, &spec.memory) {
+            (Some(r), None, None) => (
+                Resources {
+                    cpu: r.value.requests.cpu.as_ref().map(|q| self.quantity(q)),
+                    memory: r.value.requests.memory.as_ref().map(|q| self.quantity(q)),
+                },
+                Resources {
+                    cpu: r.value.limits.cpu.as_ref().map(|q| self.quantity(q)),
+                    memory: r.value.limits.memory.as_ref().map(|q| self.quantity(q)),
+                },
+            ),
+            (Some(r), _, _) => {
+                self.error(
+                    Diagnostic::error("`resources` and the `cpu`/`memory` shorthands together")
+                        .at(loc(r))
+                        .help("write requests and limits under `resources:` only"),
+                );
+                (Resources::default(), Resources::default())
+            }
+            (None, cpu, memory) => {
+                let memory = memory.as_ref().map(|m| self.quantity(m)).unwrap_or_else(|| "1Gi".into());
+                (
+                    Resources {
+                        cpu: Some(cpu.as_ref().map(|c| self.quantity(c)).unwrap_or_else(|| "500m".into())),
+                        memory: Some(memory.clone()),
+                    },
+                    // A memory limit equal to the request: JetStream's memory store must not be
+                    // the reason a node is evicted.
+                    Resources {
+                        cpu: None,
+                        memory: Some(memory),
+                    },
+                )
             }
         };
-        let cpu = quantity(&spec.cpu, "500m");
-        let memory = quantity(&spec.memory, "1Gi");
-        let storage = quantity(&spec.storage, "10Gi");
+        let storage = spec.storage.as_ref().map(|s| self.quantity(s)).unwrap_or_else(|| "10Gi".into());
         if let Some(class) = &spec.storage_class {
             self.dns_label(&class.value, loc(class), "storage class", 253);
         }
@@ -314,15 +334,32 @@ impl Validator {
                 .as_ref()
                 .map(|i| i.value.clone())
                 .unwrap_or_else(|| crate::desired::DEFAULT_IMAGE.into()),
-            cpu,
-            memory,
+            requests,
+            limits,
             storage,
+            anti_affinity_required: spec.anti_affinity.as_ref().is_some_and(|a| a.value == AntiAffinity::Required),
+            spread_across: spec.spread_across.as_ref().map(|s| s.value.clone()),
+            client_service: format!(
+                "{:?}",
+                spec.client_service.as_ref().map(|t| t.value).unwrap_or(ServiceType::ClusterIP)
+            ),
             storage_class: spec.storage_class.as_ref().map(|c| c.value.clone()),
             service_type: format!(
                 "{:?}",
                 spec.service_type.as_ref().map(|t| t.value).unwrap_or(ServiceType::LoadBalancer)
             ),
         })
+    }
+
+    fn quantity(&mut self, v: &Spanned<Scalar>) -> String {
+        if !is_quantity(&v.value.0) {
+            self.error(
+                Diagnostic::error(format!("`{}` is not a Kubernetes quantity", v.value.0))
+                    .at(loc(v))
+                    .help("write it as Kubernetes does: `500m` or `2` CPUs, `512Mi` or `4Gi` of memory or storage"),
+            );
+        }
+        v.value.0.clone()
     }
 
     fn dns_label(&mut self, name: &str, at: Loc, what: &str, max: usize) {
