@@ -70,6 +70,8 @@ impl ApiError {
 pub struct JsApi {
     client: async_nats::Client,
     timeout: Duration,
+    /// `$JS.API`, or `$JS.<domain>.API` for another JetStream domain (a leafnode's).
+    prefix: String,
 }
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -99,11 +101,21 @@ impl JsApi {
         Ok(JsApi {
             client,
             timeout: REQUEST_TIMEOUT,
+            prefix: "$JS.API".into(),
         })
     }
 
+    /// The same connection speaking to JetStream domain `domain` (`None`: the connected
+    /// servers' own), as a leafnode's streams are reached from the regions.
+    pub fn in_domain(&self, domain: Option<&str>) -> JsApi {
+        JsApi {
+            prefix: domain.map(|d| format!("$JS.{d}.API")).unwrap_or_else(|| "$JS.API".into()),
+            ..self.clone()
+        }
+    }
+
     pub async fn request(&self, api: &str, payload: &Value) -> Result<Value, ApiError> {
-        let subject = format!("$JS.API.{api}");
+        let subject = format!("{}.{api}", self.prefix);
         let body = serde_json::to_vec(payload).expect("JSON serializes");
         let reply = match tokio::time::timeout(self.timeout, self.client.request(subject, body.into())).await {
             Err(_) => return Err(ApiError::Timeout(self.timeout)),

@@ -262,11 +262,11 @@ impl<'t> Walk<'t> {
             return None;
         }
         seen.push(stream.name.clone());
-        let direct = self.came_from.keys().find(|p| {
-            p.site == SiteKey::SuperCluster
-                && p.account == stream.account
-                && stream.subjects.iter().any(|s| subject::matches(s, &p.subject))
-        });
+        let home = stream_site(stream);
+        let direct = self
+            .came_from
+            .keys()
+            .find(|p| p.site == home && p.account == stream.account && stream.subjects.iter().any(|s| subject::matches(s, &p.subject)));
         if let Some(place) = direct {
             let mut steps = self.path_to(place);
             steps.push(Step::at(
@@ -334,17 +334,22 @@ impl<'t> Walk<'t> {
     }
 
     fn missed_stream(&self, stream: &Stream) -> Vec<Step> {
+        let home = stream_site(stream);
         let in_account: Vec<&Place> = self
             .came_from
             .keys()
-            .filter(|p| p.account == stream.account && p.site == SiteKey::SuperCluster)
+            .filter(|p| p.account == stream.account && p.site == home)
             .collect();
         if in_account.is_empty() {
-            let mut steps = self.refusals_into(&stream.account, Some(&SiteKey::SuperCluster));
+            let mut steps = self.refusals_into(&stream.account, Some(&home));
             if steps.is_empty() {
+                let place = match &stream.leafnode {
+                    Some(l) => format!("leafnode `{l}`"),
+                    None => "the regions".into(),
+                };
                 steps.push(Step::at(
                     format!(
-                        "it never reaches {} in the super-cluster, where stream `{}` lives (no link or import carries it there)",
+                        "it never reaches {} on {place}, where stream `{}` lives (no link, import or source carries it there)",
                         account_words(&stream.account),
                         stream.name
                     ),
@@ -459,6 +464,14 @@ fn refusal(rule: &Rule, subject: &str, what: &str, who: &str) -> Option<Step> {
         ));
     }
     None
+}
+
+/// Where a stream takes its messages from: its leafnode, or the regions.
+fn stream_site(stream: &Stream) -> SiteKey {
+    match &stream.leafnode {
+        Some(l) => SiteKey::Leafnode(l.clone()),
+        None => SiteKey::SuperCluster,
+    }
 }
 
 fn first_match<'a>(patterns: &'a [Pattern], subject: &str) -> Option<&'a Pattern> {

@@ -116,7 +116,7 @@ async fn run_batch(conns: &Connections, batch: Vec<&JsChange>, outcome: &mut Out
     let results: Vec<(&JsChange, Result<(), ApiError>)> = futures_util::stream::iter(batch)
         .map(|c| async move {
             let result = match conns.get(&c.account) {
-                Some(api) => apply_one(api, c).await,
+                Some(api) => apply_one(&api.in_domain(c.leaf_domain.as_deref()), c).await,
                 None => Err(ApiError::Transport("no JetStream connection for this account".into())),
             };
             (c, result)

@@ -33,12 +33,15 @@ pub enum TargetKind {
         stream: String,
         account: Option<String>,
         deny_delete: bool,
+        /// The leafnode domain that holds the stream (`None`: the regions').
+        leaf_domain: Option<String>,
     },
     Consumer {
         stream: String,
         consumer: String,
         account: Option<String>,
         deny_delete: bool,
+        leaf_domain: Option<String>,
     },
     Subscriber {
         client: FlowClient,
@@ -100,17 +103,24 @@ pub fn expected(topology: &Topology) -> Vec<ExpectedFlow> {
 
 fn target(topology: &Topology, t: &FlowTarget, must_arrive: bool, subject: String) -> ExpectedTarget {
     let stream_of = |name: &str| topology.jetstream.streams.iter().find(|s| s.name == name);
+    let leaf_domain = |name: &str| {
+        stream_of(name)
+            .filter(|s| s.leafnode.is_some())
+            .and_then(|s| topology.stream_domain(s))
+    };
     let kind = match t {
         FlowTarget::Stream { name, .. } => TargetKind::Stream {
             stream: name.clone(),
             account: stream_of(name).and_then(|s| s.account.clone()),
             deny_delete: stream_of(name).is_some_and(|s| s.deny_delete),
+            leaf_domain: leaf_domain(name),
         },
         FlowTarget::Consumer { stream, name, .. } => TargetKind::Consumer {
             stream: stream.clone(),
             consumer: name.clone(),
             account: stream_of(stream).and_then(|s| s.account.clone()),
             deny_delete: stream_of(stream).is_some_and(|s| s.deny_delete),
+            leaf_domain: leaf_domain(stream),
         },
         FlowTarget::Subscriber(e) => TargetKind::Subscriber {
             client: client(topology, e),

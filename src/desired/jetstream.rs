@@ -52,6 +52,8 @@ pub struct JsObject {
     /// The region its replicas must be in, when placed.
     pub region: Option<String>,
     pub replicas: u8,
+    /// The JetStream domain of the leafnode that holds it; `None`: the regions' JetStream.
+    pub leaf_domain: Option<String>,
 }
 
 impl JsObject {
@@ -97,16 +99,28 @@ fn store_fields(m: &mut Map<String, Value>, s: &StoreSettings) {
     }
 }
 
-fn source(s: &StreamSource) -> Value {
+/// A mirror or source; one in another JetStream domain is reached through that domain's API.
+fn source(t: &Topology, into: &Stream, s: &StreamSource) -> Value {
     let mut m = Map::new();
     m.insert("name".into(), json!(s.name));
     if let Some(f) = &s.filter_subject {
         m.insert("filter_subject".into(), json!(f));
     }
+    if let Some(origin) = t.jetstream.streams.iter().find(|o| o.name == s.name)
+        && origin.leafnode != into.leafnode
+        && let Some(domain) = t.stream_domain(origin)
+    {
+        m.insert("external".into(), json!({"api": format!("$JS.{domain}.API"), "deliver": ""}));
+    }
     Value::Object(m)
 }
 
-fn stream(s: &Stream) -> JsObject {
+/// The domain of the leafnode that holds `stream`, if a leafnode does.
+fn leaf_domain(t: &Topology, stream: &Stream) -> Option<String> {
+    stream.leafnode.as_ref().and_then(|_| t.stream_domain(stream))
+}
+
+fn stream(t: &Topology, s: &Stream) -> JsObject {
     let mut m = Map::new();
     m.insert("name".into(), json!(s.name));
     if !s.subjects.is_empty() {
@@ -120,7 +134,7 @@ fn stream(s: &Stream) -> JsObject {
         ("max_msgs_per_subject", s.max_msgs_per_subject.map(|v| json!(v))),
         ("max_msg_size", s.max_msg_size.map(|v| json!(v))),
         ("duplicate_window", s.duplicate_window.map(nanos)),
-        ("mirror", s.mirror.as_ref().map(source)),
+        ("mirror", s.mirror.as_ref().map(|m| source(t, s, m))),
     ];
     for (k, v) in optional {
         if let Some(v) = v {
@@ -128,7 +142,7 @@ fn stream(s: &Stream) -> JsObject {
         }
     }
     if !s.sources.is_empty() {
-        m.insert("sources".into(), Value::Array(s.sources.iter().map(source).collect()));
+        m.insert("sources".into(), Value::Array(s.sources.iter().map(|o| source(t, s, o)).collect()));
     }
     m.insert("deny_delete".into(), json!(s.deny_delete));
     m.insert("deny_purge".into(), json!(s.deny_purge));
@@ -141,6 +155,7 @@ fn stream(s: &Stream) -> JsObject {
         config: m,
         region: s.store.placement.as_ref().and_then(|p| p.region.clone()),
         replicas: s.store.replicas,
+        leaf_domain: leaf_domain(t, s),
     }
 }
 
@@ -171,6 +186,7 @@ fn kv(k: &KeyValue) -> JsObject {
         config: m,
         region: k.store.placement.as_ref().and_then(|p| p.region.clone()),
         replicas: k.store.replicas,
+        leaf_domain: None,
     }
 }
 
@@ -194,10 +210,11 @@ fn object_store(o: &ObjectStore) -> JsObject {
         config: m,
         region: o.store.placement.as_ref().and_then(|p| p.region.clone()),
         replicas: o.store.replicas,
+        leaf_domain: None,
     }
 }
 
-fn consumer(c: &Consumer) -> JsObject {
+fn consumer(t: &Topology, c: &Consumer) -> JsObject {
     let mut m = Map::new();
     m.insert("durable_name".into(), json!(c.name));
     m.insert("ack_policy".into(), json!(c.ack_policy));
@@ -243,17 +260,24 @@ fn consumer(c: &Consumer) -> JsObject {
         config: m,
         region: None,
         replicas: 0,
+        leaf_domain: t
+            .jetstream
+            .streams
+            .iter()
+            .find(|s| s.name == c.stream)
+            .and_then(|s| leaf_domain(t, s)),
     }
 }
 
 /// Every object, streams (and buckets) before the consumers that need them.
-pub fn objects(o: &JetStreamObjects) -> Vec<JsObject> {
+pub fn objects(t: &Topology) -> Vec<JsObject> {
+    let o = &t.jetstream;
     o.streams
         .iter()
-        .map(stream)
+        .map(|s| stream(t, s))
         .chain(o.kv.iter().map(kv))
         .chain(o.object_stores.iter().map(object_store))
-        .chain(o.consumers.iter().map(consumer))
+        .chain(o.consumers.iter().map(|c| consumer(t, c)))
         .collect()
 }
 
@@ -290,7 +314,7 @@ mod tests {
             text: format!("name: t\nregions:\n  main:\n    nodes: 3\n    jetstream: true\n{yaml}"),
         })
         .expect("valid");
-        objects(&loaded.topology.jetstream)
+        objects(&loaded.topology)
     }
 
     #[test]

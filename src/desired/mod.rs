@@ -320,6 +320,18 @@ impl Desired {
         self.account_ids.get(account).cloned().unwrap_or_else(|| account.to_string())
     }
 
+    /// The leafnodes whose own JetStream holds objects of the topology.
+    pub fn jetstream_leaves(&self) -> Vec<&ServerSpec> {
+        self.servers
+            .iter()
+            .filter(|s| s.role == Role::Leaf)
+            .filter(|s| {
+                let domain = s.conf.jetstream.as_ref().and_then(|j| j.domain.as_ref());
+                domain.is_some() && self.jetstream.iter().any(|o| o.leaf_domain.as_ref() == domain)
+            })
+            .collect()
+    }
+
     /// The nodes that run JetStream, in every region (leafnodes' own domains excluded).
     pub fn jetstream_nodes(&self) -> Vec<&ServerSpec> {
         self.servers
@@ -711,7 +723,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         compose_image: topology.compose_image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_string()),
         jetstream_meta: jetstream_meta(topology),
         jetstream_urls: jetstream_urls(topology, &servers),
-        jetstream: jetstream::objects(&topology.jetstream),
+        jetstream: jetstream::objects(topology),
         jetstream_accounts: jetstream_accounts(topology),
         system_account: topology.system_account().map(|a| a.name.clone()),
         servers,

@@ -92,6 +92,8 @@ pub struct StoreSettings {
 pub struct Stream {
     pub name: String,
     pub account: AccountName,
+    /// The leafnode whose own JetStream domain holds it; `None`: the regions' JetStream.
+    pub leafnode: Option<String>,
     pub subjects: Vec<String>,
     pub retention: Retention,
     pub discard: Discard,

@@ -381,6 +381,19 @@ impl Topology {
             .or_else(|| self.leafnodes.iter().find(|l| l.name == name).map(|l| &l.ssh))
     }
 
+    /// The JetStream domain a stream lives in: its leafnode's, or the regions' (if they have one).
+    pub fn stream_domain(&self, stream: &Stream) -> Option<String> {
+        match &stream.leafnode {
+            Some(leaf) => self
+                .leafnodes
+                .iter()
+                .find(|l| &l.name == leaf)
+                .and_then(|l| l.jetstream.as_ref())
+                .map(|js| js.domain.clone()),
+            None => self.settings.jetstream_domain.clone(),
+        }
+    }
+
     /// Names of every server: region nodes first, in file order, then leafnodes.
     pub fn server_names(&self) -> Vec<&str> {
         self.regions

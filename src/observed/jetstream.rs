@@ -24,6 +24,8 @@ pub struct LiveObject {
     pub config: Map<String, Value>,
     /// A stream's `cluster` (name, leader, replicas) as its leader sees it; null for consumers.
     pub cluster: Value,
+    /// The domain of the leafnode it was read from; `None`: the regions' JetStream.
+    pub leaf_domain: Option<String>,
 }
 
 /// The kind and object name of a server-side stream: KV buckets and object stores are held in
@@ -91,7 +93,7 @@ struct JszConsumer {
     config: Map<String, Value>,
 }
 
-fn stream_object(account: &AccountName, config: Map<String, Value>, cluster: Value) -> LiveObject {
+fn stream_object(account: &AccountName, config: Map<String, Value>, cluster: Value, leaf_domain: Option<String>) -> LiveObject {
     let stream = config.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
     let (kind, name) = classify(&stream);
     LiveObject {
@@ -101,10 +103,11 @@ fn stream_object(account: &AccountName, config: Map<String, Value>, cluster: Val
         stream,
         config,
         cluster,
+        leaf_domain,
     }
 }
 
-fn consumer_object(account: &AccountName, stream: &str, config: Map<String, Value>) -> Option<LiveObject> {
+fn consumer_object(account: &AccountName, stream: &str, config: Map<String, Value>, leaf_domain: Option<String>) -> Option<LiveObject> {
     // Ephemeral consumers belong to running clients, not to the topology.
     let durable = config.get("durable_name").and_then(Value::as_str)?.to_string();
     Some(LiveObject {
@@ -114,6 +117,7 @@ fn consumer_object(account: &AccountName, stream: &str, config: Map<String, Valu
         stream: stream.to_string(),
         config,
         cluster: Value::Null,
+        leaf_domain,
     })
 }
 
@@ -125,16 +129,19 @@ fn object_of(info: &Value, field: &str) -> Map<String, Value> {
 /// Every stream, bucket and durable consumer of the managed accounts, from the servers'
 /// `/jsz`. Fails naming the server when one does not answer.
 pub async fn read_monitoring(monitor: &Monitor, desired: &Desired) -> Result<Vec<LiveObject>, String> {
-    let servers = desired.jetstream_nodes();
+    let servers = desired.jetstream_nodes().into_iter().chain(desired.jetstream_leaves());
     // A task per server: parsing a large report is CPU work, done on every core at once.
-    let reads = servers.iter().map(|s| {
+    let reads = servers.map(|s| {
+        let leaf_domain = (s.role == crate::desired::Role::Leaf)
+            .then(|| s.conf.jetstream.as_ref().and_then(|j| j.domain.clone()))
+            .flatten();
         let (monitor, url, name) = (monitor.clone(), s.monitor_url.clone(), s.name.clone());
         tokio::spawn(async move {
             let detail = monitor
                 .jetstream_detail(&url)
                 .await
                 .map_err(|e| format!("cannot read JetStream state from {name}: {e}"))?;
-            Ok::<_, String>((name, detail))
+            Ok::<_, String>((name, leaf_domain, detail))
         })
     });
     let managed: BTreeMap<String, AccountName> = desired
@@ -142,14 +149,14 @@ pub async fn read_monitoring(monitor: &Monitor, desired: &Desired) -> Result<Vec
         .iter()
         .map(|a| (a.clone().unwrap_or_else(|| GLOBAL_ACCOUNT.to_string()), a.clone()))
         .collect();
-    let details: Vec<(String, JszDetail)> = futures_util::future::join_all(reads)
+    let details: Vec<(String, Option<String>, JszDetail)> = futures_util::future::join_all(reads)
         .await
         .into_iter()
         .map(|joined| joined.map_err(|e| format!("reading JetStream state failed: {e}"))?)
         .collect::<Result<_, _>>()?;
     // Per (account, stream): the report of the stream's leader when it has one.
-    let mut streams: BTreeMap<(&AccountName, String), (bool, JszStream)> = BTreeMap::new();
-    for (server, detail) in details {
+    let mut streams: BTreeMap<(&AccountName, String), (bool, JszStream, Option<String>)> = BTreeMap::new();
+    for (server, leaf_domain, detail) in details {
         for acc in detail.account_details {
             let Some(account) = managed.get(&acc.name) else {
                 continue;
@@ -159,10 +166,10 @@ pub async fn read_monitoring(monitor: &Monitor, desired: &Desired) -> Result<Vec
                 let from_leader = info.cluster["leader"].as_str() == Some(server.as_str());
                 match streams.entry((account, name)) {
                     Entry::Vacant(e) => {
-                        e.insert((from_leader, info));
+                        e.insert((from_leader, info, leaf_domain.clone()));
                     }
                     Entry::Occupied(mut e) if from_leader && !e.get().0 => {
-                        e.insert((true, info));
+                        e.insert((true, info, leaf_domain.clone()));
                     }
                     Entry::Occupied(_) => {}
                 }
@@ -170,12 +177,12 @@ pub async fn read_monitoring(monitor: &Monitor, desired: &Desired) -> Result<Vec
         }
     }
     let mut live = Vec::new();
-    for ((account, stream), (_, info)) in streams {
-        live.push(stream_object(account, info.config, info.cluster));
+    for ((account, stream), (_, info, leaf_domain)) in streams {
+        live.push(stream_object(account, info.config, info.cluster, leaf_domain.clone()));
         live.extend(
             info.consumer_detail
                 .into_iter()
-                .filter_map(|c| consumer_object(account, &stream, c.config)),
+                .filter_map(|c| consumer_object(account, &stream, c.config, leaf_domain.clone())),
         );
     }
     Ok(live)
@@ -193,14 +200,14 @@ pub async fn read_api(conns: &Connections) -> Result<Vec<LiveObject>, ApiError> 
             Ok::<_, ApiError>((stream, consumers))
         });
         for info in &streams {
-            all.push(stream_object(account, object_of(info, "config"), info["cluster"].clone()));
+            all.push(stream_object(account, object_of(info, "config"), info["cluster"].clone(), None));
         }
         for result in futures_util::future::join_all(consumer_reads).await {
             let (stream, consumers) = result?;
             all.extend(
                 consumers
                     .iter()
-                    .filter_map(|c| consumer_object(account, &stream, object_of(c, "config"))),
+                    .filter_map(|c| consumer_object(account, &stream, object_of(c, "config"), None)),
             );
         }
     }

@@ -51,6 +51,9 @@ pub struct JsChange {
     pub account: AccountName,
     pub name: String,
     pub stream: String,
+    /// The leafnode domain it lives in (`None`: the regions' JetStream).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leaf_domain: Option<String>,
     pub fields: Vec<FieldChange>,
     /// The config to send: the desired one, merged over the live one for updates so that the
     /// server's own settings are kept.
@@ -135,6 +138,7 @@ pub fn changes(desired: &[JsObject], live: &LiveState, prune: bool) -> Vec<JsCha
         account: o.account.clone(),
         name: o.name.clone(),
         stream: o.stream.clone(),
+        leaf_domain: o.leaf_domain.clone(),
         fields,
         config,
     };
@@ -192,6 +196,7 @@ pub fn changes(desired: &[JsObject], live: &LiveState, prune: bool) -> Vec<JsCha
             account: l.account.clone(),
             name: l.name.clone(),
             stream: l.stream.clone(),
+            leaf_domain: l.leaf_domain.clone(),
             fields: Vec::new(),
             config: Map::new(),
         });
@@ -213,6 +218,7 @@ mod tests {
             config: config.as_object().unwrap().clone(),
             region: None,
             replicas: 1,
+            leaf_domain: None,
         }
     }
 
@@ -224,6 +230,7 @@ mod tests {
             stream: "S".into(),
             config: config.as_object().unwrap().clone(),
             cluster: Value::Null,
+            leaf_domain: None,
         }])
     }
 

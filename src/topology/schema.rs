@@ -464,6 +464,8 @@ struct RuleMap {
 #[serde(deny_unknown_fields)]
 pub struct StreamSpec {
     pub account: Option<Spanned<String>>,
+    /// The stream lives in this leafnode's own JetStream (its domain), not in the regions'.
+    pub leafnode: Option<Spanned<String>>,
     #[serde(default)]
     pub subjects: Vec<Spanned<String>>,
     pub retention: Option<Spanned<Retention>>,

@@ -259,19 +259,22 @@ struct JetStreamTargets {
     apis: BTreeMap<Option<String>, Result<JsApi, String>>,
 }
 
-fn stream_of(t: &ExpectedTarget) -> Option<(&str, &Option<String>, bool)> {
+/// A stream target's stream, account, whether it denies deletes, and its leafnode domain.
+fn stream_of(t: &ExpectedTarget) -> Option<(&str, &Option<String>, bool, Option<&str>)> {
     match &t.kind {
         TargetKind::Stream {
             stream,
             account,
             deny_delete,
+            leaf_domain,
         }
         | TargetKind::Consumer {
             stream,
             account,
             deny_delete,
+            leaf_domain,
             ..
-        } => Some((stream, account, *deny_delete)),
+        } => Some((stream, account, *deny_delete, leaf_domain.as_deref())),
         TargetKind::Subscriber { .. } => None,
     }
 }
@@ -280,7 +283,7 @@ impl JetStreamTargets {
     async fn open(desired: &Desired, keys: &Keys, targets: &[ExpectedTarget]) -> Self {
         let mut apis = BTreeMap::new();
         for t in targets {
-            if let Some((_, account, _)) = stream_of(t)
+            if let Some((_, account, _, _)) = stream_of(t)
                 && !apis.contains_key(account)
             {
                 apis.insert(
@@ -292,9 +295,10 @@ impl JetStreamTargets {
         JetStreamTargets { apis }
     }
 
-    fn api(&self, account: &Option<String>) -> Result<&JsApi, String> {
+    /// The account's connection, speaking to the stream's JetStream domain.
+    fn api(&self, account: &Option<String>, leaf_domain: Option<&str>) -> Result<JsApi, String> {
         match self.apis.get(account) {
-            Some(Ok(api)) => Ok(api),
+            Some(Ok(api)) => Ok(api.in_domain(leaf_domain)),
             Some(Err(e)) => Err(e.clone()),
             None => Err("no JetStream connection".into()),
         }
@@ -302,8 +306,8 @@ impl JetStreamTargets {
 
     /// The sequence of the marked message in the target's stream, if it is there.
     async fn find(&self, t: &ExpectedTarget, mark: &str) -> Result<u64, String> {
-        let (stream, account, _) = stream_of(t).ok_or("not a stream target")?;
-        let api = self.api(account)?;
+        let (stream, account, _, domain) = stream_of(t).ok_or("not a stream target")?;
+        let api = self.api(account, domain)?;
         let reply = api.last_message(stream, &t.subject).await.map_err(|e| e.to_string())?;
         let message = &reply["message"];
         let headers = message["hdrs"]
@@ -323,7 +327,7 @@ impl JetStreamTargets {
     }
 
     async fn judge(&self, t: &ExpectedTarget, found: &Result<u64, String>) -> Result<String, String> {
-        let (stream, account, _) = stream_of(t).ok_or("not a stream target")?;
+        let (stream, account, _, domain) = stream_of(t).ok_or("not a stream target")?;
         match (&t.kind, found, t.must_arrive) {
             (TargetKind::Stream { .. }, Ok(seq), true) => Ok(format!("stored as {} at seq {seq}", t.subject)),
             (TargetKind::Stream { .. }, Err(e), true) => Err(format!("not stored within {} s: {e}", ARRIVAL_TIMEOUT.as_secs())),
@@ -331,7 +335,7 @@ impl JetStreamTargets {
             (TargetKind::Stream { .. }, Err(_), false) => Ok("not stored".into()),
             (TargetKind::Consumer { consumer, .. }, Ok(seq), must) => {
                 let info = self
-                    .api(account)?
+                    .api(account, domain)?
                     .consumer_info(stream, consumer)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -375,7 +379,7 @@ impl JetStreamTargets {
         let mut done: BTreeMap<(String, u64), String> = BTreeMap::new();
         let mut notes = Vec::new();
         for (i, found) in stored {
-            let (Ok(seq), Some((stream, account, deny_delete))) = (found, stream_of(&targets[*i])) else {
+            let (Ok(seq), Some((stream, account, deny_delete, domain))) = (found, stream_of(&targets[*i])) else {
                 continue;
             };
             let key = (stream.to_string(), *seq);
@@ -385,7 +389,7 @@ impl JetStreamTargets {
                     let note = if deny_delete {
                         format!("left in {stream} at seq {seq}: the stream denies deletes")
                     } else {
-                        match self.api(account) {
+                        match self.api(account, domain) {
                             Ok(api) => match api.delete_message(stream, *seq).await {
                                 Ok(_) => format!("deleted from {stream} afterwards"),
                                 Err(e) => format!("left in {stream} at seq {seq}: delete failed: {e}"),

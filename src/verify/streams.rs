@@ -105,6 +105,7 @@ mod tests {
             config: Default::default(),
             region: region.map(str::to_string),
             replicas,
+            leaf_domain: None,
         }
     }
 

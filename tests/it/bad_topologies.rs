@@ -59,6 +59,19 @@ const CASES: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "a leafnode stream with replicas, a leafnode without JetStream, sourcing regions without a domain",
+        "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstream: true\nleafnodes:\n  edge:\n    hub: main\n    jetstream: { domain: edge }\n  bare:\n    hub: main\nstreams:\n  ORDERS: { subjects: [\"orders.>\"] }\n  CACHE: { leafnode: edge, replicas: 3, sources: [{ name: ORDERS }] }\n  LOCAL: { leafnode: bare, subjects: [\"local.>\"] }\n  ELSEWHERE: { leafnode: egde, subjects: [\"x.>\"] }\n",
+        &[
+            "a stream on leafnode `edge` cannot have 3 replicas: a leafnode is one server",
+            "bad.yaml:14:38",
+            "stream `CACHE` on leafnode `edge` takes `ORDERS` from the regions, which have no JetStream domain",
+            "leafnode `bare` runs no JetStream to hold the stream",
+            "bad.yaml:15:22",
+            "unknown leafnode `egde`",
+            "did you mean `edge`?",
+        ],
+    ),
+    (
         "a tab indenting a line",
         "name: dev\nregions:\n  main:\n    # one\n    # two\n    nodes: 3\n\tjetstream: true\n",
         &["found a tab", "bad.yaml:7:1", "replace the tab with spaces"],

@@ -33,25 +33,64 @@ fn client_url(report: &Value, server: &str) -> String {
         .to_string()
 }
 
+/// The regions' JetStream in domain `hub`, a leafnode's own in `edge`: a client on the leaf
+/// publishes to and reads the regions' stream through `$JS.hub.API`, and the leaf's cache stream
+/// sources the regions' stream across the domains; the flows prove both, and a plan afterwards
+/// finds nothing to change (the leaf's objects are read back from the leaf).
 #[test]
-fn a_leaf_client_reads_the_regions_stream_through_their_domain() {
-    let yaml = "name: dom\ndefaults:\n  jetstream: { domain: hub }\nregions:\n  main:\n    nodes: 3\n    jetstream: true\n\
-leafnodes:\n  edge:\n    hub: main\n    jetstream: { domain: edge }\nstreams:\n  ORDERS: { subjects: [\"orders.>\"], replicas: 3 }\n";
-    let (_deployment, report) = applied(yaml, "dom", 4);
+fn a_leaf_reads_the_regions_stream_through_their_domain_and_its_cache_sources_it() {
+    let yaml = r#"name: dom
+defaults:
+  jetstream: { domain: hub }
+regions:
+  main:
+    nodes: 3
+    jetstream: true
+leafnodes:
+  edge:
+    hub: main
+    jetstream: { domain: edge }
+streams:
+  ORDERS: { subjects: ["orders.>"], replicas: 3 }
+  EDGE_CACHE:
+    leafnode: edge
+    sources: [{ name: ORDERS, filter_subject: "orders.eu.>" }]
+consumers:
+  - { durable: cache-reader, stream: EDGE_CACHE }
+flows:
+  eu-order-cached-on-the-edge:
+    publish: { at: main, subject: orders.eu.1 }
+    reaches:
+      - stream: ORDERS
+      - stream: EDGE_CACHE
+      - consumer: EDGE_CACHE/cache-reader
+  us-order-not-cached:
+    publish: { at: main, subject: orders.us.1 }
+    reaches:
+      - stream: ORDERS
+    never:
+      - stream: EDGE_CACHE
+"#;
+    let (d, report) = applied(yaml, "dom", 4);
+    let verify = d.cmd("verify").args(["--flows", "-o", "json"]).output().unwrap();
+    assert!(verify.status.success(), "{}", text(&verify));
+    let plan = d.cmd("plan").output().unwrap();
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
     let edge = client_url(&report, "edge");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let client = async_nats::connect(edge).await.unwrap();
         let hub = async_nats::jetstream::with_domain(client.clone(), "hub");
         // Published on the leaf, acknowledged by the regions' stream, read back through the domain.
-        let ack = hub.publish("orders.42", "from the edge".into()).await.unwrap().await.unwrap();
+        let ack = hub.publish("orders.us.42", "from the edge".into()).await.unwrap().await.unwrap();
         assert_eq!(ack.stream, "ORDERS");
         let stream = hub.get_stream("ORDERS").await.unwrap();
         let message = stream.get_raw_message(ack.sequence).await.unwrap();
         assert_eq!(message.payload.as_ref(), b"from the edge");
-        // The leaf's own JetStream is another domain: it does not hold the regions' stream.
+        // The leaf's own JetStream is another domain: it holds the cache, not the regions' stream.
         let own = async_nats::jetstream::with_domain(client, "edge");
         assert!(own.get_stream("ORDERS").await.is_err());
+        assert!(own.get_stream("EDGE_CACHE").await.is_ok());
     });
 }
 

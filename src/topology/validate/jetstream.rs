@@ -20,6 +20,8 @@ const MAX_KV_HISTORY: u64 = 64;
 struct Held<'a> {
     stream_name: String,
     account: AccountName,
+    /// The leafnode whose own JetStream holds it (`None`: the regions').
+    leafnode: Option<&'a str>,
     subjects: Vec<String>,
     object: String,
     loc: Loc,
@@ -44,6 +46,7 @@ impl Validator {
                 objects.consumers.push(c);
             }
         }
+        self.cross_domain_sources(&objects, topology);
         let held = held_streams(&objects);
         self.stream_names_and_overlaps(&held);
         for h in &held {
@@ -60,6 +63,82 @@ impl Validator {
             self.error(d);
         }
         objects
+    }
+
+    /// A stream in a leafnode's own JetStream: the leaf runs JetStream, serves the stream's
+    /// account, and is one server (one replica, no placement).
+    fn leaf_stream(&mut self, leaf_name: &Spanned<String>, spec: &StreamSpec, account: &AccountName, t: &Topology) {
+        let Some(leaf) = t.leafnodes.iter().find(|l| l.name == leaf_name.value) else {
+            let d = Diagnostic::error(format!("unknown leafnode `{}`", leaf_name.value)).at(loc(leaf_name));
+            self.error(match did_you_mean(&leaf_name.value, t.leafnodes.iter().map(|l| l.name.as_str())) {
+                Some(s) => d.help(format!("did you mean `{s}`?")),
+                None => d.help("declare it under `leafnodes:`"),
+            });
+            return;
+        };
+        if leaf.jetstream.is_none() {
+            self.error(
+                Diagnostic::error(format!("leafnode `{}` runs no JetStream to hold the stream", leaf.name))
+                    .at(loc(leaf_name))
+                    .help(format!("give leafnode `{}` `jetstream: {{ domain: <name> }}`", leaf.name)),
+            );
+        }
+        if account.is_some() && leaf.account != *account {
+            self.error(
+                Diagnostic::error(format!(
+                    "leafnode `{}` serves account `{}`, not the stream's account `{}`",
+                    leaf.name,
+                    leaf.account.as_deref().unwrap_or("(none)"),
+                    account.as_deref().unwrap_or_default()
+                ))
+                .at(loc(leaf_name))
+                .help("a leafnode holds the JetStream of the account it binds to"),
+            );
+        }
+        if let Some(r) = spec.replicas.as_ref().filter(|r| r.value > 1) {
+            self.error(
+                Diagnostic::error(format!(
+                    "a stream on leafnode `{}` cannot have {} replicas: a leafnode is one server",
+                    leaf.name, r.value
+                ))
+                .at(loc(r))
+                .help("leave `replicas` out (1)"),
+            );
+        }
+        if let Some(p) = &spec.placement {
+            self.error(
+                Diagnostic::error("a stream on a leafnode takes no placement")
+                    .at(loc(p))
+                    .help("`leafnode:` already says where it lives"),
+            );
+        }
+    }
+
+    /// A leafnode's stream that takes messages from the regions' streams reaches them through
+    /// the regions' JetStream domain, so they need one.
+    fn cross_domain_sources(&mut self, objects: &JetStreamObjects, t: &Topology) {
+        if t.settings.jetstream_domain.is_some() {
+            return;
+        }
+        for s in objects.streams.iter().filter(|s| s.leafnode.is_some()) {
+            let from_regions = s
+                .mirror
+                .iter()
+                .chain(&s.sources)
+                .find(|origin| objects.streams.iter().any(|o| o.name == origin.name && o.leafnode.is_none()));
+            if let Some(origin) = from_regions {
+                self.error(
+                    Diagnostic::error(format!(
+                        "stream `{}` on leafnode `{}` takes `{}` from the regions, which have no JetStream domain to reach them by",
+                        s.name,
+                        s.leafnode.as_deref().unwrap_or_default(),
+                        origin.name
+                    ))
+                    .at(s.loc)
+                    .help("give the regions a domain: `defaults: { jetstream: { domain: <name> } }`"),
+                );
+            }
+        }
     }
 
     /// The account an object lives in: the one it names, or the only JetStream account.
@@ -182,9 +261,14 @@ impl Validator {
         }
         let replicas = self.replicas(&spec.replicas);
         let max_age = spec.max_age.as_ref().map(|d| self.duration(d));
+        let leafnode = spec.leafnode.as_ref().map(|l| {
+            self.leaf_stream(l, spec, &account, t);
+            l.value.clone()
+        });
         Stream {
             name: name.value.clone(),
             account,
+            leafnode,
             subjects,
             retention: spec.retention.as_ref().map(|r| r.value).unwrap_or_default(),
             discard: spec.discard.as_ref().map(|d| d.value).unwrap_or_default(),
@@ -396,6 +480,7 @@ impl Validator {
     }
 
     fn stream_names_and_overlaps(&mut self, held: &[Held]) {
+        // Names are unique across every JetStream domain too: flows and plans name streams alone.
         let mut names: HashMap<(&AccountName, &str), &Held> = HashMap::new();
         for h in held {
             if let Some(first) = names.insert((&h.account, &h.stream_name), h) {
@@ -421,6 +506,10 @@ impl Validator {
     }
 
     fn replicas_and_placement(&mut self, h: &Held, t: &Topology) {
+        if h.leafnode.is_some() {
+            // Checked with the stream: a leafnode is one server with its own limits.
+            return;
+        }
         let js_regions: Vec<&Region> = t.regions.iter().filter(|r| r.jetstream.is_some()).collect();
         let region = match h.store.placement.as_ref().and_then(|p| p.region.as_deref()) {
             Some(name) => match js_regions.iter().find(|r| r.name == name) {
@@ -574,10 +663,14 @@ impl Validator {
 
 /// Pairs of streams of one account whose subjects overlap, as (earlier, later, subject of the
 /// earlier, subject of the later), each pair once, found through a subject index per account.
+/// One JetStream: an account's in the regions, or in one leafnode.
+type JetStreamOf<'a> = (&'a AccountName, Option<&'a str>);
+
 fn overlapping<'a>(held: &'a [Held]) -> Vec<(usize, usize, &'a str, &'a str)> {
-    let mut indexes: HashMap<&AccountName, subject::SubjectIndex<(usize, &str)>> = HashMap::new();
+    // Streams overlap only within one JetStream: the regions', or one leafnode's own.
+    let mut indexes: HashMap<JetStreamOf, subject::SubjectIndex<(usize, &str)>> = HashMap::new();
     for (i, h) in held.iter().enumerate() {
-        let index = indexes.entry(&h.account).or_default();
+        let index = indexes.entry((&h.account, h.leafnode)).or_default();
         for s in &h.subjects {
             index.insert(s, (i, s.as_str()));
         }
@@ -586,7 +679,7 @@ fn overlapping<'a>(held: &'a [Held]) -> Vec<(usize, usize, &'a str, &'a str)> {
     let mut seen: std::collections::HashSet<(usize, usize)> = std::collections::HashSet::new();
     for (i, h) in held.iter().enumerate() {
         for s in &h.subjects {
-            for (j, other) in indexes[&h.account].overlapping(s) {
+            for (j, other) in indexes[&(&h.account, h.leafnode)].overlapping(s) {
                 if j > i && seen.insert((i, j)) {
                     found.push((i, j, s, other));
                 }
@@ -609,6 +702,7 @@ fn held_streams(o: &JetStreamObjects) -> Vec<Held<'_>> {
     let streams = o.streams.iter().map(|s| Held {
         stream_name: s.name.clone(),
         account: s.account.clone(),
+        leafnode: s.leafnode.as_deref(),
         subjects: if s.mirror.is_some() || (s.subjects.is_empty() && !s.sources.is_empty()) {
             Vec::new()
         } else if s.subjects.is_empty() {
@@ -623,6 +717,7 @@ fn held_streams(o: &JetStreamObjects) -> Vec<Held<'_>> {
     let kv = o.kv.iter().map(|k| Held {
         stream_name: kv_stream_name(&k.bucket),
         account: k.account.clone(),
+        leafnode: None,
         subjects: vec![format!("$KV.{}.>", k.bucket)],
         object: format!("KV bucket `{}`", k.bucket),
         loc: k.loc,
@@ -631,6 +726,7 @@ fn held_streams(o: &JetStreamObjects) -> Vec<Held<'_>> {
     let obj = o.object_stores.iter().map(|b| Held {
         stream_name: object_stream_name(&b.bucket),
         account: b.account.clone(),
+        leafnode: None,
         subjects: vec![format!("$O.{}.C.>", b.bucket), format!("$O.{}.M.>", b.bucket)],
         object: format!("object store `{}`", b.bucket),
         loc: b.loc,
