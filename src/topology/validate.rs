@@ -525,6 +525,13 @@ impl Validator {
                 },
             }
         });
+        if let Some(all) = spec.deny_import.iter().find(|d| d.value == ">") {
+            self.diags.push(
+                Diagnostic::warning(format!("leafnode `{}` imports nothing from hub region `{}`", name.value, spec.hub.value))
+                    .at(loc(all))
+                    .help("deny_import `>` keeps every message in the hub, JetStream API replies included; nats-server has no allow list on a leaf remote: deny only what the leaf must never receive"),
+            );
+        }
         let hub_clustered = regions.len() > 1 || regions.iter().any(|r| r.name == spec.hub.value && r.nodes.len() > 1);
         if let (true, Some(first)) = (hub_clustered, spec.deny_import.first()) {
             // Measured on nats-server 2.15: a leaf whose hub runs a cluster block does not forward

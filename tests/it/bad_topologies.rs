@@ -533,7 +533,7 @@ fn a_small_jetstream_region_is_a_warning_not_an_error() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("t.yaml"),
-        "name: dev\nregions:\n  main:\n    nodes: 2\n    jetstream: true\n",
+        "name: dev\nregions:\n  main:\n    nodes: 2\n    jetstream: true\nleafnodes:\n  edge:\n    hub: main\n    deny_import: [\">\"]\n",
     )
     .unwrap();
     // Every command that reads the topology shows its warnings, and still does its work.
@@ -550,11 +550,16 @@ fn a_small_jetstream_region_is_a_warning_not_an_error() {
             "{args:?}: {stderr}"
         );
         assert!(stderr.contains("t.yaml:5:16"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("warning: leafnode `edge` imports nothing from hub region `main`"),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("t.yaml:9:19"), "{args:?}: {stderr}");
     }
     let out = notif_infra(dir.path()).args(["plan", "t.yaml", "-o", "json"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["warnings"][0]["loc"]["line"], 5);
-    assert_eq!(v["plan"]["servers"].as_array().unwrap().len(), 2);
+    assert_eq!(v["plan"]["servers"].as_array().unwrap().len(), 3);
     assert!(!dir.path().join(".notif-infra").exists(), "plan starts and writes nothing");
 }
 
