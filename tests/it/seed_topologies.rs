@@ -7,8 +7,9 @@ use std::path::Path;
 
 use crate::support::{Deployment, topology};
 
-/// Applies `file`, checks the verification report, that nothing printed a seed, and tears down.
-fn comes_up_and_verifies(file: &Path, name: &str, servers: u16) -> Value {
+/// Applies `file`, checks the verification report and that nothing printed a seed; the
+/// deployment is torn down when the returned handle drops.
+fn comes_up_and_verifies(file: &Path, name: &str, servers: u16) -> (Deployment, Value) {
     let d = Deployment::new(file, name, servers);
     let apply = d.cmd("apply").args(["-o", "json"]).output().unwrap();
     let verify = d.cmd("verify").args(["--flows", "-o", "json"]).output().unwrap();
@@ -59,7 +60,13 @@ fn comes_up_and_verifies(file: &Path, name: &str, servers: u16) -> Value {
         assert!(flows.iter().any(|f| f["expect"] == "never"), "{flows:?}");
         assert!(flows.iter().any(|f| f["expect"] == "reaches"), "{flows:?}");
     }
-    v
+    (d, v)
+}
+
+fn client_url(v: &Value, server: &str) -> String {
+    let nodes = v["nodes"].as_array().unwrap();
+    let node = nodes.iter().find(|n| n["name"] == server).unwrap();
+    node["client_url"].as_str().unwrap().to_string()
 }
 
 fn seeds_under(state: &Path) -> Vec<String> {
@@ -79,14 +86,53 @@ fn count(v: &Value, field: &str, kind: &str) -> usize {
 
 #[test]
 fn rsfga_super_cluster_with_leaf_comes_up() {
-    let v = comes_up_and_verifies(&topology("rsfga"), "rsfga", servers_of("rsfga"));
+    let (d, v) = comes_up_and_verifies(&topology("rsfga"), "rsfga", servers_of("rsfga"));
     assert!(count(&v, "links", "gateway") > 0);
     assert!(count(&v, "links", "leaf") > 0);
+
+    // The seed's edge sync: a change written in central is pulled by Tokyo's sync agent, on the
+    // Tokyo edge, from its consumer of RSFGA_CHANGES through the regions' domain, and acked.
+    let pki = d.state_dir().join("pki");
+    let login = |user: &str, password: &str| {
+        async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+            .require_tls(true)
+            .add_root_certificates(pki.join("ca.pem"))
+            .add_client_certificate(
+                pki.join(format!("clients/RSFGA/{user}.pem")),
+                pki.join(format!("clients/RSFGA/{user}-key.pem")),
+            )
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use futures_util::StreamExt;
+        let writer = login("writer", "writer-secret").connect(client_url(&v, "central-1")).await.unwrap();
+        let change = "rsfga.changes.store-acme-1.write.doc-77";
+        writer.publish(change, "tuple change".into()).await.unwrap();
+        writer.flush().await.unwrap();
+        let sync = login("edge-sync", "edge-sync-secret")
+            .connect(client_url(&v, "edge-tokyo-1"))
+            .await
+            .unwrap();
+        let regions = async_nats::jetstream::with_domain(sync, "rsfga");
+        let stream = regions.get_stream("RSFGA_CHANGES").await.unwrap();
+        let consumer: async_nats::jetstream::consumer::PullConsumer = stream.get_consumer("edge-tokyo-1").await.unwrap();
+        let mut batch = consumer
+            .fetch()
+            .max_messages(1)
+            .expires(std::time::Duration::from_secs(5))
+            .messages()
+            .await
+            .unwrap();
+        let message = batch.next().await.expect("the change reaches the edge").unwrap();
+        assert_eq!(message.subject.as_str(), change);
+        assert_eq!(message.payload.as_ref(), b"tuple change");
+        message.ack().await.unwrap();
+    });
 }
 
 #[test]
 fn unityplan_comes_up() {
-    let v = comes_up_and_verifies(&topology("unityplan"), "unityplan", servers_of("unityplan"));
+    let (_d, v) = comes_up_and_verifies(&topology("unityplan"), "unityplan", servers_of("unityplan"));
     assert!(count(&v, "links", "route") > 0);
 }
 
@@ -97,7 +143,7 @@ fn covenant_comes_up() {
 
 #[test]
 fn notif_hybrid_comes_up_with_its_leafnodes() {
-    let v = comes_up_and_verifies(&topology("notif-hybrid"), "notif-hybrid", servers_of("notif-hybrid"));
+    let (_d, v) = comes_up_and_verifies(&topology("notif-hybrid"), "notif-hybrid", servers_of("notif-hybrid"));
     assert!(count(&v, "links", "leaf") > 0);
     assert!(v["probes"].as_array().unwrap().iter().any(|p| p["expect_delivery"] == false));
 }
@@ -118,7 +164,7 @@ fn leaf_denying_every_import_from_a_clustered_hub_verifies() {
         "name: isolated\nregions:\n  hub:\n    nodes: 3\nleafnodes:\n  edge:\n    hub: hub\n    deny_import: [\">\"]\n",
     )
     .unwrap();
-    let v = comes_up_and_verifies(&file, "isolated", 4);
+    let (_d, v) = comes_up_and_verifies(&file, "isolated", 4);
     let probes = v["probes"].as_array().unwrap();
     let leaf: Vec<(&str, bool)> = probes
         .iter()

@@ -31,6 +31,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("ADMIN_PASS", "admin-secret"),
     ("WRITER_PASS", "writer-secret"),
     ("READER_PASS", "reader-secret"),
+    ("EDGE_SYNC_PASS", "edge-sync-secret"),
     ("API_PASSWORD", "api-secret"),
     ("MOBILE_PASSWORD", "mobile-secret"),
     ("ANALYTICS_PASSWORD", "analytics-secret"),
