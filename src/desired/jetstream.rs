@@ -54,6 +54,10 @@ pub struct JsObject {
     pub replicas: u8,
     /// The JetStream domain of the leafnode that holds it; `None`: the regions' JetStream.
     pub leaf_domain: Option<String>,
+    /// Fields of `config` the topology leaves open, set to the value nats-server gives them at
+    /// creation: someone changing them by hand is drift too. A server that does not report such
+    /// a field (an older version) does not have it, so its absence is no drift.
+    pub server_defaults: Vec<String>,
 }
 
 impl JsObject {
@@ -156,6 +160,7 @@ fn stream(t: &Topology, s: &Stream) -> JsObject {
         region: s.store.placement.as_ref().and_then(|p| p.region.clone()),
         replicas: s.store.replicas,
         leaf_domain: leaf_domain(t, s),
+        server_defaults: Vec::new(),
     }
 }
 
@@ -187,6 +192,7 @@ fn kv(k: &KeyValue) -> JsObject {
         region: k.store.placement.as_ref().and_then(|p| p.region.clone()),
         replicas: k.store.replicas,
         leaf_domain: None,
+        server_defaults: Vec::new(),
     }
 }
 
@@ -211,6 +217,7 @@ fn object_store(o: &ObjectStore) -> JsObject {
         region: o.store.placement.as_ref().and_then(|p| p.region.clone()),
         replicas: o.store.replicas,
         leaf_domain: None,
+        server_defaults: Vec::new(),
     }
 }
 
@@ -266,10 +273,12 @@ fn consumer(t: &Topology, c: &Consumer) -> JsObject {
             .iter()
             .find(|s| s.name == c.stream)
             .and_then(|s| leaf_domain(t, s)),
+        server_defaults: Vec::new(),
     }
 }
 
-/// Every object, streams (and buckets) before the consumers that need them.
+/// Every object, streams (and buckets) before the consumers that need them, each with the
+/// server's defaults for the fields the topology leaves open.
 pub fn objects(t: &Topology) -> Vec<JsObject> {
     let o = &t.jetstream;
     o.streams
@@ -278,7 +287,79 @@ pub fn objects(t: &Topology) -> Vec<JsObject> {
         .chain(o.kv.iter().map(kv))
         .chain(o.object_stores.iter().map(object_store))
         .chain(o.consumers.iter().map(|c| consumer(t, c)))
+        .map(with_server_defaults)
         .collect()
+}
+
+const TWO_MINUTES: u64 = 120_000_000_000;
+
+/// What nats-server 2.15 sets a field the create request leaves out to, as it reports it back
+/// (measured): a stream's limits are unlimited (-1), its duplicate window two minutes or its
+/// max age when shorter; a consumer waits 30 s (or its first backoff step) for an ack, allows
+/// 1000 pending, and a pull consumer 512 waiting pulls.
+fn with_server_defaults(mut o: JsObject) -> JsObject {
+    let c = &o.config;
+    let mut defaults: Vec<(&str, Value)> = Vec::new();
+    if o.kind == ObjectKind::Consumer {
+        let acks = c.get("ack_policy").and_then(Value::as_str) != Some("none");
+        let pull = !c.contains_key("deliver_subject");
+        let filtered = c.contains_key("filter_subject") || c.contains_key("filter_subjects");
+        defaults.extend([
+            ("max_deliver", json!(-1)),
+            ("num_replicas", json!(0)),
+            ("flow_control", json!(false)),
+            ("headers_only", json!(false)),
+            ("mem_storage", json!(false)),
+        ]);
+        if acks {
+            // With a backoff the server waits its first step for the first ack.
+            let ack_wait = c.get("backoff").and_then(|b| b.get(0)).cloned().unwrap_or(json!(30_000_000_000u64));
+            defaults.extend([("ack_wait", ack_wait), ("max_ack_pending", json!(1000))]);
+        }
+        if pull {
+            defaults.push(("max_waiting", json!(512)));
+        }
+        if !filtered {
+            defaults.push(("filter_subject", json!("")));
+        }
+    } else {
+        let max_age = c.get("max_age").and_then(Value::as_u64).unwrap_or(0);
+        defaults.extend([
+            ("retention", json!("limits")),
+            ("discard", json!("old")),
+            ("storage", json!("file")),
+            ("num_replicas", json!(1)),
+            ("max_age", json!(0)),
+            ("max_bytes", json!(-1)),
+            ("max_consumers", json!(-1)),
+            ("max_msg_size", json!(-1)),
+            ("max_msgs", json!(-1)),
+            ("max_msgs_per_subject", json!(-1)),
+            ("sealed", json!(false)),
+            ("deny_delete", json!(false)),
+            ("deny_purge", json!(false)),
+            ("allow_rollup_hdrs", json!(false)),
+            ("allow_direct", json!(false)),
+            ("mirror_direct", json!(false)),
+            ("allow_msg_ttl", json!(false)),
+            ("compression", json!("none")),
+        ]);
+        if !c.contains_key("mirror") {
+            let window = if max_age > 0 && max_age < TWO_MINUTES {
+                max_age
+            } else {
+                TWO_MINUTES
+            };
+            defaults.push(("duplicate_window", json!(window)));
+        }
+    }
+    for (field, value) in defaults {
+        if !o.config.contains_key(field) {
+            o.config.insert(field.to_string(), value);
+            o.server_defaults.push(field.to_string());
+        }
+    }
+    o
 }
 
 /// Why a change to `field` cannot be made in place, when nats-server refuses to update it.
@@ -327,7 +408,30 @@ mod tests {
         assert_eq!(c["max_age"], 7 * 86_400 * 1_000_000_000u64);
         assert_eq!(c["max_bytes"], 1u64 << 30);
         assert_eq!(c["storage"], "file");
-        assert!(!c.contains_key("duplicate_window"), "left to the server");
+        // Left open by the topology: expected at the server's defaults, and marked as such.
+        assert_eq!(c["duplicate_window"], 120_000_000_000u64);
+        assert_eq!(c["max_msgs"], -1);
+        assert!(o[0].server_defaults.contains(&"max_msgs".to_string()));
+        assert!(!o[0].server_defaults.contains(&"max_bytes".to_string()));
+    }
+
+    #[test]
+    fn consumers_expect_the_servers_defaults_by_kind() {
+        let o = objects_of(concat!(
+            "streams:\n  S:\n    subjects: [s.>]\n",
+            "consumers:\n  - durable: pull\n    stream: S\n  - durable: push\n    stream: S\n    deliver_subject: out\n    ack_policy: none\n",
+        ));
+        let pull = &o[1].config;
+        assert_eq!(
+            (&pull["ack_wait"], &pull["max_ack_pending"], &pull["max_waiting"]),
+            (&json!(30_000_000_000u64), &json!(1000), &json!(512))
+        );
+        let push = &o[2].config;
+        assert!(
+            !push.contains_key("max_waiting") && !push.contains_key("ack_wait") && !push.contains_key("max_ack_pending"),
+            "{push:?}"
+        );
+        assert_eq!(push["max_deliver"], -1);
     }
 
     #[test]

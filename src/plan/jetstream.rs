@@ -104,6 +104,7 @@ fn same(desired: &Value, live: &Value) -> bool {
 fn field_changes(o: &JsObject, live: &Map<String, Value>) -> Vec<FieldChange> {
     o.config
         .iter()
+        .filter(|(field, _)| live.contains_key(*field) || !o.server_defaults.contains(field))
         .filter_map(|(field, to)| {
             let from = live.get(field).cloned().unwrap_or_else(|| absent_default(to));
             (!same(to, &from)).then(|| FieldChange {
@@ -219,6 +220,7 @@ mod tests {
             region: None,
             replicas: 1,
             leaf_domain: None,
+            server_defaults: Vec::new(),
         }
     }
 

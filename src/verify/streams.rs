@@ -106,6 +106,7 @@ mod tests {
             region: region.map(str::to_string),
             replicas,
             leaf_domain: None,
+            server_defaults: Vec::new(),
         }
     }
 

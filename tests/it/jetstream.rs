@@ -87,10 +87,20 @@ fn drift_replacement_and_pruning_against_live_servers() {
     let (code, changes) = plan_json(&d, &[]);
     assert_eq!((code, actions(&changes)), (Some(0), vec![]), "server defaults are not drift");
 
-    // Someone else changes a stream, deletes a consumer and adds a stream of their own.
+    // Someone else changes a stream (a field the topology writes, and one it leaves at the
+    // server's default), a bucket and a consumer's default, deletes a consumer and adds a
+    // stream of their own.
     let mut events = js_request(&d, "STREAM.INFO.EVENTS", json!({}))["config"].clone();
     events["max_age"] = json!(3_600_000_000_000u64);
+    events["max_msgs"] = json!(12345);
     assert!(js_request(&d, "STREAM.UPDATE.EVENTS", events).get("error").is_none());
+    let mut settings = js_request(&d, "STREAM.INFO.KV_settings", json!({}))["config"].clone();
+    settings["max_consumers"] = json!(7);
+    assert!(js_request(&d, "STREAM.UPDATE.KV_settings", settings).get("error").is_none());
+    let mut shipper = js_request(&d, "CONSUMER.INFO.ORDERS.shipper", json!({}))["config"].clone();
+    shipper["max_ack_pending"] = json!(5);
+    let update = json!({"stream_name": "ORDERS", "config": shipper, "action": "update"});
+    assert!(js_request(&d, "CONSUMER.CREATE.ORDERS.shipper", update).get("error").is_none());
     assert!(js_request(&d, "CONSUMER.DELETE.EVENTS.processor", json!({})).get("error").is_none());
     let rogue = js_request(
         &d,
@@ -107,6 +117,11 @@ fn drift_replacement_and_pruning_against_live_servers() {
         &[
             "~   stream EVENTS",
             "max_age: 1h -> 1d",
+            "max_msgs: 12345 -> -1",
+            "~   kv settings",
+            "max_consumers: 7 -> -1",
+            "~   consumer ORDERS/shipper",
+            "max_ack_pending: 5 -> 1000",
             "+   consumer EVENTS/processor",
             "?   stream ROGUE",
         ],
@@ -118,6 +133,12 @@ fn drift_replacement_and_pruning_against_live_servers() {
     assert_eq!(actions(&changes), [("unmanaged".into(), "stream".into(), "ROGUE".into())]);
     let events = js_request(&d, "STREAM.INFO.EVENTS", json!({}));
     assert_eq!(events["config"]["max_age"], 86_400_000_000_000u64, "drift restored");
+    assert_eq!(
+        events["config"]["max_msgs"], -1,
+        "a field the topology leaves open is back at the server's default"
+    );
+    let shipper = js_request(&d, "CONSUMER.INFO.ORDERS.shipper", json!({}));
+    assert_eq!(shipper["config"]["max_ack_pending"], 1000);
 
     // --prune deletes what the topology does not name.
     let (code, changes) = plan_json(&d, &["--prune"]);
