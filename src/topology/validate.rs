@@ -185,6 +185,19 @@ impl Validator {
         }
     }
 
+    /// nats-server refuses a lame-duck duration under 30 s (`minimum is 30 seconds`).
+    fn lame_duck_duration(&mut self, value: &Spanned<Scalar>) -> std::time::Duration {
+        let d = self.duration(value);
+        if !d.is_zero() && d < std::time::Duration::from_secs(30) {
+            self.error(
+                Diagnostic::error(format!("a lame-duck duration of {} is shorter than nats-server accepts", value.value.0))
+                    .at(loc(value))
+                    .help("nats-server refuses less than 30s (`minimum is 30 seconds`); a server without clients leaves lame duck in about 2 s anyway"),
+            );
+        }
+        d
+    }
+
     fn size(&mut self, value: &Option<Spanned<Scalar>>, fallback: Option<u64>) -> Option<u64> {
         match value {
             None => fallback,
@@ -250,7 +263,7 @@ impl Validator {
             max_file_store: self.size(&defaults.jetstream.max_file_store, None),
         };
         let lame_duck = defaults.lame_duck.as_ref().map(|ld| LameDuck {
-            duration: self.duration(&ld.duration),
+            duration: self.lame_duck_duration(&ld.duration),
             grace_period: ld
                 .grace_period
                 .as_ref()

@@ -72,6 +72,15 @@ const CASES: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "a lame duck shorter than nats-server accepts",
+        "name: dev\ndefaults:\n  lame_duck: { duration: 5s }\nregions:\n  main:\n    nodes: 3\n",
+        &[
+            "a lame-duck duration of 5s is shorter than nats-server accepts",
+            "bad.yaml:3:26",
+            "minimum is 30 seconds",
+        ],
+    ),
+    (
         "a tab indenting a line",
         "name: dev\nregions:\n  main:\n    # one\n    # two\n    nodes: 3\n\tjetstream: true\n",
         &["found a tab", "bad.yaml:7:1", "replace the tab with spaces"],
