@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the tests need into the project-local tools folder (.tools/, git-ignored):
-# nats-server (scripts/install-nats-server.sh), then the validators, clients and hosts' tools.
+# nats-server (scripts/install-nats-server.sh) and an older release for the upgrade tests, then
+# the validators, clients and hosts' tools.
 # Idempotent: a tool already at the pinned version is left alone.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/install-nats-server.sh"
+NATS_SERVER_VERSION=2.14.6 bash "$root/scripts/install-nats-server.sh"
 tools="$root/.tools"
 bin="$tools/bin"
 

@@ -14,6 +14,52 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
     locate_tool("nats-server", explicit, "--nats-server", ENV_VAR)?.with_context(|| format!("nats-server not found: {INSTALL_HELP}"))
 }
 
+/// Finds the nats-server of `version` when the topology pins one: `--nats-server` or
+/// `NATS_SERVER_BIN` (which must be that version), then the project's `.tools/versions/<v>/`,
+/// then any nats-server `locate` finds that is that version.
+pub fn locate_version(explicit: Option<&Path>, version: Option<&str>) -> Result<PathBuf> {
+    let Some(version) = version else { return locate(explicit) };
+    let install =
+        format!("install it with `NATS_SERVER_VERSION={version} bash scripts/install-nats-server.sh` (into .tools/versions/{version}/)");
+    if explicit.is_some() || std::env::var_os(ENV_VAR).is_some() {
+        let bin = locate(explicit)?;
+        let found = binary_version(&bin)?;
+        if found != version {
+            bail!(
+                "the topology pins nats-server {version}, but `{}` is {found}: point --nats-server/NATS_SERVER_BIN at {version}, or {install}",
+                bin.display()
+            );
+        }
+        return Ok(bin);
+    }
+    let roots = std::env::current_exe().ok().into_iter().chain(std::env::current_dir().ok());
+    for root in roots {
+        for dir in root.ancestors() {
+            let candidate = dir.join(".tools/versions").join(version).join("nats-server");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    match locate(None) {
+        Ok(bin) if binary_version(&bin).is_ok_and(|v| v == version) => Ok(bin),
+        _ => bail!("nats-server {version}, which the topology pins, is not installed: {install}"),
+    }
+}
+
+/// The version a nats-server binary reports (`nats-server: v2.15.1` -> `2.15.1`).
+pub fn binary_version(bin: &Path) -> Result<String> {
+    let out = std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("cannot run `{} --version`", bin.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix('v'))
+        .map(str::to_string)
+        .with_context(|| format!("`{} --version` names no version: {}", bin.display(), text.trim()))
+}
+
 /// Finds a tool the way `locate` finds nats-server: the explicit path (named by `flag` in
 /// errors), the environment variable, the project's `.tools/bin`, then `PATH`. `None` when it
 /// is nowhere.

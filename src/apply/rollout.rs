@@ -15,7 +15,7 @@ use crate::desired::{Desired, RenderedFile};
 use crate::material::Keys;
 use crate::observed::Monitor;
 use crate::plan::{LiveState, Plan, ServerAction, ServerChange};
-use crate::targets::{DeploymentState, HostLog, Log, Target, stop_grace};
+use crate::targets::{DeploymentState, HostLog, Log, StopMode, Target, stop_grace};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -118,7 +118,9 @@ impl Rollout<'_> {
 
         let monitor = Monitor::for_desired(self.desired);
         for c in plan.servers.iter().filter(|c| c.action == ServerAction::Stop) {
-            target.stop(&c.server, stop_grace(self.desired, &c.server)).await?;
+            target
+                .stop(&c.server, stop_grace(self.desired, &c.server), StopMode::Terminate)
+                .await?;
             state.applied.remove(&c.server);
             state.starting.remove(&c.server);
             state.save(dir)?;
@@ -177,7 +179,10 @@ impl Rollout<'_> {
             .filter(|c| c.action == ServerAction::Restart || promoted.contains(&c.server))
         {
             let digest = self.expected_digest(c).await?;
-            target.stop(&c.server, stop_grace(self.desired, &c.server)).await?;
+            // Lame duck hands the server's clients to the others before it goes.
+            target
+                .stop(&c.server, stop_grace(self.desired, &c.server), StopMode::LameDuck)
+                .await?;
             state.starting.insert(c.server.clone());
             state.save(dir)?;
             target.start(&[&c.server], state).await?;

@@ -39,6 +39,8 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerConf {
     pub server_name: String,
+    /// The nats-server version the topology pins, written as a comment: a change is a restart.
+    pub version: Option<String>,
     /// SHA-256 of the server's certificate, written as a comment: a rotation changes the file.
     pub certificate: Option<String>,
     pub listen: String,
@@ -290,6 +292,8 @@ pub struct Desired {
     pub probes: Vec<Probe>,
     /// The image compose services run unless `NATS_IMAGE` names another.
     pub compose_image: String,
+    /// The version every server must report, when the topology pins one.
+    pub nats_server_version: Option<String>,
     /// The declared flows, for `verify --flows`.
     pub flows: Vec<ExpectedFlow>,
     /// Nodes of the JetStream meta group (clustered JetStream only), all expected to agree on
@@ -517,6 +521,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
     };
     let base_conf = |name: &str, e: &Endpoint| ServerConf {
         server_name: name.to_string(),
+        version: topology.nats_server_version.clone(),
         certificate: material.certs.fingerprints.get(name).cloned(),
         listen: host_port(&e.listen_host, e.ports.client),
         tls: security::listener_tls(e, name, tls.client),
@@ -720,7 +725,8 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         links: expected_links(topology),
         probes: probes(topology),
         flows: flows::expected(topology),
-        compose_image: topology.compose_image.clone().unwrap_or_else(|| DEFAULT_IMAGE.to_string()),
+        compose_image: compose_image(topology),
+        nats_server_version: topology.nats_server_version.clone(),
         jetstream_meta: jetstream_meta(topology),
         jetstream_urls: jetstream_urls(topology, &servers),
         jetstream: jetstream::objects(topology),
@@ -732,6 +738,15 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         client_tls,
         auth_files,
     }
+}
+
+/// The topology's compose image, else the official image of its pinned version, else ours.
+fn compose_image(topology: &Topology) -> String {
+    topology
+        .compose_image
+        .clone()
+        .or_else(|| topology.nats_server_version.as_ref().map(|v| format!("nats:{v}")))
+        .unwrap_or_else(|| DEFAULT_IMAGE.to_string())
 }
 
 fn jetstream_accounts(topology: &Topology) -> Vec<Option<String>> {

@@ -36,6 +36,8 @@ pub struct Topology {
     pub kubernetes: Option<Kubernetes>,
     /// The image the compose target runs, when the topology names one.
     pub compose_image: Option<String>,
+    /// The nats-server version every server runs (`2.14.6`), when the topology pins one.
+    pub nats_server_version: Option<String>,
     /// `Some` when hosts are joined by a WireGuard mesh.
     pub wireguard: Option<WireGuard>,
 }

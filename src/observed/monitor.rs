@@ -14,6 +14,8 @@ pub struct NodeObservation {
     pub health: Option<Result<(), String>>,
     pub config_digest: Option<String>,
     pub config_load_time: Option<String>,
+    /// The nats-server version it runs.
+    pub version: Option<String>,
     /// Distinct peers this server has routes to (`num_routes` counts pooled connections).
     pub route_peers: Vec<String>,
     /// Remote clusters this server has its outbound gateway connection to.
@@ -45,6 +47,7 @@ pub struct MetaCluster {
 struct Varz {
     config_digest: Option<String>,
     config_load_time: Option<String>,
+    version: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -212,6 +215,7 @@ impl Monitor {
         if let Ok(v) = varz {
             o.config_digest = v.config_digest;
             o.config_load_time = v.config_load_time;
+            o.version = v.version;
         }
         if let Ok(r) = routez {
             let mut peers: Vec<String> = r.routes.into_iter().filter_map(|r| r.remote_name).collect();

@@ -15,7 +15,7 @@ pub async fn destroy(opts: &Options, log: &(dyn Fn(String) + Sync), host: HostLo
     let loaded = super::load(&opts.topology)?;
     let t = &loaded.topology;
     let lock = lock(opts, &t.name, "destroy", log)?;
-    let mut target = open_target(opts, &t.name, false)?;
+    let mut target = open_target(opts, t, false)?;
     let state = DeploymentState::load(target.dir())?;
     // Hosts are only reached when apply reached them; processes on this machine are found
     // by their configs whatever the state says.

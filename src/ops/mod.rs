@@ -83,10 +83,11 @@ impl Options {
 
 /// The target the options name, for the deployment of `topology`. `starts_servers`: the
 /// command may start servers (or compute their digests), so the local nats-server is needed.
-fn open_target(opts: &Options, topology: &str, starts_servers: bool) -> Result<Box<dyn Target>> {
+fn open_target(opts: &Options, t: &crate::model::Topology, starts_servers: bool) -> Result<Box<dyn Target>> {
+    let topology = t.name.as_str();
     let bin = || -> Result<PathBuf> {
         if starts_servers {
-            crate::nats_server::locate(opts.nats_server.as_deref())
+            crate::nats_server::locate_version(opts.nats_server.as_deref(), t.nats_server_version.as_deref())
         } else {
             Ok(opts.nats_server.clone().unwrap_or_else(|| PathBuf::from("nats-server")))
         }
@@ -120,7 +121,7 @@ fn not_applied(opts: &Options, topology: &str) -> anyhow::Error {
 /// exist). Fails when the deployment was never applied.
 fn applied(opts: &Options, t: &crate::model::Topology) -> Result<(Box<dyn Target>, crate::desired::Desired, crate::material::Keys)> {
     use material::{KeyMode, secrets};
-    let target = open_target(opts, &t.name, false)?;
+    let target = open_target(opts, t, false)?;
     let mut state = crate::targets::DeploymentState::load(target.dir())?.ok_or_else(|| not_applied(opts, &t.name))?;
     let addressing = target.addressing(t, &mut state, None)?;
     let tree = target.dir();

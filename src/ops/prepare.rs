@@ -36,7 +36,7 @@ pub(super) struct Prepared {
 pub(super) async fn prepare(opts: &Options, mode: KeyMode, host: HostLog<'_>) -> Result<Prepared> {
     let loaded = load_for_servers(&opts.topology)?;
     let t = &loaded.topology;
-    let mut target = open_target(opts, &t.name, true)?;
+    let mut target = open_target(opts, t, true)?;
     let mut state = DeploymentState::load(target.dir())?.unwrap_or_default();
     let addressing = target.addressing(t, &mut state, opts.port_base)?;
     let tree = target.dir().to_path_buf();

@@ -20,7 +20,7 @@ pub fn rotate_certs(opts: &Options, rotation: Rotation, log: &(dyn Fn(String) + 
         return super::k8s::rotate_certs(opts, rotation);
     }
     let _lock = lock(opts, &t.name, "rotate certs", log)?;
-    let target = open_target(opts, &t.name, false)?;
+    let target = open_target(opts, t, false)?;
     let mut state = DeploymentState::load(target.dir())?.ok_or_else(|| not_applied(opts, &t.name))?;
     let addressing = target.addressing(t, &mut state, None)?;
     Ok(secrets(t, target.dir(), &addressing, KeyMode::Generate, rotation)?.changes)

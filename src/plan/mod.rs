@@ -276,8 +276,16 @@ pub fn server_changes(desired: &[DesiredServer], observed: &BTreeMap<String, Obs
             continue;
         }
         if d.digest.is_some() && o.digest == d.digest {
-            // The digest ignores comments, where the certificate's fingerprint is written.
-            if o.applied.as_ref().is_some_and(|a| a.certificate != d.conf.certificate) {
+            // The digest ignores comments, where the version and the certificate's fingerprint
+            // are written.
+            if let Some(a) = o.applied.as_ref().filter(|a| a.version != d.conf.version) {
+                let reason = format!(
+                    "nats-server version changed ({} -> {})",
+                    a.version.as_deref().unwrap_or("unpinned"),
+                    d.conf.version.as_deref().unwrap_or("unpinned")
+                );
+                changes.push(change(ServerAction::Restart, reason));
+            } else if o.applied.as_ref().is_some_and(|a| a.certificate != d.conf.certificate) {
                 changes.push(change(ServerAction::Reload, "TLS certificate replaced".into()));
             }
             continue;
@@ -321,6 +329,7 @@ pub fn classify(old: &ServerConf, new: &ServerConf) -> (bool, Vec<&'static str>)
         }
     };
     field("server_name", old.server_name != new.server_name, true);
+    field("nats-server version", old.version != new.version, true);
     field("client listen address", old.listen != new.listen, true);
     field(
         "monitoring address",
@@ -409,6 +418,7 @@ mod tests {
     fn conf() -> ServerConf {
         ServerConf {
             server_name: "a".into(),
+            version: None,
             certificate: None,
             listen: "127.0.0.1:1".into(),
             tls: None,

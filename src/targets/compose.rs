@@ -12,7 +12,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use super::local::{check_bindable, files_under, observe_here, slot_layout, write_under};
-use super::{DeploymentState, HostLog, Target, TargetKind};
+use super::{DeploymentState, HostLog, StopMode, Target, TargetKind};
 use crate::desired::{self, Addressing, COMPOSE_FILE, Desired, RenderedFile, ServerSpec};
 use crate::material::redact;
 use crate::model::Topology;
@@ -236,8 +236,10 @@ impl Target for ComposeTarget {
         if servers.is_empty() { Ok(()) } else { self.project.up(servers) }
     }
 
-    async fn stop(&self, server: &str, _grace: Duration) -> Result<()> {
-        // Compose gives the service its stop_grace_period (the lame-duck period) itself.
+    async fn stop(&self, server: &str, _grace: Duration, _mode: StopMode) -> Result<()> {
+        // Compose stops a service with its own stop_signal (SIGUSR2, lame duck, when the
+        // topology sets a lame-duck period) and stop_grace_period: a SIGUSR2 sent here would
+        // end the container and its restart policy would start it again.
         self.project.remove(server)
     }
 

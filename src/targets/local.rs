@@ -12,7 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{DeploymentState, HostLog, Target, TargetKind};
+use super::{DeploymentState, HostLog, StopMode, Target, TargetKind};
 use crate::desired::{self, Addressing, DEFAULT_LOCAL_PORT_BASE, Desired, RenderedFile, ServerConf, ServerSpec};
 use crate::fsio::{remove_file, write_atomic, write_private};
 use crate::material::{auth, redact};
@@ -259,12 +259,16 @@ impl Target for LocalTarget {
         Ok(())
     }
 
-    async fn stop(&self, server: &str, grace: Duration) -> Result<()> {
+    async fn stop(&self, server: &str, grace: Duration, mode: StopMode) -> Result<()> {
         let Some(raw) = self.pid_of(server) else {
             return remove_file(&self.pid_path(server));
         };
         let pid = Pid::from_raw(raw as i32);
-        let _ = kill(pid, Signal::SIGTERM);
+        let signal = match mode {
+            StopMode::Terminate => Signal::SIGTERM,
+            StopMode::LameDuck => Signal::SIGUSR2,
+        };
+        let _ = kill(pid, signal);
         let started = Instant::now();
         // Wait for the process itself to be gone: its command line empties before it exits.
         while !process::exited(raw) {
@@ -298,7 +302,7 @@ impl Target for LocalTarget {
     async fn destroy(&self, _state: &DeploymentState, _log: HostLog<'_>) -> Result<Vec<String>> {
         let mut stopped = Vec::new();
         for name in self.processes().into_keys() {
-            self.stop(&name, Duration::from_secs(10)).await?;
+            self.stop(&name, Duration::from_secs(10), StopMode::Terminate).await?;
             stopped.push(name);
         }
         Ok(stopped)

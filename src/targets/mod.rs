@@ -104,14 +104,37 @@ pub type Log<'a> = &'a (dyn Fn(String) + Sync);
 /// One step on one host (the server it runs): a line, and its row of the per-host display.
 pub type HostLog<'a> = &'a (dyn Fn(&str, String) + Sync);
 
-/// How long a stopped server gets before it is killed: its lame-duck period, and 10 s more.
+/// How a server is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// SIGTERM: the server shuts down at once (a removed server, destroy).
+    Terminate,
+    /// Lame duck (SIGUSR2): no new clients; the connected ones are handed to the other servers
+    /// over the lame-duck period, then it exits (rolling restarts and upgrades).
+    LameDuck,
+}
+
+impl StopMode {
+    /// The signal's name as `kill -s` takes it.
+    pub fn signal(self) -> &'static str {
+        match self {
+            StopMode::Terminate => "TERM",
+            StopMode::LameDuck => "USR2",
+        }
+    }
+}
+
+/// How long a stopped server gets before it is killed: its lame-duck period (nats-server's
+/// default, 2 minutes, when the topology sets none), and 10 s more. A server in lame duck with
+/// no clients left exits in about 2 s; one shut down with SIGTERM at once.
 pub fn stop_grace(desired: &Desired, server: &str) -> Duration {
+    const NATS_DEFAULT_LAME_DUCK: Duration = Duration::from_secs(120);
     desired
         .server(server)
         .and_then(|s| s.conf.lame_duck_duration.as_deref())
         .and_then(|d| crate::units::parse_duration(d).ok())
-        .map(|d| d + Duration::from_secs(10))
-        .unwrap_or(Duration::from_secs(10))
+        .unwrap_or(NATS_DEFAULT_LAME_DUCK)
+        + Duration::from_secs(10)
 }
 
 /// Where servers run, as the engine sees it. Every method that changes something is called by
@@ -174,8 +197,8 @@ pub trait Target: Send + Sync {
     /// Starts the servers (the state already names them in its journal).
     async fn start(&self, servers: &[&str], state: &DeploymentState) -> Result<()>;
 
-    /// Stops a server: SIGTERM (lame duck on the server's terms), SIGKILL after `grace`.
-    async fn stop(&self, server: &str, grace: Duration) -> Result<()>;
+    /// Stops a server as `mode` says, SIGKILL after `grace`.
+    async fn stop(&self, server: &str, grace: Duration, mode: StopMode) -> Result<()>;
 
     /// Signals a server to reload its config.
     async fn reload(&self, server: &str) -> Result<()>;

@@ -25,6 +25,9 @@ pub struct TopologyFile {
     pub operator: Option<Spanned<OperatorSpec>>,
     pub kubernetes: Option<Spanned<KubernetesSpec>>,
     pub compose: Option<Spanned<ComposeSpec>>,
+    /// The nats-server every server runs: a version pins the binary (local), the image tag
+    /// (compose, k8s); changing it is a rolling upgrade.
+    pub nats_server: Option<Spanned<NatsServerSpec>>,
     pub wireguard: Option<Spanned<WireGuardSpec>>,
     /// How the ssh target reaches every host, unless a node says otherwise.
     pub ssh: Option<Spanned<SshSpec>>,
@@ -288,6 +291,12 @@ pub struct ResourceAmounts {
 pub enum AntiAffinity {
     Required,
     Preferred,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsServerSpec {
+    pub version: Spanned<String>,
 }
 
 /// How the compose target runs the servers.

@@ -185,6 +185,20 @@ impl Validator {
         }
     }
 
+    /// `2.14.6` (a leading `v` is dropped): three numbers, as nats-server releases are named.
+    fn nats_server_version(&mut self, version: &Spanned<String>) -> String {
+        let v = version.value.trim().trim_start_matches('v').to_string();
+        let parts: Vec<&str> = v.split('.').collect();
+        if parts.len() != 3 || parts.iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit())) {
+            self.error(
+                Diagnostic::error(format!("`{}` is not a nats-server version", version.value))
+                    .at(loc(version))
+                    .help("write a release as MAJOR.MINOR.PATCH, e.g. `2.15.1`"),
+            );
+        }
+        v
+    }
+
     /// nats-server refuses a lame-duck duration under 30 s (`minimum is 30 seconds`).
     fn lame_duck_duration(&mut self, value: &Spanned<Scalar>) -> std::time::Duration {
         let d = self.duration(value);
@@ -357,6 +371,7 @@ impl Validator {
             operator,
             kubernetes: None,
             compose_image: file.compose.as_ref().and_then(|c| c.value.image.as_ref()).map(|i| i.value.clone()),
+            nats_server_version: file.nats_server.as_ref().map(|n| self.nats_server_version(&n.value.version)),
             wireguard: None,
         };
         topology.kubernetes = self.kubernetes(&file, &topology);

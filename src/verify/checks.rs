@@ -57,7 +57,19 @@ pub fn evaluate(desired: &Desired, seen: &BTreeMap<String, NodeObservation>) -> 
         .iter()
         .map(|s| {
             let o = obs(&s.name);
+            let wrong_version = desired
+                .nats_server_version
+                .as_ref()
+                .filter(|want| o.version.as_ref().is_some_and(|v| v != *want));
             let (healthy, detail) = match (&o.health, &o.error) {
+                (Some(Ok(())), _) if wrong_version.is_some() => (
+                    false,
+                    Some(format!(
+                        "runs nats-server {}, the topology pins {}",
+                        o.version.as_deref().unwrap_or("?"),
+                        wrong_version.map(String::as_str).unwrap_or_default()
+                    )),
+                ),
                 (Some(Ok(())), _) => (true, None),
                 (Some(Err(reason)), _) => (false, Some(reason.clone())),
                 (None, Some(e)) => (false, Some(format!("unreachable: {e}"))),

@@ -21,4 +21,5 @@ mod ssh;
 mod ssh_hosts;
 mod support;
 mod terraform;
+mod upgrade;
 mod wireguard;

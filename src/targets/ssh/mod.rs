@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use self::session::{HostKeyPolicy, Session, SshError, quote};
-use super::{DeploymentState, HostLog, Target, TargetKind};
+use super::{DeploymentState, HostLog, StopMode, Target, TargetKind};
 use crate::desired::{Addressing, Desired, RenderedFile};
 use crate::material::{NOT_YET_GENERATED, auth, redact};
 use crate::model::{SshHost, Topology};
@@ -464,12 +464,13 @@ impl Target for SshTarget {
         Ok(())
     }
 
-    async fn stop(&self, server: &str, grace: Duration) -> Result<()> {
+    async fn stop(&self, server: &str, grace: Duration, mode: StopMode) -> Result<()> {
         let (l, session) = self.layout(server)?;
         let command = format!(
-            "{find}; [ -n \"$pid\" ] || {{ rm -f {pidfile}; exit 0; }}; kill \"$pid\" 2>/dev/null; for i in $(seq {ticks}); do kill -0 \"$pid\" 2>/dev/null || break; sleep 0.1; done; kill -9 \"$pid\" 2>/dev/null; rm -f {pidfile}; true",
+            "{find}; [ -n \"$pid\" ] || {{ rm -f {pidfile}; exit 0; }}; kill -s {signal} \"$pid\" 2>/dev/null; for i in $(seq {ticks}); do kill -0 \"$pid\" 2>/dev/null || break; sleep 0.1; done; kill -9 \"$pid\" 2>/dev/null; rm -f {pidfile}; true",
             find = l.find_pid(),
             pidfile = quote(&l.pid()),
+            signal = mode.signal(),
             ticks = grace.as_millis() / 100,
         );
         session.run(&command).await?;
@@ -512,7 +513,7 @@ impl Target for SshTarget {
         for server in self.sessions.keys() {
             let (l, session) = self.layout(server)?;
             if session.run(&l.running_check()).await?.trim() == "running" {
-                self.stop(server, Duration::from_secs(10)).await?;
+                self.stop(server, Duration::from_secs(10), StopMode::Terminate).await?;
                 stopped.push(server.clone());
             }
             if let Some(conf) = state.wireguard.get(server) {

@@ -333,6 +333,7 @@ impl Validator {
                 .image
                 .as_ref()
                 .map(|i| i.value.clone())
+                .or_else(|| topology.nats_server_version.as_ref().map(|v| format!("nats:{v}")))
                 .unwrap_or_else(|| crate::desired::DEFAULT_IMAGE.into()),
             requests,
             limits,
