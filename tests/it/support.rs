@@ -102,6 +102,14 @@ impl Deployment {
         d
     }
 
+    /// A deployment on the compose target running the image the topology names (or derives from
+    /// its pinned nats-server version): no `--image`.
+    pub fn compose_with_topology_image(topology: &Path, name: &str, servers: u16) -> Self {
+        let mut d = Deployment::new(topology, name, servers);
+        d.target_args = vec!["--target".into(), "compose".into()];
+        d
+    }
+
     pub fn cmd(&self, verb: &str) -> Command {
         let mut cmd = notif_infra(self.dir.path());
         cmd.arg(verb).arg(&self.topology).args(&self.target_args);
@@ -257,6 +265,27 @@ pub fn files_in(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// The nats-server image the compose tests run, built once per test run FROM scratch by
 /// scripts/build-local-image.sh (no image can be pulled here). Fails loudly without a Docker
 /// engine: CI has one and must run these tests.
+/// Builds a FROM-scratch image of the installed nats-server `version` (from `.tools/versions/`)
+/// tagged as the official `nats:<version>`, which a topology pinning that version runs on the
+/// compose target (no engine here can pull the official one).
+pub fn official_tag_image(version: &str) -> String {
+    let bin = project_root().join(".tools/versions").join(version).join("nats-server");
+    let tag = format!("nats:{version}");
+    let out = std::process::Command::new("bash")
+        .arg(project_root().join("scripts/build-local-image.sh"))
+        .arg(&tag)
+        .env("NATS_SERVER_BIN", &bin)
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "cannot build {tag} from {}: {}",
+        bin.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tag
+}
+
 pub fn local_image() -> &'static str {
     static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TAG.get_or_init(|| {

@@ -5,11 +5,11 @@
 use serde_json::Value;
 
 use crate::load::Load;
-use crate::support::{Deployment, get_json, json_of, text};
+use crate::support::{Deployment, get_json, json_of, official_tag_image, text};
 
-fn topology(version: &str) -> String {
+fn topology(name: &str, version: &str) -> String {
     format!(
-        "name: up\nnats_server: {{ version: \"{version}\" }}\nregions:\n  main:\n    nodes: 3\n    jetstream: true\n\
+        "name: {name}\nnats_server: {{ version: \"{version}\" }}\nregions:\n  main:\n    nodes: 3\n    jetstream: true\n\
 accounts:\n  APP:\n    jetstream: true\n    users:\n      - {{ user: app, password: \"${{APP_PASS}}\" }}\n\
 streams:\n  EVENTS: {{ account: APP, subjects: [\"events.>\"], replicas: 3 }}\n"
     )
@@ -33,9 +33,24 @@ fn versions(report: &Value) -> Vec<(String, String)> {
 
 #[test]
 fn a_version_change_is_a_rolling_upgrade_without_losing_an_acknowledged_message() {
-    let mut d = Deployment::new(std::path::Path::new("unused"), "up", 3);
-    d.topology = d.dir.path().join("up.yaml");
-    std::fs::write(&d.topology, topology("2.14.6")).unwrap();
+    rolling_upgrade(Deployment::new(std::path::Path::new("unused"), "up", 3), "local");
+}
+
+/// On compose the version is the image tag: `nats:2.14.6`, then `nats:2.15.1` (built here FROM
+/// scratch from the installed releases under those tags).
+#[test]
+fn a_version_change_on_compose_rolls_the_containers_onto_the_new_image() {
+    official_tag_image("2.14.6");
+    official_tag_image("2.15.1");
+    rolling_upgrade(
+        Deployment::compose_with_topology_image(std::path::Path::new("unused"), "upc", 3),
+        "compose",
+    );
+}
+
+fn rolling_upgrade(mut d: Deployment, target: &str) {
+    d.topology = d.dir.path().join(format!("{}.yaml", d.name));
+    std::fs::write(&d.topology, topology(&d.name, "2.14.6")).unwrap();
     // The pinned version picks its binary from .tools/versions/, not the suite's default one.
     let run = |verb: &str, args: &[&str]| d.cmd(verb).env_remove("NATS_SERVER_BIN").args(args).output().unwrap();
 
@@ -50,7 +65,7 @@ fn a_version_change_is_a_rolling_upgrade_without_losing_an_acknowledged_message(
         .map(|n| n["client_url"].as_str().unwrap().to_string())
         .collect();
 
-    std::fs::write(&d.topology, topology("2.15.1")).unwrap();
+    std::fs::write(&d.topology, topology(&d.name, "2.15.1")).unwrap();
     let plan = run("plan", &[]);
     assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
     assert!(text(&plan).contains("nats-server version"), "{}", text(&plan));
@@ -60,7 +75,7 @@ fn a_version_change_is_a_rolling_upgrade_without_losing_an_acknowledged_message(
     let apply = run("apply", &[]);
     assert!(apply.status.success(), "{}", text(&apply));
     let restarted = text(&apply).matches("restarted (").count();
-    load.stop_and_check("a rolling upgrade from nats-server 2.14.6 to 2.15.1");
+    load.stop_and_check(&format!("a rolling upgrade from nats-server 2.14.6 to 2.15.1 on {target}"));
     assert_eq!(restarted, 3, "{}", text(&apply));
 
     let report = json_of(&run("verify", &["-o", "json"]));
