@@ -11,6 +11,9 @@ use crate::subject;
 use crate::topology::diagnostic::{Diagnostic, did_you_mean};
 use crate::topology::schema::*;
 
+/// A flow client's account and user (both `None` without accounts).
+type AccountAndUser = (Option<String>, Option<String>);
+
 impl Validator {
     pub(super) fn flows(&mut self, file: &TopologyFile, t: &Topology) -> Vec<Flow> {
         let mut flows = Vec::new();
@@ -272,8 +275,7 @@ impl Validator {
     }
 
     /// Resolves `user` or `ACCOUNT/user`: both `None` in a topology without accounts.
-    #[allow(clippy::type_complexity)]
-    fn flow_user(&mut self, e: &EndpointSpec, t: &Topology, object: &str) -> Option<(Option<String>, Option<String>)> {
+    fn flow_user(&mut self, e: &EndpointSpec, t: &Topology, object: &str) -> Option<AccountAndUser> {
         let app_users: Vec<(&Account, &User)> = t.app_accounts().flat_map(|a| a.users.iter().map(move |u| (a, u))).collect();
         let Some(user) = &e.user else {
             if t.accounts.is_empty() {
