@@ -16,7 +16,7 @@ use crate::plan::{ClusterStep, JsAction, JsChange, LiveState};
 const JETSTREAM_READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long reading the live objects waits out a leader election before giving up (seen taking
 /// over 15 s on this 2-core machine with the whole test suite running beside it).
-const ELECTION_TIMEOUT: Duration = Duration::from_secs(30);
+pub const ELECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Waits until every JetStream server answers `/healthz` (which nats-server holds back until
 /// the meta group has a leader and the server's streams are current) and the leader sees every
@@ -74,7 +74,7 @@ async fn jetstream_not_ready(monitor: &Monitor, servers: &[&desired::ServerSpec]
 /// endpoints (one request per server), or through the JetStream API when one of them does not
 /// answer. The API is retried while the meta group or a stream elects a leader, since a partial
 /// listing would show existing objects as missing.
-pub async fn read_live_jetstream(desired: &Desired, keys: &Keys) -> Result<LiveState> {
+pub async fn read_live_jetstream(desired: &Desired, keys: &Keys, patience: Duration) -> Result<LiveState> {
     if let Ok(live) = jetstream::read_monitoring(&Monitor::for_desired(desired), desired).await {
         return Ok(LiveState::Read(live));
     }
@@ -91,7 +91,7 @@ pub async fn read_live_jetstream(desired: &Desired, keys: &Keys) -> Result<LiveS
         };
         match attempt {
             Ok(live) => break live,
-            Err(e) if e.is_transient() && started.elapsed() < ELECTION_TIMEOUT => {
+            Err(e) if e.is_transient() && started.elapsed() < patience => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => return Err(anyhow::Error::new(e).context("cannot read the live JetStream objects")),
@@ -242,7 +242,7 @@ pub async fn converge_jetstream(
     if plan.servers_change() || !matches!(planned_from, LiveState::Read(_)) {
         if !desired.jetstream_accounts.is_empty() {
             wait_jetstream_ready(desired).await?;
-            let live = read_live_jetstream(desired, keys).await?;
+            let live = read_live_jetstream(desired, keys, ELECTION_TIMEOUT).await?;
             let changes = crate::plan::jetstream_changes(&desired.jetstream, &live, prune);
             apply_jetstream(desired, keys, &changes, allow_replace, log).await?;
         }
