@@ -55,6 +55,9 @@ fn this_host() -> String {
 
 /// The holder a held lock file names. A holder writes its name just after it takes the lock:
 /// an empty file is read again for a moment before it counts as nameless.
+/// How long a lock whose recorded holder is dead may stay held before it is refused.
+const DEAD_HOLDER_GRACE: Duration = Duration::from_secs(3);
+
 fn read_holder(file: &mut File) -> Option<Holder> {
     for _ in 0..25 {
         let mut text = String::new();
@@ -125,11 +128,15 @@ impl DeploymentLock {
                     return Ok(DeploymentLock { path, file: locked });
                 }
                 Err((mut file, _)) => {
-                    let holder = read_holder(&mut file)
+                    let recorded = read_holder(&mut file);
+                    // Held although its holder died: a child it forked still has the file open
+                    // until that child execs (moments, but long on a loaded machine).
+                    let dead_holder = recorded.as_ref().is_some_and(|h| h.host == this_host() && !alive(h.pid));
+                    let holder = recorded
                         .filter(|h| h.host != this_host() || alive(h.pid))
                         .map(|h| h.to_string())
                         .unwrap_or_else(|| "another notif-infra command".into());
-                    if started.elapsed() >= wait {
+                    if started.elapsed() >= wait.max(if dead_holder { DEAD_HOLDER_GRACE } else { Duration::ZERO }) {
                         bail!(
                             "deployment `{}` is locked by {holder}\nhelp: wait for it to finish, or give --lock-timeout SECONDS to wait for it",
                             deployment_dir.display()

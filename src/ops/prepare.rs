@@ -9,9 +9,6 @@ use std::path::PathBuf;
 use super::material::{KeyMode, secrets};
 use super::{Options, load_for_servers, open_target};
 use crate::apply::cluster::{ELECTION_TIMEOUT, read_live_jetstream};
-
-/// How long plan tries to read the live objects while some JetStream servers are down.
-const PARTIAL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
 use crate::desired::{self, Desired, RenderedFile};
 use crate::material::pki::Rotation;
 use crate::material::{Keys, NOT_YET_GENERATED};
@@ -76,17 +73,15 @@ pub(super) async fn prepare(opts: &Options, mode: KeyMode, host: HostLog<'_>) ->
     };
     let js_nodes = desired.jetstream_nodes();
     let js_running = js_nodes.iter().filter(|s| observed.get(&s.name).is_some_and(|o| o.running)).count();
+    // The meta group spans every JetStream node: without a majority of them running (an
+    // interrupted bring-up) nothing can answer until apply starts the rest, and apply reads the
+    // objects again after its starts.
+    let quorum = js_nodes.len() / 2 + 1;
     let read_live = async {
-        if js_running == 0 || !secrets.missing.is_empty() || desired.jetstream_accounts.is_empty() {
+        if js_running < quorum || !secrets.missing.is_empty() || desired.jetstream_accounts.is_empty() {
             Ok(LiveState::NotRunning)
-        } else if js_running == js_nodes.len() {
-            read_live_jetstream(&desired, &secrets.keys, ELECTION_TIMEOUT).await
         } else {
-            // Some JetStream servers are down (an interrupted bring-up): the rest may lack a
-            // quorum until apply starts them, and apply reads the objects again after the starts.
-            Ok(read_live_jetstream(&desired, &secrets.keys, PARTIAL_PATIENCE)
-                .await
-                .unwrap_or(LiveState::NotRunning))
+            read_live_jetstream(&desired, &secrets.keys, ELECTION_TIMEOUT).await
         }
     };
     // Plan needs the digests of running servers to compare; apply also checks every config it
