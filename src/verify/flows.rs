@@ -15,7 +15,7 @@ use crate::jsapi::JsApi;
 use crate::material::Keys;
 
 /// The header every flow message carries, so a target tells it from real traffic.
-pub const MARK_HEADER: &str = "Notif-Infra-Flow";
+const MARK_HEADER: &str = "Notif-Infra-Flow";
 /// How long every target has to show the message.
 const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a `never` subscriber keeps listening once the `reaches` targets have it.

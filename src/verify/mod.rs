@@ -7,7 +7,7 @@ mod probes;
 mod streams;
 
 pub use checks::{Evaluation, LinkReport, MetaReport, NodeReport, evaluate};
-pub use flows::{FlowReport, MARK_HEADER};
+pub use flows::FlowReport;
 pub use probes::ProbeReport;
 pub use streams::StreamReport;
 
