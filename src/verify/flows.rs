@@ -83,6 +83,7 @@ async fn run_one(desired: &Desired, keys: &Keys, flow: &ExpectedFlow, nonce: &st
     let mut stored: BTreeMap<usize, Result<u64, String>> = BTreeMap::new();
     let mut last_send: Option<Instant> = None;
     let mut reaches_done_at: Option<Instant> = None;
+    let mut last_poll: Option<Instant> = None;
     loop {
         if last_send.is_none_or(|t| t.elapsed() >= RESEND_EVERY) && reaches_done_at.is_none() {
             if let Err(e) = publish(&publisher, &flow.publisher.subject, &mark).await {
@@ -104,11 +105,19 @@ async fn run_one(desired: &Desired, keys: &Keys, flow: &ExpectedFlow, nonce: &st
                 }
             }
         }
+        // The streams are asked as often as the message is sent, not on every turn of the loop.
+        let poll_streams = last_poll.is_none_or(|t| t.elapsed() >= RESEND_EVERY);
         for (i, t) in flow.targets.iter().enumerate() {
-            if stored.get(&i).is_some_and(|s| s.is_ok()) || !matches!(t.kind, TargetKind::Stream { .. } | TargetKind::Consumer { .. }) {
+            if !poll_streams
+                || stored.get(&i).is_some_and(|s| s.is_ok())
+                || !matches!(t.kind, TargetKind::Stream { .. } | TargetKind::Consumer { .. })
+            {
                 continue;
             }
             stored.insert(i, jetstream.find(t, &mark).await);
+        }
+        if poll_streams {
+            last_poll = Some(Instant::now());
         }
         let reaches_done = flow
             .targets
