@@ -97,3 +97,17 @@ else
   cargo install --quiet --locked --root "$tools" --version "$BORINGTUN_VERSION" boringtun-cli
   echo "installed boringtun-cli $BORINGTUN_VERSION into $bin"
 fi
+
+# Prometheus and promtool from Debian's package, unpacked rather than installed (the package's
+# scripts would add a system service): promtool checks and tests the rendered scrape config and
+# alert rules, and a real Prometheus scrapes `notif-infra monitor` in the alerting test.
+if [ -x "$bin/prometheus" ] && [ -x "$bin/promtool" ]; then
+  echo "prometheus already in $bin"
+else
+  dl="$(mktemp -d)"
+  (cd "$dl" && apt-get download prometheus >/dev/null 2>&1)
+  dpkg -x "$dl"/prometheus_*.deb "$dl/root"
+  install -m 0755 "$dl/root/usr/bin/prometheus" "$dl/root/usr/bin/promtool" "$bin/"
+  rm -rf "$dl"
+  echo "installed $("$bin/prometheus" --version 2>&1 | head -1) into $bin"
+fi

@@ -3,6 +3,7 @@
 //! driver) -> verify. Each module owns one step; data flows only in that direction.
 
 pub mod apply;
+pub mod backup;
 pub mod client;
 pub mod desired;
 pub mod fsio;
@@ -10,6 +11,7 @@ pub mod graph;
 pub mod jsapi;
 pub mod material;
 pub mod model;
+pub mod monitor;
 pub mod nats_server;
 pub mod observed;
 pub mod ops;

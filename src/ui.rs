@@ -190,3 +190,113 @@ pub fn verify_table(r: &Report) -> String {
     }
     out
 }
+
+/// A byte counter on stderr for each stream backup or restore moves (a bar when the size is
+/// known); silent when stderr is not a terminal or JSON is asked for.
+pub struct TransferBar {
+    hidden: bool,
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl TransferBar {
+    pub fn new(format: Format) -> Self {
+        TransferBar {
+            hidden: format == Format::Json,
+            bar: Mutex::new(None),
+        }
+    }
+
+    pub fn event(&self, t: crate::ops::Transfer) {
+        use crate::ops::Transfer;
+        let mut bar = self.bar.lock().expect("transfer bar");
+        match t {
+            Transfer::Begin { label, total } => {
+                let target = if self.hidden {
+                    ProgressDrawTarget::hidden()
+                } else {
+                    ProgressDrawTarget::stderr()
+                };
+                let (b, template) = match total {
+                    Some(n) => (
+                        ProgressBar::with_draw_target(Some(n), target),
+                        "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}",
+                    ),
+                    None => (
+                        ProgressBar::with_draw_target(None, target),
+                        "{spinner} {msg} {bytes} {binary_bytes_per_sec}",
+                    ),
+                };
+                b.set_style(ProgressStyle::with_template(template).expect("a valid template"));
+                b.set_message(label.to_string());
+                b.enable_steady_tick(Duration::from_millis(100));
+                *bar = Some(b);
+            }
+            Transfer::Bytes(n) => {
+                if let Some(b) = bar.as_ref() {
+                    b.inc(n);
+                }
+            }
+            Transfer::End => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+            }
+        }
+    }
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.2} MB", bytes as f64 / 1e6)
+}
+
+pub fn backup_table(r: &crate::ops::BackupReport) -> String {
+    let mut out = String::new();
+    for s in &r.streams {
+        out += &format!(
+            "{:<40} {:>10} msgs  {:>12}  sha256 {}  consumers: {}\n",
+            s.label(),
+            s.messages,
+            megabytes(s.bytes),
+            &s.sha256[..16],
+            if s.consumers.is_empty() {
+                "-".to_string()
+            } else {
+                s.consumers.join(", ")
+            }
+        );
+    }
+    out += &format!(
+        "backed up {} stream(s), {} in {:.2} s ({:.1} MB/s) into `{}`\n",
+        r.streams.len(),
+        megabytes(r.bytes),
+        r.seconds,
+        r.mb_per_s,
+        r.dir
+    );
+    out
+}
+
+pub fn restore_table(r: &crate::ops::RestoreReport) -> String {
+    let mut out = String::new();
+    for s in &r.streams {
+        out += &format!(
+            "{:<40} {:>10} msgs  consumers: {}{}\n",
+            s.label,
+            s.messages,
+            if s.consumers.is_empty() {
+                "-".to_string()
+            } else {
+                s.consumers.join(", ")
+            },
+            if s.replaced { "  (replaced the existing stream)" } else { "" }
+        );
+    }
+    out += &format!(
+        "restored {} stream(s), {} in {:.2} s ({:.1} MB/s)\n",
+        r.streams.len(),
+        megabytes(r.bytes),
+        r.seconds,
+        r.mb_per_s
+    );
+    out
+}

@@ -3,12 +3,15 @@
 
 mod add;
 mod apply;
+mod backup;
 mod destroy;
 mod graph;
 mod hosts;
 mod init;
+mod monitor;
 mod plan;
 mod render;
+mod restore;
 mod rotate;
 mod validate;
 mod verify;
@@ -56,6 +59,12 @@ enum Command {
     Graph(graph::GraphArgs),
     /// Issue new TLS certificates; the next apply reloads the servers with them
     Rotate(rotate::RotateArgs),
+    /// Serve the live deployment as Prometheus metrics: links, probes, health, streams, consumers
+    Monitor(monitor::MonitorArgs),
+    /// Snapshot streams, KV buckets and object stores (messages and consumers) into a directory
+    Backup(backup::BackupArgs),
+    /// Restore streams from a backup into a running deployment
+    Restore(restore::RestoreArgs),
     /// Fill provisioned hosts' addresses into the topology (from terraform output)
     Hosts(hosts::HostsArgs),
 }
@@ -150,5 +159,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Graph(a) => graph::run(a),
         Command::Rotate(a) => rotate::run(a),
         Command::Hosts(a) => hosts::run(a),
+        Command::Monitor(a) => runtime.block_on(monitor::run(a)),
+        Command::Backup(a) => runtime.block_on(backup::run(a)),
+        Command::Restore(a) => runtime.block_on(restore::run(a)),
     }
 }

@@ -7,6 +7,7 @@ mod flows;
 pub mod hosts;
 pub mod jetstream;
 pub mod kubernetes;
+pub mod monitoring;
 mod render;
 mod security;
 pub mod wireguard;

@@ -40,6 +40,41 @@ pub struct Topology {
     pub nats_server_version: Option<String>,
     /// `Some` when hosts are joined by a WireGuard mesh.
     pub wireguard: Option<WireGuard>,
+    pub monitoring: Monitoring,
+}
+
+/// What `monitor` serves and what the alert rules watch for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Monitoring {
+    pub listen: std::net::SocketAddr,
+    pub interval: Duration,
+    pub alert_after: Duration,
+    pub store_full_percent: u8,
+    pub consumer_pending: u64,
+    /// Pending thresholds of the consumers the topology names, by (stream, durable).
+    pub consumer_thresholds: std::collections::BTreeMap<(String, String), u64>,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Monitoring {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 7777)),
+            interval: Duration::from_secs(5),
+            alert_after: Duration::from_secs(30),
+            store_full_percent: 90,
+            consumer_pending: 1000,
+            consumer_thresholds: Default::default(),
+        }
+    }
+}
+
+impl Monitoring {
+    pub fn pending_threshold(&self, stream: &str, durable: &str) -> u64 {
+        self.consumer_thresholds
+            .get(&(stream.to_string(), durable.to_string()))
+            .copied()
+            .unwrap_or(self.consumer_pending)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,6 +26,27 @@ pub struct LiveObject {
     pub cluster: Value,
     /// The domain of the leafnode it was read from; `None`: the regions' JetStream.
     pub leaf_domain: Option<String>,
+    /// A consumer's progress; `None` for streams.
+    pub progress: Option<ConsumerProgress>,
+}
+
+/// Where a consumer stands, as its leader reports it.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct ConsumerProgress {
+    #[serde(default)]
+    pub num_pending: u64,
+    #[serde(default)]
+    pub num_ack_pending: u64,
+    #[serde(default)]
+    pub num_redelivered: u64,
+    #[serde(default)]
+    pub delivered: Delivered,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct Delivered {
+    /// When it last delivered a message (RFC 3339); absent when it never did.
+    pub last_active: Option<String>,
 }
 
 /// The kind and object name of a server-side stream: KV buckets and object stores are held in
@@ -91,6 +112,8 @@ struct JszStream {
 #[derive(Debug, Deserialize)]
 struct JszConsumer {
     config: Map<String, Value>,
+    #[serde(flatten)]
+    progress: ConsumerProgress,
 }
 
 fn stream_object(account: &AccountName, config: Map<String, Value>, cluster: Value, leaf_domain: Option<String>) -> LiveObject {
@@ -104,10 +127,17 @@ fn stream_object(account: &AccountName, config: Map<String, Value>, cluster: Val
         config,
         cluster,
         leaf_domain,
+        progress: None,
     }
 }
 
-fn consumer_object(account: &AccountName, stream: &str, config: Map<String, Value>, leaf_domain: Option<String>) -> Option<LiveObject> {
+fn consumer_object(
+    account: &AccountName,
+    stream: &str,
+    config: Map<String, Value>,
+    progress: ConsumerProgress,
+    leaf_domain: Option<String>,
+) -> Option<LiveObject> {
     // Ephemeral consumers belong to running clients, not to the topology.
     let durable = config.get("durable_name").and_then(Value::as_str)?.to_string();
     Some(LiveObject {
@@ -118,6 +148,7 @@ fn consumer_object(account: &AccountName, stream: &str, config: Map<String, Valu
         config,
         cluster: Value::Null,
         leaf_domain,
+        progress: Some(progress),
     })
 }
 
@@ -182,7 +213,7 @@ pub async fn read_monitoring(monitor: &Monitor, desired: &Desired) -> Result<Vec
         live.extend(
             info.consumer_detail
                 .into_iter()
-                .filter_map(|c| consumer_object(account, &stream, c.config, leaf_domain.clone())),
+                .filter_map(|c| consumer_object(account, &stream, c.config, c.progress, leaf_domain.clone())),
         );
     }
     Ok(live)
@@ -204,11 +235,10 @@ pub async fn read_api(conns: &Connections) -> Result<Vec<LiveObject>, ApiError> 
         }
         for result in futures_util::future::join_all(consumer_reads).await {
             let (stream, consumers) = result?;
-            all.extend(
-                consumers
-                    .iter()
-                    .filter_map(|c| consumer_object(account, &stream, object_of(c, "config"), None)),
-            );
+            all.extend(consumers.iter().filter_map(|c| {
+                let progress = serde_json::from_value(c.clone()).unwrap_or_default();
+                consumer_object(account, &stream, object_of(c, "config"), progress, None)
+            }));
         }
     }
     Ok(all)

@@ -5,4 +5,4 @@ pub mod jetstream;
 pub mod monitor;
 pub mod process;
 
-pub use monitor::{LeafConnection, MetaCluster, Monitor, NodeObservation};
+pub use monitor::{LeafConnection, MetaCluster, Monitor, NodeObservation, ServerFigures};

@@ -24,6 +24,8 @@ pub struct NodeObservation {
     pub gateways_in: BTreeMap<String, usize>,
     pub leafs: Vec<LeafConnection>,
     pub meta: Option<MetaCluster>,
+    /// Its load and resource use, from `/varz`.
+    pub figures: Option<ServerFigures>,
     /// Why the server could not be read, when it could not.
     pub error: Option<String>,
 }
@@ -43,11 +45,55 @@ pub struct MetaCluster {
     pub cluster_size: usize,
 }
 
+/// A server's load and resource use as `/varz` reports it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ServerFigures {
+    pub connections: u64,
+    pub slow_consumers: u64,
+    /// Resident memory.
+    pub memory_bytes: u64,
+    /// JetStream's memory and file stores: bytes used and the server's limit (0: none).
+    pub memory_store: (u64, u64),
+    pub file_store: (u64, u64),
+}
+
 #[derive(Deserialize)]
 struct Varz {
     config_digest: Option<String>,
     config_load_time: Option<String>,
     version: Option<String>,
+    #[serde(default)]
+    connections: u64,
+    #[serde(default)]
+    slow_consumers: u64,
+    #[serde(default)]
+    mem: u64,
+    #[serde(default)]
+    jetstream: VarzJetStream,
+}
+
+#[derive(Deserialize, Default)]
+struct VarzJetStream {
+    #[serde(default)]
+    config: VarzJsConfig,
+    #[serde(default)]
+    stats: VarzJsStats,
+}
+
+#[derive(Deserialize, Default)]
+struct VarzJsConfig {
+    #[serde(default)]
+    max_memory: i64,
+    #[serde(default)]
+    max_storage: i64,
+}
+
+#[derive(Deserialize, Default)]
+struct VarzJsStats {
+    #[serde(default)]
+    memory: u64,
+    #[serde(default)]
+    storage: u64,
 }
 
 #[derive(Deserialize)]
@@ -216,6 +262,13 @@ impl Monitor {
             o.config_digest = v.config_digest;
             o.config_load_time = v.config_load_time;
             o.version = v.version;
+            o.figures = Some(ServerFigures {
+                connections: v.connections,
+                slow_consumers: v.slow_consumers,
+                memory_bytes: v.mem,
+                memory_store: (v.jetstream.stats.memory, v.jetstream.config.max_memory.max(0) as u64),
+                file_store: (v.jetstream.stats.storage, v.jetstream.config.max_storage.max(0) as u64),
+            });
         }
         if let Ok(r) = routez {
             let mut peers: Vec<String> = r.routes.into_iter().filter_map(|r| r.remote_name).collect();

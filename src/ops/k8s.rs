@@ -111,7 +111,7 @@ pub(super) async fn apply(opts: &Options, timeout: Duration, events: ApplyEvents
     for region in &t.regions {
         (events.log)(kubectl.rollout_status(&k.namespace, &region.name, timeout)?.trim().to_string());
     }
-    let report = verify_through_port_forwards(opts, t, k, timeout, events.progress).await?;
+    let report = verify_through_port_forwards(opts, t, timeout, events.progress).await?;
     record_verification(&dir, &report)?;
     Ok((loaded, plan, report))
 }
@@ -119,21 +119,14 @@ pub(super) async fn apply(opts: &Options, timeout: Duration, events: ApplyEvents
 pub(super) async fn verify(opts: &Options, timeout: Duration, progress: &(dyn Fn(Progress) + Sync)) -> Result<Report> {
     let loaded = super::load(&opts.topology)?;
     let t = &loaded.topology;
-    let k = kubernetes(t)?;
-    if Kubectl::find().is_none() {
-        bail!(
-            "{NO_CONTEXT}: verify reaches the pods through `kubectl port-forward -n {} pod/<pod> :<client> :<monitor>`",
-            k.namespace
-        );
-    }
     let (dir, _) = manifests_dir(opts, t)?;
-    let report = verify_through_port_forwards(opts, t, k, timeout, progress).await?;
+    let report = verify_through_port_forwards(opts, t, timeout, progress).await?;
     record_verification(&dir, &report)?;
     Ok(report)
 }
 
 /// A `kubectl port-forward` to one pod, ended on drop.
-struct PortForward(Child);
+pub(super) struct PortForward(Child);
 
 impl Drop for PortForward {
     fn drop(&mut self) {
@@ -174,13 +167,16 @@ fn port_forward(namespace: &str, pod: &str, ports: &[u16]) -> Result<(PortForwar
     bail!("`kubectl port-forward -n {namespace} pod/{pod}` ended before forwarding the ports {ports:?}")
 }
 
-async fn verify_through_port_forwards(
-    opts: &Options,
-    t: &Topology,
-    k: &Kubernetes,
-    timeout: Duration,
-    progress: &(dyn Fn(Progress) + Sync),
-) -> Result<Report> {
+/// The deployment's desired state with every pod's client and monitoring ports forwarded to
+/// this machine (the URLs rewritten to them), its keys, and the forwards that keep them open.
+pub(super) fn forwarded(opts: &Options, t: &Topology) -> Result<super::Reached> {
+    let k = kubernetes(t)?;
+    if Kubectl::find().is_none() {
+        bail!(
+            "{NO_CONTEXT}: the pods are reached through `kubectl port-forward -n {} pod/<pod> :<client> :<monitor>`",
+            k.namespace
+        );
+    }
     let (dir, _) = manifests_dir(opts, t)?;
     let pods = desired::kubernetes::pod_topology(t, k);
     let secrets = secrets_for(t, &dir, &cert_requests(t), KeyMode::Require, Rotation::None)?;
@@ -193,13 +189,31 @@ async fn verify_through_port_forwards(
             Some((scheme, _)) => format!("{scheme}://127.0.0.1:{port}"),
             None => format!("127.0.0.1:{port}"),
         };
-        s.client_url = swap(&s.client_url, local[0]);
+        let client_url = swap(&s.client_url, local[0]);
+        for url in desired.jetstream_urls.iter_mut().filter(|u| **u == s.client_url) {
+            *url = client_url.clone();
+        }
+        s.client_url = client_url;
         s.monitor_url = swap(&s.monitor_url, local[1]);
         forwards.push(forward);
     }
+    Ok(super::Reached {
+        desired,
+        keys: secrets.keys,
+        _forwards: forwards,
+    })
+}
+
+async fn verify_through_port_forwards(
+    opts: &Options,
+    t: &Topology,
+    timeout: Duration,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Report> {
+    let reached = forwarded(opts, t)?;
     Ok(verify::verify(
-        &desired,
-        &secrets.keys,
+        &reached.desired,
+        &reached.keys,
         TargetKind::K8s.name(),
         verify::Scope {
             timeout,

@@ -3,13 +3,16 @@
 //! around these functions.
 
 mod apply;
+mod backup;
 mod destroy;
 mod env;
 mod k8s;
 mod material;
+mod monitor;
 mod plan;
 mod prepare;
 mod render;
+mod restore;
 mod rotate;
 mod verify;
 
@@ -27,12 +30,20 @@ use crate::topology::{self, Loaded, TopologyError};
 use crate::verify::Progress;
 
 pub use apply::apply;
+pub use backup::{BackupReport, backup};
 pub use destroy::destroy;
 pub use env::client_environment;
+pub use monitor::monitor;
 pub use plan::{plan, read_plan_file};
 pub use render::{Rendered, render};
+pub use restore::{RestoreReport, restore};
 pub use rotate::rotate_certs;
 pub use verify::verify;
+
+/// Megabytes (10^6 bytes) per second.
+pub fn throughput(bytes: u64, elapsed: Duration) -> f64 {
+    bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9)
+}
 
 /// Callbacks through which apply reports as it goes.
 pub struct ApplyEvents<'a> {
@@ -128,6 +139,38 @@ fn applied(opts: &Options, t: &crate::model::Topology) -> Result<(Box<dyn Target
     let secrets = secrets(t, tree, &addressing, KeyMode::Require, crate::material::pki::Rotation::None)?;
     let desired = crate::desired::build(t, &addressing, &secrets.material(tree));
     Ok((target, desired, secrets.keys))
+}
+
+/// An applied deployment as this machine reaches it: its desired state (the URLs this machine
+/// can use), its keys, and on k8s the port-forwards that keep those URLs open.
+pub(crate) struct Reached {
+    pub desired: crate::desired::Desired,
+    pub keys: crate::material::Keys,
+    _forwards: Vec<k8s::PortForward>,
+}
+
+/// The applied deployment `opts` names, on any target.
+fn reach(opts: &Options, t: &crate::model::Topology) -> Result<Reached> {
+    if opts.target == TargetKind::K8s {
+        return k8s::forwarded(opts, t);
+    }
+    let (_, desired, keys) = applied(opts, t)?;
+    Ok(Reached {
+        desired,
+        keys,
+        _forwards: Vec::new(),
+    })
+}
+
+/// Moving bytes, as backup and restore report it.
+pub enum Transfer<'a> {
+    /// A stream's transfer begins; `total` bytes when known.
+    Begin {
+        label: &'a str,
+        total: Option<u64>,
+    },
+    Bytes(u64),
+    End,
 }
 
 /// Keeps the latest verification report (JSON) beside the deployment's state, for `graph --live`.

@@ -66,11 +66,14 @@ pub fn render(path: &Path, out: Option<&Path>, dry_run: bool) -> Result<Rendered
     files.extend(desired::host_projects(&desired, &env_var_names(t), desired::DECLARED_CONFIG_DIR));
     files.push(desired::hosts::inventory(t));
     files.push(desired::hosts::terraform_vars(t));
+    files.extend(desired::monitoring::scrape_files(t));
+    files.push(desired::monitoring::alerts_file(t));
     let mut owned = vec![
         "nats".to_string(),
         "compose".to_string(),
         "wireguard".to_string(),
         "ansible".to_string(),
+        "monitoring".to_string(),
     ];
     owned.extend(desired.servers.iter().map(|s| format!("compose/{}", s.name)));
     owned.extend(auth::tree_dirs(t));

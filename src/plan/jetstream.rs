@@ -233,6 +233,7 @@ mod tests {
             config: config.as_object().unwrap().clone(),
             cluster: Value::Null,
             leaf_domain: None,
+            progress: None,
         }])
     }
 

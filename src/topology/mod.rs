@@ -102,7 +102,10 @@ fn parse_diagnostic(e: &serde_saphyr::Error, text: &str) -> Diagnostic {
         line: l.line() as u32,
         col: l.column() as u32,
     });
-    if raw.contains("tab") {
+    let about_tab = raw
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .any(|w| w.eq_ignore_ascii_case("tab") || w.eq_ignore_ascii_case("tabs"));
+    if about_tab {
         // The parser reports a tab at the end of the line before it, or one column late.
         loc = loc.and_then(|l| tab_near(text, l)).or(loc);
     }
@@ -113,10 +116,15 @@ fn parse_diagnostic(e: &serde_saphyr::Error, text: &str) -> Diagnostic {
     } else {
         (elide_long_words(&raw), unknown_field_help(&raw))
     };
-    let help = help.or_else(|| {
-        raw.contains("tab")
-            .then(|| "YAML indents with spaces only: replace the tab with spaces".to_string())
-    });
+    let help = help.or_else(|| about_tab.then(|| "YAML indents with spaces only: replace the tab with spaces".to_string()));
+    // The parser's own advice names its API, not the file.
+    let (message, help) = match raw.split_once(", set DuplicateKeyPolicy") {
+        Some((duplicate, _)) => (
+            elide_long_words(duplicate),
+            Some("a key appears twice in one mapping: merge the two or remove one".to_string()),
+        ),
+        None => (message, help),
+    };
     let mut d = Diagnostic::error(message);
     if let Some(l) = loc {
         d = d.at(l);

@@ -44,6 +44,26 @@ pub struct TopologyFile {
     /// Traffic the system must carry (`reaches`) and must never carry (`never`).
     #[serde(default)]
     pub flows: Named<FlowSpec>,
+    /// What `monitor` serves and the alert rules `render` writes.
+    pub monitoring: Option<Spanned<MonitoringSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringSpec {
+    /// Where `monitor` serves `/metrics` (and Prometheus scrapes it).
+    pub listen: Option<Spanned<String>>,
+    /// How often `monitor` reads the servers and sends its probes; Prometheus scrapes as often.
+    pub interval: Option<Spanned<Scalar>>,
+    /// How long a condition lasts before its alert fires.
+    pub alert_after: Option<Spanned<Scalar>>,
+    /// A JetStream store (file or memory) above this share of its limit alerts.
+    pub store_full_percent: Option<Spanned<u8>>,
+    /// Pending messages above which a consumer alerts, unless `consumers` names it.
+    pub consumer_pending: Option<Spanned<u64>>,
+    /// Per consumer (`STREAM/durable`): its own pending threshold.
+    #[serde(default)]
+    pub consumers: Named<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

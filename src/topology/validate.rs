@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 mod flows;
 mod jetstream;
+mod monitoring;
 mod security;
 mod ssh;
 mod wireguard;
@@ -373,6 +374,7 @@ impl Validator {
             compose_image: file.compose.as_ref().and_then(|c| c.value.image.as_ref()).map(|i| i.value.clone()),
             nats_server_version: file.nats_server.as_ref().map(|n| self.nats_server_version(&n.value.version)),
             wireguard: None,
+            monitoring: Monitoring::default(),
         };
         topology.kubernetes = self.kubernetes(&file, &topology);
         topology.wireguard = self.wireguard(&file, &topology);
@@ -380,6 +382,7 @@ impl Validator {
         self.security(&file, &topology);
         topology.jetstream = self.jetstream_objects(&file, &topology);
         topology.flows = self.flows(&file, &topology);
+        topology.monitoring = self.monitoring(&file, &topology);
         // The proof walks the rules, so it needs them sound.
         if !self.diags.iter().any(|d| d.severity == super::Severity::Error) {
             self.prove_flows(&topology);

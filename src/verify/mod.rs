@@ -8,8 +8,8 @@ mod streams;
 
 pub use checks::{Evaluation, LinkReport, MetaReport, NodeReport, evaluate};
 pub use flows::FlowReport;
-pub use probes::ProbeReport;
-pub use streams::StreamReport;
+pub use probes::{Clients as ProbeClients, ProbeReport, run_all as run_probes};
+pub use streams::{StreamReport, check_all as check_streams};
 
 use serde::Serialize;
 use std::collections::BTreeMap;

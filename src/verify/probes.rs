@@ -20,6 +20,8 @@ pub struct ProbeReport {
     pub expect_delivery: bool,
     pub ok: bool,
     pub detail: String,
+    /// From the first send to the delivery, for a probe that must arrive and did.
+    pub latency_ms: Option<f64>,
 }
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -71,16 +73,20 @@ async fn run_one(desired: &Desired, keys: &Keys, clients: &Clients, probe: &Prob
         let publisher = clients.get(desired, keys, &probe.from, &probe.account).await?;
         let subscriber = clients.get(desired, keys, &probe.to, &probe.account).await?;
         if probe.expect_delivery {
-            deliver(&publisher, &subscriber, &subject).await
+            let latency = deliver(&publisher, &subscriber, &subject).await?;
+            Ok((format!("delivered in {} ms", latency.as_millis()), Some(latency)))
         } else {
             let fence_allowed = !blocked(desired, probe, &fresh);
-            block(&publisher, &subscriber, &subject, fence_allowed.then_some(fresh.as_str())).await
+            Ok((
+                block(&publisher, &subscriber, &subject, fence_allowed.then_some(fresh.as_str())).await?,
+                None,
+            ))
         }
     }
     .await;
-    let (ok, detail) = match outcome {
-        Ok(d) => (true, d),
-        Err(e) => (false, e),
+    let (ok, detail, latency) = match outcome {
+        Ok((d, latency)) => (true, d, latency),
+        Err(e) => (false, e, None),
     };
     ProbeReport {
         kind: probe.kind,
@@ -90,6 +96,7 @@ async fn run_one(desired: &Desired, keys: &Keys, clients: &Clients, probe: &Prob
         expect_delivery: probe.expect_delivery,
         ok,
         detail,
+        latency_ms: latency.map(|l| l.as_secs_f64() * 1000.0),
     }
 }
 
@@ -110,7 +117,7 @@ fn blocked(desired: &Desired, probe: &Probe, subject: &str) -> bool {
     })
 }
 
-async fn deliver(publisher: &async_nats::Client, subscriber: &async_nats::Client, subject: &str) -> Result<String, String> {
+async fn deliver(publisher: &async_nats::Client, subscriber: &async_nats::Client, subject: &str) -> Result<Duration, String> {
     let mut sub = subscriber.subscribe(subject.to_string()).await.map_err(|e| e.to_string())?;
     subscriber.flush().await.map_err(|e| e.to_string())?;
     let start = Instant::now();
@@ -123,7 +130,7 @@ async fn deliver(publisher: &async_nats::Client, subscriber: &async_nats::Client
         publisher.flush().await.map_err(|e| e.to_string())?;
         if let Ok(Some(_)) = tokio::time::timeout(RESEND_EVERY, sub.next()).await {
             let _ = sub.unsubscribe().await;
-            return Ok(format!("delivered in {} ms", start.elapsed().as_millis()));
+            return Ok(start.elapsed());
         }
     }
     let _ = sub.unsubscribe().await;

@@ -16,6 +16,8 @@ pub struct StreamReport {
     pub region: Option<String>,
     pub leader: Option<String>,
     pub replicas: usize,
+    /// Replicas up to date: the leader and its current followers.
+    pub current: usize,
     pub ok: bool,
     pub detail: String,
 }
@@ -50,6 +52,7 @@ pub fn judge(o: &JsObject, info: &Value) -> StreamReport {
         region,
         ok: problem.is_none(),
         detail: problem.unwrap_or_else(|| format!("R{replicas}, leader {}, all current", leader.as_deref().unwrap_or("?"))),
+        current: replicas - lagging.len().min(replicas),
         leader,
         replicas,
     }
@@ -63,6 +66,7 @@ fn missing(o: &JsObject, detail: String) -> StreamReport {
         region: None,
         leader: None,
         replicas: 0,
+        current: 0,
         ok: false,
         detail,
     }

@@ -21,6 +21,29 @@ const CASES: &[(&str, &str, &[&str])] = &[
         &["invalid type: string", "expected a node count or a list of nodes", "bad.yaml:4:5"],
     ),
     (
+        "a monitoring threshold for a consumer the topology does not have",
+        "name: dev\nregions:\n  main:\n    nodes: 1\n    jetstream: true\nstreams:\n  S: { subjects: [a] }\nconsumers:\n  - { durable: worker, stream: S }\nmonitoring:\n  consumers:\n    S/wroker: 10\n",
+        &[
+            "`S/wroker` is not a consumer of this topology",
+            "did you mean `S/worker`?",
+            "bad.yaml:12:5",
+        ],
+    ),
+    (
+        "a monitoring address that is no address",
+        "name: dev\nregions:\n  main:\n    nodes: 1\nmonitoring:\n  listen: localhost\n",
+        &["`localhost` is not an address to listen on", "bad.yaml:6:11"],
+    ),
+    (
+        "a key twice in one mapping",
+        "name: dev\nregions:\n  main:\n    nodes: 1\nregions:\n  west:\n    nodes: 1\n",
+        &[
+            "duplicate mapping key: regions",
+            "a key appears twice in one mapping",
+            "bad.yaml:5:1",
+        ],
+    ),
+    (
         "wrong type for a port",
         "name: dev\nregions:\n  main:\n    nodes:\n      - name: a\n        ports: { client: 70000 }\n",
         &["`client` is `70000`: a port is a number from 1 to 65535", "bad.yaml:6:26"],

@@ -1,6 +1,7 @@
 //! Integration tests: the built binary against real nats-server processes.
 
 mod ansible;
+mod backup;
 mod bad_topologies;
 mod compose;
 mod day2;
@@ -12,6 +13,7 @@ mod jetstream;
 mod kubernetes;
 mod load;
 mod local_cluster;
+mod monitor;
 mod netns;
 mod rendering;
 mod rollout;

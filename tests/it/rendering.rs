@@ -72,6 +72,20 @@ fn rendered_ansible_inventories_match_their_snapshots() {
 }
 
 #[test]
+fn rendered_monitoring_files_match_their_snapshots() {
+    for (name, path) in shipped_topologies() {
+        let t = notif_infra::topology::load(&path).unwrap().topology;
+        insta::assert_snapshot!(format!("{name}__alerts"), desired::monitoring::alerts_file(&t).content);
+        for f in desired::monitoring::scrape_files(&t)
+            .iter()
+            .filter(|f| f.path.ends_with("prometheus-local.yml"))
+        {
+            insta::assert_snapshot!(format!("{name}__prometheus_local"), f.content);
+        }
+    }
+}
+
+#[test]
 fn every_rendered_config_passes_nats_server_check() {
     for (name, path) in shipped_topologies() {
         let dir = tempfile::tempdir().unwrap();

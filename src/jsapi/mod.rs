@@ -1,6 +1,10 @@
 //! The JetStream API as JSON requests over a NATS connection (`$JS.API.*`). Configs stay JSON
 //! so a diff can compare exactly the fields the topology sets, whatever the server adds.
 
+mod snapshot;
+
+pub use snapshot::SnapshotHeader;
+
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 
@@ -63,6 +67,16 @@ impl ApiError {
     pub fn is_not_found(&self) -> bool {
         matches!(self.err_code(), Some(STREAM_NOT_FOUND | CONSUMER_NOT_FOUND))
     }
+}
+
+/// The error a JetStream API reply carries, if it is one.
+fn api_error(reply: &Value) -> Option<ApiError> {
+    let err = reply.get("error")?;
+    Some(ApiError::Server {
+        code: err["code"].as_u64().unwrap_or(0) as u16,
+        err_code: err["err_code"].as_u64().unwrap_or(0) as u32,
+        description: err["description"].as_str().unwrap_or("unknown error").to_string(),
+    })
 }
 
 /// A connection to the JetStream API of one account.
@@ -131,14 +145,7 @@ impl JsApi {
             Ok(Ok(m)) => m,
         };
         let value: Value = serde_json::from_slice(&reply.payload).map_err(|e| ApiError::Transport(format!("bad API reply: {e}")))?;
-        if let Some(err) = value.get("error") {
-            return Err(ApiError::Server {
-                code: err["code"].as_u64().unwrap_or(0) as u16,
-                err_code: err["err_code"].as_u64().unwrap_or(0) as u32,
-                description: err["description"].as_str().unwrap_or("unknown error").to_string(),
-            });
-        }
-        Ok(value)
+        api_error(&value).map_or(Ok(value), Err)
     }
 
     /// Every stream's info (config, state, cluster), all pages.

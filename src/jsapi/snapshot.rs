@@ -1,0 +1,127 @@
+//! Moving a stream's whole store through the JetStream API: `STREAM.SNAPSHOT` streams it out in
+//! chunks (each acknowledged, so the server keeps its window), `STREAM.RESTORE` takes the chunks
+//! back, each as a request the server answers, and an empty one to finish. The store travels as
+//! nats-server writes it (an s2-compressed tar with the consumers' state): it is kept as is.
+
+use serde_json::{Value, json};
+use std::time::Duration;
+
+use super::{ApiError, JsApi};
+use futures_util::StreamExt;
+
+/// The bytes a chunk carries: nats-server's own default.
+const CHUNK_SIZE: usize = 128 * 1024;
+/// Longest silence between two chunks of a snapshot before it counts as lost.
+const CHUNK_PATIENCE: Duration = Duration::from_secs(30);
+/// The server builds the stream from the staged store before it answers the final request.
+const FINISH_PATIENCE: Duration = Duration::from_secs(300);
+
+/// A stream's configuration and state when its snapshot began.
+#[derive(Debug, Clone)]
+pub struct SnapshotHeader {
+    pub config: Value,
+    pub state: Value,
+}
+
+impl JsApi {
+    /// Streams `stream`'s snapshot (messages and consumers) into `sink`, chunk by chunk.
+    pub async fn snapshot(&self, stream: &str, mut sink: impl FnMut(&[u8]) -> std::io::Result<()>) -> Result<SnapshotHeader, ApiError> {
+        let inbox = self.client.new_inbox();
+        let mut chunks = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| ApiError::Transport(e.to_string()))?;
+        let request = json!({ "deliver_subject": inbox, "chunk_size": CHUNK_SIZE, "no_consumers": false, "jsck": false });
+        let header = self.request(&format!("STREAM.SNAPSHOT.{stream}"), &request).await?;
+        loop {
+            let chunk = match tokio::time::timeout(CHUNK_PATIENCE, chunks.next()).await {
+                Err(_) => return Err(ApiError::Timeout(CHUNK_PATIENCE)),
+                Ok(None) => return Err(ApiError::Transport("the connection closed during the snapshot".into())),
+                Ok(Some(m)) => m,
+            };
+            if chunk.payload.is_empty() {
+                // The end: a status other than success says why the server stopped early.
+                if let Some(status) = chunk.status.filter(|s| s.as_u16() >= 300) {
+                    let description = chunk.description.unwrap_or_default();
+                    return Err(ApiError::Server {
+                        code: status.as_u16(),
+                        err_code: 0,
+                        description: format!("the snapshot of {stream} stopped: {description}"),
+                    });
+                }
+                break;
+            }
+            sink(&chunk.payload).map_err(|e| ApiError::Transport(format!("cannot keep the snapshot of {stream}: {e}")))?;
+            if let Some(reply) = chunk.reply {
+                self.client
+                    .publish(reply, Default::default())
+                    .await
+                    .map_err(|e| ApiError::Transport(e.to_string()))?;
+            }
+        }
+        Ok(SnapshotHeader {
+            config: header["config"].clone(),
+            state: header["state"].clone(),
+        })
+    }
+
+    /// Creates the stream `config` names from a snapshot read through `source` (`None` at its
+    /// end), calling `sent` with each chunk's size. Returns the restored stream's info.
+    pub async fn restore(
+        &self,
+        config: &Value,
+        state: &Value,
+        mut source: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
+        sent: impl Fn(u64),
+    ) -> Result<Value, ApiError> {
+        let stream = config["name"].as_str().unwrap_or_default();
+        let started = self
+            .request(&format!("STREAM.RESTORE.{stream}"), &json!({ "config": config, "state": state }))
+            .await?;
+        let deliver = started["deliver_subject"]
+            .as_str()
+            .ok_or_else(|| ApiError::Transport(format!("the restore of {stream} was not given a subject to send to")))?
+            .to_string();
+        let mut buf = vec![0u8; CHUNK_SIZE];
+        loop {
+            let n = fill(&mut source, &mut buf).map_err(|e| ApiError::Transport(format!("cannot read the snapshot of {stream}: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            let reply = self.raw_request(&deliver, buf[..n].to_vec(), self.timeout).await?;
+            if !reply.is_empty() {
+                check_reply(&reply)?;
+            }
+            sent(n as u64);
+        }
+        let done = self.raw_request(&deliver, Vec::new(), FINISH_PATIENCE).await?;
+        check_reply(&done)
+    }
+
+    async fn raw_request(&self, subject: &str, body: Vec<u8>, patience: Duration) -> Result<Vec<u8>, ApiError> {
+        match tokio::time::timeout(patience, self.client.request(subject.to_string(), body.into())).await {
+            Err(_) => Err(ApiError::Timeout(patience)),
+            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::TimedOut => Err(ApiError::Timeout(patience)),
+            Ok(Err(e)) => Err(ApiError::Transport(e.to_string())),
+            Ok(Ok(m)) => Ok(m.payload.to_vec()),
+        }
+    }
+}
+
+/// Reads until `buf` is full or the source ends.
+fn fill(source: &mut impl FnMut(&mut [u8]) -> std::io::Result<usize>, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match source(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+fn check_reply(payload: &[u8]) -> Result<Value, ApiError> {
+    let value: Value = serde_json::from_slice(payload).map_err(|e| ApiError::Transport(format!("bad API reply: {e}")))?;
+    super::api_error(&value).map_or(Ok(value), Err)
+}
