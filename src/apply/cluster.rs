@@ -108,7 +108,7 @@ async fn open_jetstream(desired: &Desired, keys: &Keys) -> Result<Connections> {
 
 /// Removes servers that left the topology from the JetStream meta group, through the system
 /// account.
-async fn forget_removed_peers(desired: &Desired, keys: &Keys, removed: &[&str], log: &(dyn Fn(String) + Sync)) -> Result<()> {
+pub async fn forget_removed_peers(desired: &Desired, keys: &Keys, removed: &[&str], log: &(dyn Fn(String) + Sync)) -> Result<()> {
     let Some(system) = &desired.system_account else { return Ok(()) };
     let api = JsApi::connect(desired, &Some(system.clone()), keys)
         .await
@@ -180,19 +180,17 @@ async fn push_account_jwts(desired: &Desired, keys: &Keys, paths: &[&std::path::
     Ok(())
 }
 
-/// Carries out the plan's cluster steps, in order: meta-group removals, then JWT pushes.
+/// Carries out the plan's cluster steps that follow the servers' changes: JWT pushes, and the
+/// warning for servers that stay in the meta group. (Replica moves and meta-group removals go
+/// with the stops: `rollout`.)
 pub async fn run_cluster_steps(desired: &Desired, keys: &Keys, steps: &[ClusterStep], log: &(dyn Fn(String) + Sync)) -> Result<()> {
-    let mut removed = Vec::new();
     let mut pushed = Vec::new();
     for step in steps {
         match step {
-            ClusterStep::RemoveMetaPeer { server } => removed.push(server.as_str()),
             ClusterStep::MetaPeerStays { .. } => log(format!("warning: {}", step.describe())),
             ClusterStep::PushAccountJwt { path, .. } => pushed.push(path.as_path()),
+            ClusterStep::MoveReplicas { .. } | ClusterStep::RemoveMetaPeer { .. } => {}
         }
-    }
-    if !removed.is_empty() {
-        forget_removed_peers(desired, keys, &removed, log).await?;
     }
     if !pushed.is_empty() {
         push_account_jwts(desired, keys, &pushed, log).await?;

@@ -5,4 +5,5 @@ pub mod cluster;
 pub mod interrupt;
 pub mod jetstream;
 pub mod lock;
+pub mod replicas;
 pub mod rollout;

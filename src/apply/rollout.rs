@@ -1,4 +1,6 @@
-//! The one rollout every target goes through, in this order: files -> stops -> starts (each
+//! The one rollout every target goes through, in this order: files -> new replicas for the
+//! streams on servers that leave -> stops (each followed by the server's removal from the
+//! JetStream meta group), then those streams back to their replica count -> starts (each
 //! confirmed by its expected config digest) -> reloads (each confirmed by the new digest; a
 //! digest that cannot be read is a failure) -> rolling restarts, one server at a time, each
 //! healthy with its streams current before the next -> cluster steps -> JetStream. The state
@@ -9,12 +11,12 @@ use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::cluster::{converge_jetstream, run_cluster_steps};
+use super::cluster::{converge_jetstream, forget_removed_peers, run_cluster_steps};
 use super::interrupt::{self, Interrupted};
 use crate::desired::{Desired, RenderedFile};
 use crate::material::Keys;
 use crate::observed::Monitor;
-use crate::plan::{LiveState, Plan, ServerAction, ServerChange};
+use crate::plan::{ClusterStep, LiveState, Plan, ServerAction, ServerChange};
 use crate::targets::{DeploymentState, HostLog, Log, StopMode, Target, stop_grace};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -85,6 +87,10 @@ impl Rollout<'_> {
         if !plan.files.is_empty() {
             progress.not_done.push("files".into());
         }
+        let moves = plan.cluster.iter().any(|c| matches!(c, ClusterStep::MoveReplicas { .. }));
+        if moves {
+            progress.not_done.push("new replicas".into());
+        }
         progress.not_done.extend(plan.servers.iter().map(step_name));
         if !plan.cluster.is_empty() {
             progress.not_done.push("cluster steps".into());
@@ -116,6 +122,11 @@ impl Rollout<'_> {
             .retain(|name, _| self.desired.server(name).is_some() || plan.servers.iter().any(|c| &c.server == name));
         state.save(dir)?;
 
+        if moves {
+            super::replicas::grow(self.desired, self.keys, &plan.cluster, log).await?;
+            progress.finish("new replicas");
+            progress.checkpoint()?;
+        }
         let monitor = Monitor::for_desired(self.desired);
         for c in plan.servers.iter().filter(|c| c.action == ServerAction::Stop) {
             target
@@ -126,7 +137,15 @@ impl Rollout<'_> {
             state.save(dir)?;
             progress.finish(&step_name(c));
             host(&c.server, "stopped".into());
+            // Out of the meta group before the next one stops: taking several servers away at
+            // once must never leave the group without a quorum of the members it counts.
+            if plan.cluster.contains(&ClusterStep::RemoveMetaPeer { server: c.server.clone() }) {
+                forget_removed_peers(self.desired, self.keys, &[c.server.as_str()], log).await?;
+            }
             progress.checkpoint()?;
+        }
+        if moves {
+            super::replicas::shrink(self.desired, self.keys, &plan.cluster, log).await?;
         }
 
         let starts: Vec<&ServerChange> = plan.servers.iter().filter(|c| c.action == ServerAction::Start).collect();

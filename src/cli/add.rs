@@ -88,7 +88,7 @@ pub(super) fn write_keeping_mode(file: &Path, text: &str) -> Result<()> {
     notif_infra::fsio::write_atomic(file, text.as_bytes(), mode)
 }
 
-fn report(file: &Path, loaded: &Loaded, what: &str) {
+pub(super) fn report(file: &Path, loaded: &Loaded, what: &str) {
     let t = &loaded.topology;
     println!(
         "{what} in `{}` ({} region(s), {} node(s)); `notif-infra plan {}` shows the rollout",

@@ -10,6 +10,7 @@ mod hosts;
 mod init;
 mod monitor;
 mod plan;
+mod remove;
 mod render;
 mod restore;
 mod rotate;
@@ -55,6 +56,8 @@ enum Command {
     Destroy(destroy::DestroyArgs),
     /// Add a node or a region to a topology file, keeping its comments and order
     Add(add::AddArgs),
+    /// Remove a node or a region from a topology file, keeping its comments and order
+    Remove(remove::RemoveArgs),
     /// Print the topology as a picture (Mermaid, DOT or SVG), optionally with live link states
     Graph(graph::GraphArgs),
     /// Issue new TLS certificates; the next apply reloads the servers with them
@@ -156,6 +159,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             destroy::run(a).await
         }),
         Command::Add(a) => add::run(a),
+        Command::Remove(a) => remove::run(a),
         Command::Graph(a) => graph::run(a),
         Command::Rotate(a) => rotate::run(a),
         Command::Hosts(a) => hosts::run(a),

@@ -231,6 +231,18 @@ impl JsApi {
             .await
     }
 
+    /// Takes `server` out of the stream's group (and its consumers'); nats-server places a new
+    /// replica elsewhere when the cluster has a server for it.
+    pub async fn remove_stream_peer(&self, stream: &str, server: &str) -> Result<Value, ApiError> {
+        self.request(&format!("STREAM.PEER.REMOVE.{stream}"), &json!({ "peer": server }))
+            .await
+    }
+
+    /// Asks the stream's leader to hand leadership to another current replica.
+    pub async fn stream_leader_stepdown(&self, stream: &str) -> Result<Value, ApiError> {
+        self.request(&format!("STREAM.LEADER.STEPDOWN.{stream}"), &json!({})).await
+    }
+
     /// Removes a server that is gone for good from the JetStream meta group.
     pub async fn remove_peer(&self, server: &str) -> Result<Value, ApiError> {
         self.request("SERVER.REMOVE", &json!({ "peer": server })).await

@@ -99,10 +99,17 @@ pub(super) async fn prepare(opts: &Options, mode: KeyMode, host: HostLog<'_>) ->
     let file_changes = plan::file_changes(&files, &on_target);
     let server_changes = plan::server_changes(&servers, &observed);
     let servers_change = !(keys_changes.is_empty() && file_changes.is_empty() && server_changes.is_empty());
+    let cluster = match plan::cluster_steps(&desired, servers_change, &server_changes, &live_jetstream) {
+        Ok(steps) => steps,
+        Err(e) => {
+            target.close().await;
+            anyhow::bail!("{e}; nothing was changed");
+        }
+    };
     let plan = Plan {
         topology: t.name.clone(),
         target: target.kind().name().into(),
-        cluster: plan::cluster_steps(&desired, servers_change, &server_changes),
+        cluster,
         keys: keys_changes,
         files: file_changes,
         servers: server_changes,

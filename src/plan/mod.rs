@@ -11,9 +11,10 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::desired::{JetStreamConf, RenderedFile, ServerConf};
+use crate::desired::{JetStreamConf, ObjectKind, RenderedFile, ServerConf};
 use crate::material::KeyId;
 use crate::material::redact;
+use crate::observed::jetstream::LiveObject;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -65,8 +66,17 @@ pub struct ServerChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum ClusterStep {
-    /// A server that left the topology is removed from the JetStream meta group, so the group
-    /// shrinks to the servers that remain and their streams get new replicas.
+    /// Before `from` stops, a stream with a replica on it gets one more replica on a server that
+    /// stays; once `from` stopped, the stream returns to its `replicas` without it: it never has
+    /// fewer current replicas than it should.
+    MoveReplicas {
+        account: Option<String>,
+        stream: String,
+        from: String,
+        replicas: u64,
+    },
+    /// A server that left the topology is removed from the JetStream meta group right after it
+    /// stops (before the next one does), so the group shrinks to the servers that remain.
     RemoveMetaPeer { server: String },
     /// The same, without a system account to do it with: apply says how to do it by hand.
     MetaPeerStays { server: String },
@@ -77,6 +87,16 @@ pub enum ClusterStep {
 impl ClusterStep {
     pub fn describe(&self) -> String {
         match self {
+            ClusterStep::MoveReplicas {
+                account,
+                stream,
+                from,
+                replicas,
+            } => format!(
+                "move the replica of stream {stream}{} off {from}: R{} before it stops, back to R{replicas} without it after",
+                account.as_deref().map(|a| format!(" (account {a})")).unwrap_or_default(),
+                replicas + 1,
+            ),
             ClusterStep::RemoveMetaPeer { server } => format!("remove {server} from the JetStream meta group"),
             ClusterStep::MetaPeerStays { server } => format!(
                 "{server} stays in the JetStream meta group as an offline peer (no system account): run `nats server raft peer-remove {server}`"
@@ -224,14 +244,29 @@ pub fn cert_change(e: crate::material::pki::CertEvent) -> KeyChange {
     }
 }
 
-/// The cluster steps a rollout of `servers` needs: servers that leave are taken out of the
-/// JetStream meta group; with the full resolver, every application account's JWT is pushed
-/// whenever servers changed (a started server's resolver store begins empty).
-pub fn cluster_steps(desired: &crate::desired::Desired, servers_change: bool, servers: &[ServerChange]) -> Vec<ClusterStep> {
+/// The cluster steps a rollout of `servers` needs: each stream with a replica on a server that
+/// leaves moves that replica first; servers that leave are taken out of the JetStream meta
+/// group; with the full resolver, every application account's JWT is pushed whenever servers
+/// changed (a started server's resolver store begins empty). A stream whose cluster would keep
+/// fewer servers than its replicas is an error naming it.
+pub fn cluster_steps(
+    desired: &crate::desired::Desired,
+    servers_change: bool,
+    servers: &[ServerChange],
+    live: &LiveState,
+) -> Result<Vec<ClusterStep>, String> {
     let mut steps = Vec::new();
+    let leaving: Vec<&str> = servers
+        .iter()
+        .filter(|c| c.action == ServerAction::Stop)
+        .map(|c| c.server.as_str())
+        .collect();
+    if let LiveState::Read(objects) = live {
+        steps.extend(replica_moves(desired, &leaving, objects)?);
+    }
     if !desired.jetstream_meta.is_empty() {
-        for c in servers.iter().filter(|c| c.action == ServerAction::Stop) {
-            let server = c.server.clone();
+        for server in &leaving {
+            let server = server.to_string();
             steps.push(match desired.system_account {
                 Some(_) => ClusterStep::RemoveMetaPeer { server },
                 None => ClusterStep::MetaPeerStays { server },
@@ -256,7 +291,52 @@ pub fn cluster_steps(desired: &crate::desired::Desired, servers_change: bool, se
             });
         }
     }
-    steps
+    Ok(steps)
+}
+
+/// The replicas on `leaving` servers that must move before those stop, read from the streams'
+/// groups as their leaders report them.
+fn replica_moves(desired: &crate::desired::Desired, leaving: &[&str], objects: &[LiveObject]) -> Result<Vec<ClusterStep>, String> {
+    let mut moves = Vec::new();
+    for o in objects.iter().filter(|o| o.kind != ObjectKind::Consumer && o.leaf_domain.is_none()) {
+        let peers: Vec<&str> = o.cluster["leader"]
+            .as_str()
+            .into_iter()
+            .chain(
+                o.cluster["replicas"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r["name"].as_str()),
+            )
+            .collect();
+        // The topology's count for a declared stream: an interrupted move leaves one more live.
+        let declared = desired
+            .jetstream
+            .iter()
+            .find(|d| d.kind == o.kind && d.account == o.account && d.stream == o.stream);
+        let replicas = match declared {
+            Some(d) => u64::from(d.replicas),
+            None => o.config.get("num_replicas").and_then(serde_json::Value::as_u64).unwrap_or(1),
+        };
+        let cluster = o.cluster["name"].as_str().unwrap_or_default();
+        for from in leaving.iter().filter(|l| peers.contains(l)) {
+            let staying = desired.jetstream_nodes().iter().filter(|s| s.region == cluster).count() as u64;
+            if staying < replicas {
+                return Err(format!(
+                    "{} has R{replicas} in region {cluster}, which would keep {staying} JetStream server(s) once {from} leaves: lower its replicas or move it (placement) first",
+                    crate::desired::object_label(o.kind, &o.account, &o.stream, &o.name)
+                ));
+            }
+            moves.push(ClusterStep::MoveReplicas {
+                account: o.account.clone(),
+                stream: o.stream.clone(),
+                from: from.to_string(),
+                replicas,
+            });
+        }
+    }
+    Ok(moves)
 }
 
 /// What each server needs: start what does not run, reload or restart what runs another

@@ -282,6 +282,119 @@ pub fn add_region(source: &Source, name: &str, nodes: u64) -> Result<(String, Lo
     finish(source, lines)
 }
 
+/// Removes node `name`: a `nodes: N` region can lose its last node (`N` becomes `N-1`), a node
+/// list loses the node's item. A region's only node is removed with its region. Returns the new
+/// text, what it validates to, and the node's region.
+pub fn remove_node(source: &Source, name: &str) -> Result<(String, Loaded, String), EditError> {
+    let loaded = parse(source.clone())?;
+    let Some(region) = loaded.topology.regions.iter().find(|r| r.nodes.iter().any(|n| n.name == name)) else {
+        let names: Vec<&str> = loaded
+            .topology
+            .regions
+            .iter()
+            .flat_map(|r| r.nodes.iter().map(|n| n.name.as_str()))
+            .collect();
+        let mut message = format!("no node `{name}` in any region");
+        if let Some(s) = super::did_you_mean(name, names.iter().copied()) {
+            message += &format!(" (did you mean `{s}`?)");
+        }
+        return Err(refused(source, message));
+    };
+    let region_name = region.name.clone();
+    if region.nodes.len() == 1 {
+        return Err(refused(
+            source,
+            format!("`{name}` is the only node of region `{region_name}`: remove the region instead (`remove region {region_name}`)"),
+        ));
+    }
+    let file = schema(source)?;
+    let spec = &file
+        .regions
+        .iter()
+        .find(|(k, _)| k.value == region_name)
+        .expect("the region validated")
+        .1;
+    let mut lines: Vec<String> = source.text.lines().map(str::to_string).collect();
+    match &spec.nodes.value {
+        NodesSpec::Count(n) => {
+            let last = format!("{region_name}-{n}");
+            if name != last {
+                return Err(refused(
+                    source,
+                    format!(
+                        "region `{region_name}` declares `nodes: {n}`, so only its last node `{last}` can be removed; list the nodes by name to remove another"
+                    ),
+                ));
+            }
+            let at = loc(&spec.nodes);
+            let line = &mut lines[at.line as usize - 1];
+            let col = at.col as usize - 1;
+            let digits = line[col..].chars().take_while(char::is_ascii_digit).count();
+            line.replace_range(col..col + digits, &(n - 1).to_string());
+        }
+        NodesSpec::List(nodes) => {
+            let node = nodes.iter().find(|n| n.name.value == name).expect("the node validated");
+            let name_line = loc(&node.name).line as usize - 1;
+            let text_lines: Vec<&str> = source.text.lines().collect();
+            let item = text_lines[name_line];
+            let dash = match item.find("- ") {
+                Some(d) if item[..d].trim().is_empty() => d,
+                _ => {
+                    return Err(refused(
+                        source,
+                        format!("the nodes of region `{region_name}` are not a block list (`- name: ...` items): remove the node by hand"),
+                    ));
+                }
+            };
+            let end = block_end(&text_lines, name_line, dash);
+            lines.drain(comments_above(&text_lines, name_line, dash)..end);
+        }
+    }
+    let (text, loaded) = finish(source, lines)?;
+    Ok((text, loaded, region_name))
+}
+
+/// Removes region `name` and its block. The last region cannot go; what still refers to the
+/// region (placements, leafnode hubs, flows) makes the result fail validation, naming it.
+pub fn remove_region(source: &Source, name: &str) -> Result<(String, Loaded), EditError> {
+    let file = schema(source)?;
+    let Some((key, _)) = file.regions.iter().find(|(k, _)| k.value == name) else {
+        let names: Vec<&str> = file.regions.keys().map(|k| k.value.as_str()).collect();
+        return Err(refused(source, format!("no region `{name}` (regions: {})", names.join(", "))));
+    };
+    if file.regions.len() == 1 {
+        return Err(refused(
+            source,
+            format!("`{name}` is the only region: a topology needs one (use `destroy` to take it all down)"),
+        ));
+    }
+    let text_lines: Vec<&str> = source.text.lines().collect();
+    let key_line = loc(key).line as usize - 1;
+    let key_indent = loc(key).col as usize - 1;
+    if !text_lines[key_line].trim_start().starts_with(name) {
+        return Err(refused(source, "the regions are written in flow style: remove the region by hand"));
+    }
+    let end = block_end(&text_lines, key_line, key_indent);
+    let mut lines: Vec<String> = source.text.lines().map(str::to_string).collect();
+    lines.drain(comments_above(&text_lines, key_line, key_indent)..end);
+    finish(source, lines)
+}
+
+/// The first of the comment lines right above line `at` at its indent: they describe what is
+/// removed, so they go with it.
+fn comments_above(lines: &[&str], at: usize, indent: usize) -> usize {
+    let mut start = at;
+    while start > 0 {
+        let above = lines[start - 1];
+        if above.trim_start().starts_with('#') && indent_of(above) == indent {
+            start -= 1;
+        } else {
+            break;
+        }
+    }
+    start
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +425,53 @@ mod tests {
             out,
             "name: p\nregions:\n  pods:\n    nodes:\n      - name: a\n        tags: [x]\n      # keep me\n      - name: b\n        host: b.example\n      - name: c\n\n# trailing\nstreams: {}\n"
         );
+    }
+
+    #[test]
+    fn removing_a_node_changes_only_its_lines_and_keeps_comments() {
+        let text = "# dev\nname: dev\nregions:\n  main:\n    nodes: 4   # four\n    jetstream: true\n";
+        let (out, loaded, region) = remove_node(&source(text), "main-4").unwrap();
+        assert_eq!(out, text.replace("nodes: 4", "nodes: 3"));
+        assert_eq!((region.as_str(), loaded.topology.regions[0].nodes.len()), ("main", 3));
+        let err = remove_node(&source(text), "main-2").unwrap_err().to_string();
+        assert!(err.contains("only its last node `main-4`"), "{err}");
+        assert!(
+            remove_node(&source(text), "main-9")
+                .unwrap_err()
+                .to_string()
+                .contains("did you mean")
+        );
+
+        let list = "name: p\nregions:\n  pods:\n    nodes:\n      - name: a\n        tags: [x]\n      # b goes with this comment\n      - name: b\n        host: b.example\n      - name: c\n\n# trailing\n";
+        let (out, _, _) = remove_node(&source(list), "b").unwrap();
+        assert_eq!(
+            out,
+            "name: p\nregions:\n  pods:\n    nodes:\n      - name: a\n        tags: [x]\n      - name: c\n\n# trailing\n"
+        );
+    }
+
+    #[test]
+    fn removing_a_node_that_a_stream_needs_is_refused_naming_the_stream() {
+        let text = "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstream: true\nstreams:\n  EVENTS: { subjects: [e], replicas: 3 }\n";
+        let err = remove_node(&source(text), "main-3").unwrap_err();
+        let EditError::Invalid(e) = err else { panic!("{err}") };
+        let report = e.to_string();
+        assert!(
+            report.contains("stream `EVENTS` wants 3 replicas but region `main` has 2 node(s)"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn removing_a_region_drops_its_block_only() {
+        let text = "name: sc\nregions:\n  east:\n    nodes: 3\n  # the west coast\n  west:\n    nodes: 3\n    jetstream: true\naccounts:\n  SYS: { system: true }\n";
+        let (out, loaded) = remove_region(&source(text), "west").unwrap();
+        assert_eq!(
+            out,
+            "name: sc\nregions:\n  east:\n    nodes: 3\naccounts:\n  SYS: { system: true }\n"
+        );
+        assert_eq!(loaded.topology.regions.len(), 1);
+        assert!(remove_region(&source(&out), "east").is_err());
     }
 
     #[test]
