@@ -119,11 +119,14 @@ pub fn scrape_files(t: &Topology) -> Vec<RenderedFile> {
         targets.push("k8s");
     }
     let interval = seconds(t.monitoring.interval);
+    // Rules evaluated twice per scrape: a condition a scrape shows starts its `for` within half
+    // an interval, so an alert fires within its `for` plus two scrape intervals at worst.
+    let evaluation = format!("{}ms", (t.monitoring.interval.as_millis() / 2).max(500));
     targets
         .into_iter()
         .map(|target| {
             let doc = json!({
-                "global": { "scrape_interval": interval, "evaluation_interval": interval },
+                "global": { "scrape_interval": interval, "evaluation_interval": evaluation },
                 "rule_files": ["alerts.yml"],
                 "scrape_configs": [{
                     "job_name": format!("notif-infra-{}-{target}", t.name),

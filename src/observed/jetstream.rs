@@ -112,6 +112,9 @@ struct JszStream {
 #[derive(Debug, Deserialize)]
 struct JszConsumer {
     config: Map<String, Value>,
+    #[serde(default)]
+    cluster: Value,
+    /// Only the consumer's leader knows it: the others report no pending messages.
     #[serde(flatten)]
     progress: ConsumerProgress,
 }
@@ -185,15 +188,30 @@ pub async fn read_monitoring(monitor: &Monitor, desired: &Desired) -> Result<Vec
         .into_iter()
         .map(|joined| joined.map_err(|e| format!("reading JetStream state failed: {e}"))?)
         .collect::<Result<_, _>>()?;
-    // Per (account, stream): the report of the stream's leader when it has one.
+    // Per (account, stream): the report of the stream's leader when it has one; per consumer,
+    // its own leader's (a consumer's leader need not be its stream's).
     let mut streams: BTreeMap<(&AccountName, String), (bool, JszStream, Option<String>)> = BTreeMap::new();
+    let mut consumers: BTreeMap<(&AccountName, String, String), (bool, JszConsumer)> = BTreeMap::new();
     for (server, leaf_domain, detail) in details {
         for acc in detail.account_details {
             let Some(account) = managed.get(&acc.name) else {
                 continue;
             };
-            for info in acc.stream_detail {
+            for mut info in acc.stream_detail {
                 let name = info.config.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+                for c in std::mem::take(&mut info.consumer_detail) {
+                    let durable = c.config.get("durable_name").and_then(Value::as_str).unwrap_or_default().to_string();
+                    let from_leader = c.cluster["leader"].as_str() == Some(server.as_str());
+                    match consumers.entry((account, name.clone(), durable)) {
+                        Entry::Vacant(e) => {
+                            e.insert((from_leader, c));
+                        }
+                        Entry::Occupied(mut e) if from_leader && !e.get().0 => {
+                            e.insert((true, c));
+                        }
+                        Entry::Occupied(_) => {}
+                    }
+                }
                 let from_leader = info.cluster["leader"].as_str() == Some(server.as_str());
                 match streams.entry((account, name)) {
                     Entry::Vacant(e) => {
@@ -207,11 +225,16 @@ pub async fn read_monitoring(monitor: &Monitor, desired: &Desired) -> Result<Vec
             }
         }
     }
+    let mut by_stream: BTreeMap<(&AccountName, String), Vec<JszConsumer>> = BTreeMap::new();
+    for ((account, stream, _), (_, c)) in consumers {
+        by_stream.entry((account, stream)).or_default().push(c);
+    }
     let mut live = Vec::new();
     for ((account, stream), (_, info, leaf_domain)) in streams {
+        let of_stream = by_stream.remove(&(account, stream.clone())).unwrap_or_default();
         live.push(stream_object(account, info.config, info.cluster, leaf_domain.clone()));
         live.extend(
-            info.consumer_detail
+            of_stream
                 .into_iter()
                 .filter_map(|c| consumer_object(account, &stream, c.config, c.progress, leaf_domain.clone())),
         );

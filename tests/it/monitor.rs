@@ -1,8 +1,8 @@
 //! Monitoring with the real tools: promtool accepts the rendered scrape configs and alert rules
 //! and its rule tests fire each alert (and only where the topology's thresholds say); a real
-//! Prometheus scraping `notif-infra monitor` on a running super-cluster fires the link-down alert
-//! for a killed server's links within the rule's `for` plus two scrape intervals, and resolves
-//! it once the server is back.
+//! Prometheus scraping `notif-infra monitor` on a running super-cluster fires the consumer-lag
+//! alert at the topology's threshold, fires the link-down alert for a killed server's links
+//! within the rule's `for` plus two scrape intervals, and resolves it once the server is back.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -180,7 +180,20 @@ impl Drop for Running {
     }
 }
 
-const SUPERCLUSTER: &str = "regions:\n  east:\n    nodes: 2\n  west:\n    nodes: 2\n";
+/// Two regions of two JetStream servers; a stream in west whose consumer lags behind its
+/// threshold of 5 once 10 messages are in.
+const SUPERCLUSTER: &str = r#"regions:
+  east:
+    nodes: 2
+    jetstream: true
+  west:
+    nodes: 2
+    jetstream: true
+streams:
+  EVENTS: { subjects: ["events.>"], placement: { region: west } }
+consumers:
+  - { durable: worker, stream: EVENTS }
+"#;
 
 /// The firing alerts named `alert`, each as its labels.
 fn firing(prometheus: &str, alert: &str) -> Vec<serde_json::Value> {
@@ -214,7 +227,7 @@ fn prometheus_fires_link_down_for_a_killed_server_and_resolves_it_when_the_serve
     std::fs::write(
         &d.topology,
         format!(
-            "name: mon\n{SUPERCLUSTER}monitoring:\n  listen: 127.0.0.1:{monitor_port}\n  interval: {}s\n  alert_after: {}s\n",
+            "name: mon\n{SUPERCLUSTER}monitoring:\n  listen: 127.0.0.1:{monitor_port}\n  interval: {}s\n  alert_after: {}s\n  consumers:\n    EVENTS/worker: 5\n",
             scrape.as_secs(),
             alert_after.as_secs()
         ),
@@ -224,6 +237,14 @@ fn prometheus_fires_link_down_for_a_killed_server_and_resolves_it_when_the_serve
     assert!(apply.status.success(), "{}", text(&apply));
     let out = d.dir.path().join("out");
     render_into(&d.topology, &out);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(format!("nats://127.0.0.1:{}", d.port_base + 20)).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        for i in 0..10 {
+            js.publish(format!("events.{i}"), "waiting".into()).await.unwrap().await.unwrap();
+        }
+    });
 
     let mut monitor = Command::new(env!("CARGO_BIN_EXE_notif-infra"));
     monitor
@@ -257,6 +278,14 @@ fn prometheus_fires_link_down_for_a_killed_server_and_resolves_it_when_the_serve
         }
     });
     assert!(firing(&prometheus, "NatsLinkDown").is_empty());
+    // The consumer's pending count, read from its leader, past the topology's threshold of 5.
+    let pending = get_json(&format!("{prometheus}/api/v1/query?query=nats_consumer_pending"));
+    assert_eq!(pending["data"]["result"][0]["value"][1], "10", "{pending}");
+    wait_for("NatsConsumerPendingHigh firing for worker", Duration::from_secs(30), || {
+        firing(&prometheus, "NatsConsumerPendingHigh")
+            .iter()
+            .any(|l| l["consumer"] == "worker")
+    });
 
     let victim = "east-1";
     let pid = d.pid(victim).expect("east-1 runs");
