@@ -206,3 +206,59 @@ fn backup_destroy_apply_restore_brings_back_every_message_and_acknowledged_posit
     });
     assert_eq!(replicas, 1);
 }
+
+/// The metrics text `monitor` serves at `addr`.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+/// backup, restore and monitor on the compose target: the containers reached through the ports
+/// their project publishes on loopback.
+#[test]
+fn backup_restore_and_monitor_work_on_compose() {
+    let d = Deployment::compose(&topology("dev"), "bkc", 4);
+    let apply = d.cmd("apply").timeout(Duration::from_secs(180)).output().unwrap();
+    assert!(apply.status.success(), "{}", text(&apply));
+    fill(d.port_base);
+    let before = held(d.port_base);
+
+    let to = d.dir.path().join("backup");
+    let backup = d.cmd("backup").arg("--to").arg(&to).output().unwrap();
+    assert!(backup.status.success(), "{}", text(&backup));
+    let restore = d.cmd("restore").arg("--from").arg(&to).arg("--replace").output().unwrap();
+    assert!(restore.status.success(), "{}", text(&restore));
+    assert_eq!(held(d.port_base), before);
+
+    let listen = format!("127.0.0.1:{}", crate::support::free_port_base(1));
+    let mut monitor = std::process::Command::new(env!("CARGO_BIN_EXE_notif-infra"));
+    monitor
+        .current_dir(d.dir.path())
+        .arg("monitor")
+        .arg(&d.topology)
+        .args(["--target", "compose", "--listen", &listen])
+        .stderr(std::process::Stdio::null());
+    let mut monitor = monitor.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        if std::net::TcpStream::connect(&listen).is_ok() {
+            break scrape(&listen);
+        }
+        assert!(std::time::Instant::now() < deadline, "monitor never listened on {listen}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    let links: Vec<&str> = metrics.lines().filter(|l| l.starts_with("nats_link_up{")).collect();
+    assert_eq!(links.len(), 6, "{metrics}");
+    assert!(links.iter().all(|l| l.ends_with(" 1.0")), "{links:?}");
+    let pending = format!(
+        "nats_consumer_pending{{topology=\"dev\",target=\"compose\",account=\"$G\",stream=\"EVENTS\",consumer=\"processor\"}} {}.0",
+        MESSAGES - ACKED
+    );
+    assert!(metrics.lines().any(|l| l == pending), "{metrics}");
+}
