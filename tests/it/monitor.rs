@@ -195,6 +195,19 @@ consumers:
   - { durable: worker, stream: EVENTS }
 "#;
 
+/// A Prometheus API answer; `None` while Prometheus is still starting (it answers 503 in plain
+/// text until its storage is ready).
+fn api(url: &str) -> Option<serde_json::Value> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/')?;
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    serde_json::from_str(response.split_once("\r\n\r\n")?.1).ok()
+}
+
 /// The firing alerts named `alert`, each as its labels.
 fn firing(prometheus: &str, alert: &str) -> Vec<serde_json::Value> {
     let alerts = get_json(&format!("{prometheus}/api/v1/alerts"));
@@ -222,8 +235,8 @@ fn prometheus_fires_link_down_for_a_killed_server_and_resolves_it_when_the_serve
     let (monitor_port, prometheus_port) = (ports, ports + 1);
     let mut d = Deployment::new(Path::new("unused"), "mon", 4);
     d.topology = d.dir.path().join("mon.yaml");
-    let scrape = Duration::from_secs(1);
-    let alert_after = Duration::from_secs(3);
+    let scrape = Duration::from_secs(2);
+    let alert_after = Duration::from_secs(4);
     std::fs::write(
         &d.topology,
         format!(
@@ -272,10 +285,7 @@ fn prometheus_fires_link_down_for_a_killed_server_and_resolves_it_when_the_serve
     );
     let prometheus = format!("http://127.0.0.1:{prometheus_port}");
     wait_for("Prometheus scraping every link up", Duration::from_secs(60), || {
-        std::net::TcpStream::connect(("127.0.0.1", prometheus_port)).is_ok() && {
-            let up = get_json(&format!("{prometheus}/api/v1/query?query=min(nats_link_up)"));
-            up["data"]["result"][0]["value"][1] == "1"
-        }
+        api(&format!("{prometheus}/api/v1/query?query=min(nats_link_up)")).is_some_and(|up| up["data"]["result"][0]["value"][1] == "1")
     });
     assert!(firing(&prometheus, "NatsLinkDown").is_empty());
     // The consumer's pending count, read from its leader, past the topology's threshold of 5.
