@@ -4,7 +4,7 @@
 
 use futures_util::StreamExt;
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::jsapi::{ApiError, INSUFFICIENT_RESOURCES, JsApi};
 use crate::observed::jetstream::Connections;
@@ -72,23 +72,12 @@ fn hint(e: &ApiError) -> &'static str {
 }
 
 /// Sends one request, again and again while the cluster answers that it is busy.
-async fn with_retry<F, Fut>(mut call: F) -> Result<(), ApiError>
+async fn with_retry<F, Fut>(call: F) -> Result<(), ApiError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<serde_json::Value, ApiError>>,
 {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(50);
-    loop {
-        match call().await {
-            Ok(_) => return Ok(()),
-            Err(e) if e.is_transient() && started.elapsed() + pause < RETRY_FOR => {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    crate::jsapi::retry_transient(RETRY_FOR, call).await.map(drop)
 }
 
 async fn apply_one(api: &JsApi, c: &JsChange) -> Result<(), ApiError> {

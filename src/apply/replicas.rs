@@ -136,19 +136,15 @@ async fn until(api: &JsApi, stream: &str, what: &str, settled: impl Fn(&Group) -
 }
 
 /// Sends one change, again while the cluster answers that it is busy.
-async fn change<F, Fut>(what: &str, mut call: F) -> Result<()>
+async fn change<F, Fut>(what: &str, call: F) -> Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Value, ApiError>>,
 {
-    let started = Instant::now();
-    loop {
-        match call().await {
-            Ok(_) => return Ok(()),
-            Err(e) if e.is_transient() && started.elapsed() < STAGE_TIMEOUT => tokio::time::sleep(Duration::from_millis(200)).await,
-            Err(e) => return Err(anyhow::Error::new(e).context(what.to_string())),
-        }
-    }
+    crate::jsapi::retry_transient(STAGE_TIMEOUT, call)
+        .await
+        .map(drop)
+        .map_err(|e| anyhow::Error::new(e).context(what.to_string()))
 }
 
 /// Current replicas on servers that stay.

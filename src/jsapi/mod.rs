@@ -69,6 +69,26 @@ impl ApiError {
     }
 }
 
+/// Calls the API again while the cluster answers that it is busy or electing (pausing 50 ms,
+/// doubling up to 2 s), for at most `patience`; any other answer is returned.
+pub async fn retry_transient<T, F, Fut>(patience: Duration, mut call: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match call().await {
+            Err(e) if e.is_transient() && started.elapsed() + pause < patience => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The error a JetStream API reply carries, if it is one.
 fn api_error(reply: &Value) -> Option<ApiError> {
     let err = reply.get("error")?;

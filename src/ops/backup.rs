@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 use super::{Options, Transfer, reach};
 use crate::backup::{self, SnapshotWriter, StreamBackup};
 use crate::desired::{JsObject, ObjectKind};
+use crate::jsapi::retry_transient;
 use crate::observed::jetstream::Connections;
+
+/// How long a busy or electing cluster is waited for.
+pub(super) const PATIENCE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Serialize)]
 pub struct BackupReport {
@@ -116,7 +120,7 @@ async fn snapshot_one(conns: &Connections, o: &JsObject, to: &Path, transfer: &(
         .get(&o.account)
         .context("no JetStream connection for its account")?
         .in_domain(o.leaf_domain.as_deref());
-    let consumers = with_patience(|| api.consumers(&o.stream))
+    let consumers = retry_transient(PATIENCE, || api.consumers(&o.stream))
         .await?
         .iter()
         .filter_map(|c| c["name"].as_str().map(str::to_string))
@@ -151,19 +155,4 @@ async fn snapshot_one(conns: &Connections, o: &JsObject, to: &Path, transfer: &(
         config: header.config,
         state: header.state,
     })
-}
-
-/// Asks again while the cluster is electing or busy, for up to 30 s.
-pub(super) async fn with_patience<T, F, Fut>(mut call: F) -> Result<T, crate::jsapi::ApiError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, crate::jsapi::ApiError>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match call().await {
-            Err(e) if e.is_transient() && Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(250)).await,
-            other => return other,
-        }
-    }
 }

@@ -9,10 +9,11 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-use super::backup::with_patience;
+use super::backup::PATIENCE;
 use super::{Options, Transfer, reach};
 use crate::backup::{self, StreamBackup};
 use crate::desired::Desired;
+use crate::jsapi::retry_transient;
 use crate::observed::jetstream::Connections;
 
 #[derive(Debug, Serialize)]
@@ -107,7 +108,7 @@ async fn restore_all(
             .get(&entry.account)
             .context("no JetStream connection")?
             .in_domain(domain.as_deref());
-        let existing = match with_patience(|| api.stream_info(&entry.stream)).await {
+        let existing = match retry_transient(PATIENCE, || api.stream_info(&entry.stream)).await {
             Ok(info) => Some(info["state"]["messages"].as_u64().unwrap_or(0)),
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {}; nothing was restored", entry.label()))),
@@ -138,7 +139,7 @@ async fn restore_all(
             .context("no JetStream connection")?
             .in_domain(step.domain.as_deref());
         if step.existing.is_some() {
-            with_patience(|| api.delete_stream(&step.entry.stream))
+            retry_transient(PATIENCE, || api.delete_stream(&step.entry.stream))
                 .await
                 .with_context(|| format!("cannot delete {label} before restoring it"))?;
         }
@@ -165,6 +166,13 @@ async fn restore_all(
                 step.entry.messages
             );
         }
+        // Restored means usable: nats-server recreates the consumers a moment after the stream;
+        // each must answer (its leader elected) before restore ends.
+        for consumer in &step.entry.consumers {
+            consumer_back(&api, &step.entry.stream, consumer)
+                .await
+                .with_context(|| format!("{label} was restored but its consumer {consumer} did not come back"))?;
+        }
         bytes += step.entry.bytes;
         restored.push(Restored {
             label,
@@ -180,6 +188,20 @@ async fn restore_all(
         seconds: elapsed.as_secs_f64(),
         mb_per_s: super::throughput(bytes, elapsed),
     })
+}
+
+/// Waits until the restored consumer answers, for at most `PATIENCE`.
+async fn consumer_back(api: &crate::jsapi::JsApi, stream: &str, consumer: &str) -> Result<(), crate::jsapi::ApiError> {
+    let started = Instant::now();
+    loop {
+        match api.consumer_info(stream, consumer).await {
+            Ok(_) => return Ok(()),
+            Err(e) if (e.is_not_found() || e.is_transient()) && started.elapsed() < PATIENCE => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Where and how this deployment holds the stream: a stream the topology declares takes its
