@@ -123,7 +123,9 @@ impl Watcher {
         let reads = async {
             loop {
                 let started = Instant::now();
-                self.refresh(interval / 2).await;
+                // While Prometheus scrapes, its readings serve the log too: read only when none
+                // came within the last interval.
+                self.refresh(interval).await;
                 sleep_rest(started, interval).await;
             }
         };
