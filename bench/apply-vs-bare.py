@@ -61,7 +61,7 @@ def bench(name, runs):
             servers = len(os.listdir(keep))
             subprocess.run([BIN, "destroy", topology], cwd=work, env=ENV, check=True, stdout=subprocess.DEVNULL)
             confs = sorted(os.path.join(keep, c) for c in os.listdir(keep))
-            monitors = [f"http://127.0.0.1:{base + 10 * slot + 4}" for slot in range(servers)]
+            monitors = [f"http://127.0.0.1:{base + 5 * slot + 4}" for slot in range(servers)]
             b = timed_bare(confs, monitors)
         applied.append(a)
         bare.append(b)

@@ -8,10 +8,10 @@ NATS = os.environ.get("NATS_SERVER_BIN", os.path.join(ROOT, ".tools", "bin", "na
 
 
 def free_base(servers):
-    """A port base whose `servers` local slots (10 ports each) are free right now."""
+    """A port base whose `servers` local slots (5 ports each) are free right now."""
     # Below the kernel's ephemeral range, where probe and poll connections leave TIME_WAITs.
     for base in range(20000, 32000, 500):
-        if all(_free(p) for p in range(base, base + servers * 10)):
+        if all(_free(p) for p in range(base, base + servers * 5)):
             return base
     sys.exit("no free port range")
 

@@ -8,7 +8,6 @@
 //! interrupt stops the rollout between two steps.
 
 use anyhow::{Context, Result, bail};
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::cluster::{converge_jetstream, forget_removed_peers, run_cluster_steps};
@@ -32,7 +31,7 @@ pub struct Rollout<'a> {
     /// Every file the target deploys (the plan's file changes are among them).
     pub files: &'a [RenderedFile],
     /// Each server's rendered config, by server.
-    pub configs: &'a BTreeMap<String, String>,
+    pub configs: &'a crate::desired::SelfContained,
     /// The live JetStream objects the plan was made from.
     pub live_jetstream: &'a LiveState,
     pub prune: bool,
@@ -252,9 +251,9 @@ impl Rollout<'_> {
         }
         let conf = self
             .configs
-            .get(&c.server)
+            .config(&c.server)
             .with_context(|| format!("server {} has no rendered config", c.server))?;
-        self.target.config_digest(&c.server, conf).await?.with_context(|| {
+        self.target.config_digest(&c.server, &conf).await?.with_context(|| {
             format!(
                 "cannot compute the config digest of server {} where it runs (nats-server -t refused its config), so its change cannot be confirmed; nothing of it was changed",
                 c.server

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use crate::model::{Ports, Topology};
 
-/// Ports a server gets on the local target: `base + 10 * slot + offset`, offsets
-/// client 0, cluster 1, gateway 2, leafnode 3, monitor 4.
-pub const LOCAL_PORT_STRIDE: u16 = 10;
+/// Ports a server gets on the local target: `base + stride * slot + offset`, offsets
+/// client 0, cluster 1, gateway 2, leafnode 3, monitor 4. A deployment keeps the stride it was
+/// created with: one started with the old stride of 10 keeps its ports.
+pub const LOCAL_PORT_STRIDE: u16 = 5;
 pub const DEFAULT_LOCAL_PORT_BASE: u16 = 14000;
 /// Where rendered artefacts expect the output tree's `pki/` and `auth/` on a real host.
 pub const DECLARED_CONFIG_DIR: &str = "/etc/nats";
@@ -22,6 +23,7 @@ pub enum Addressing {
     /// Every server on 127.0.0.1 under one state directory, ports derived from its slot.
     Local {
         port_base: u16,
+        port_stride: u16,
         /// Slot of each server; a server keeps its slot (and so its ports) when others come or go.
         slots: BTreeMap<String, u16>,
         state_dir: PathBuf,
@@ -32,6 +34,7 @@ pub enum Addressing {
     /// credentials are mounted at their paths in the state directory.
     Compose {
         port_base: u16,
+        port_stride: u16,
         slots: BTreeMap<String, u16>,
         state_dir: PathBuf,
     },
@@ -78,6 +81,7 @@ impl Addressing {
             }
             Addressing::Compose {
                 port_base,
+                port_stride,
                 slots,
                 state_dir,
             } => Endpoint {
@@ -87,14 +91,15 @@ impl Addressing {
                 store_dir: declared_store,
                 config_dir: state_dir.display().to_string(),
                 reach_host: "127.0.0.1".into(),
-                reach_ports: slot_ports(*port_base, slots[server]),
+                reach_ports: slot_ports(*port_base, *port_stride, slots[server]),
             },
             Addressing::Local {
                 port_base,
+                port_stride,
                 slots,
                 state_dir,
             } => {
-                let ports = slot_ports(*port_base, slots[server]);
+                let ports = slot_ports(*port_base, *port_stride, slots[server]);
                 Endpoint {
                     listen_host: "127.0.0.1".into(),
                     host: "127.0.0.1".into(),
@@ -110,8 +115,8 @@ impl Addressing {
 }
 
 /// The ports of local slot `slot`.
-fn slot_ports(port_base: u16, slot: u16) -> Ports {
-    let port = |offset: u16| port_base + LOCAL_PORT_STRIDE * slot + offset;
+fn slot_ports(port_base: u16, stride: u16, slot: u16) -> Ports {
+    let port = |offset: u16| port_base + stride * slot + offset;
     Ports {
         client: port(0),
         cluster: port(1),
@@ -123,25 +128,33 @@ fn slot_ports(port_base: u16, slot: u16) -> Ports {
 
 /// Slots for the local target: servers already placed keep theirs, new ones take the lowest free
 /// slots in topology order. Fails when the ports would run past 65535.
-pub fn assign_slots(topology: &Topology, port_base: u16, previous: &BTreeMap<String, u16>) -> Result<BTreeMap<String, u16>, String> {
+pub fn assign_slots(
+    topology: &Topology,
+    port_base: u16,
+    stride: u16,
+    previous: &BTreeMap<String, u16>,
+) -> Result<BTreeMap<String, u16>, String> {
     let names = topology.server_names();
+    let named: std::collections::BTreeSet<&str> = names.iter().copied().collect();
     let mut slots: BTreeMap<String, u16> = previous
         .iter()
-        .filter(|(name, _)| names.contains(&name.as_str()))
+        .filter(|(name, _)| named.contains(name.as_str()))
         .map(|(n, s)| (n.clone(), *s))
         .collect();
+    let mut taken: std::collections::BTreeSet<u16> = slots.values().copied().collect();
     let mut next = 0u16;
     for name in names {
         if slots.contains_key(name) {
             continue;
         }
-        while slots.values().any(|s| *s == next) {
+        while taken.contains(&next) {
             next += 1;
         }
+        taken.insert(next);
         slots.insert(name.to_string(), next);
     }
     let highest = slots.values().copied().max().unwrap_or(0);
-    let top = u32::from(port_base) + u32::from(LOCAL_PORT_STRIDE) * u32::from(highest) + 4;
+    let top = u32::from(port_base) + u32::from(stride) * u32::from(highest) + 4;
     if top > 65535 {
         return Err(format!(
             "port base {port_base} leaves no room for {} servers (ports would reach {top})",

@@ -280,6 +280,7 @@ mod tests {
         .topology;
         let addressing = Addressing::Compose {
             port_base: 30000,
+            port_stride: 5,
             slots: [("main-1".to_string(), 0), ("main-2".to_string(), 1)].into(),
             state_dir: "/state".into(),
         };
@@ -290,10 +291,10 @@ mod tests {
             tree: std::path::Path::new("/state"),
         };
         let d = build(&t, &addressing, &material);
-        assert_eq!(d.servers[1].client_url, "nats://127.0.0.1:30010");
+        assert_eq!(d.servers[1].client_url, "nats://127.0.0.1:30005");
         let project = compose_file(&d, &[], Publish::Loopback, "/state").unwrap().content;
-        assert!(project.contains("- 127.0.0.1:30010:4222"), "{project}");
-        assert!(project.contains("- 127.0.0.1:30014:8222"), "{project}");
+        assert!(project.contains("- 127.0.0.1:30005:4222"), "{project}");
+        assert!(project.contains("- 127.0.0.1:30009:8222"), "{project}");
     }
 
     #[test]

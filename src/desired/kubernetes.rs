@@ -269,7 +269,6 @@ pub fn manifests(
     files
 }
 
-/// The pods' configs, by the file name each pod reads (`<pod>.conf`).
 /// Requests or limits as Kubernetes writes them, leaving out what the topology leaves unset.
 fn amounts(r: &Resources) -> Value {
     let mut v = json!({});
@@ -282,12 +281,20 @@ fn amounts(r: &Resources) -> Value {
     v
 }
 
+/// The pods' configs, by the file name each pod reads (`<pod>.conf`), and the shared files
+/// they include, by their own names.
 fn configs(servers: &[&ServerSpec], rendered: &[RenderedFile]) -> Value {
     let mut data = serde_json::Map::new();
     for s in servers {
-        let path = PathBuf::from("nats").join(format!("{}.conf", s.name));
-        if let Some(f) = rendered.iter().find(|f| f.path == path) {
-            data.insert(format!("{}.conf", s.name), json!(f.content));
+        let conf_path = super::config_path(&s.name);
+        let included = s.conf.included_files().map(|f| conf_path.with_file_name(f));
+        for path in std::iter::once(conf_path.clone()).chain(included) {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if let Some(f) = rendered.iter().find(|f| f.path == path) {
+                data.insert(name.to_string(), json!(f.content));
+            }
         }
     }
     Value::Object(data)

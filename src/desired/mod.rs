@@ -16,11 +16,12 @@ pub use addressing::{Addressing, DECLARED_CONFIG_DIR, DEFAULT_LOCAL_PORT_BASE, E
 pub use compose::{COMPOSE_FILE, DEFAULT_IMAGE, Publish, compose_file, host_projects};
 pub use flows::{ExpectedFlow, ExpectedTarget, FlowClient, Login, TargetKind};
 pub use jetstream::{JsObject, ObjectKind, object_label};
-pub use render::{RenderedFile, render_files};
+pub use render::{RenderedFile, SelfContained, config_path, render_files};
 pub use security::{ClientTls, Material, OperatorConf, TlsConf, cert_requests};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use crate::material::{KeyId, Keys, NkeyPair};
 use crate::model::{Password, Pattern, Permissions, Rule, TlsListener, Topology, subjects};
@@ -68,7 +69,11 @@ pub struct ServerConf {
     /// The system account: its name, or its public key in operator mode.
     pub system_account: Option<String>,
     pub operator: Option<OperatorConf>,
-    pub accounts: Vec<AccountConf>,
+    pub accounts: Arc<Vec<AccountConf>>,
+    /// The shared file (beside the configs) the accounts are included from; `None`: written
+    /// in the config itself (a leafnode's own account).
+    #[serde(default)]
+    pub accounts_file: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,7 +90,12 @@ pub struct ClusterConf {
 pub struct GatewayConf {
     pub name: String,
     pub listen: String,
-    pub gateways: Vec<RemoteGatewayConf>,
+    /// Seeds of every region, this one's too: nats-server ignores a gateway of its own name,
+    /// so one list serves the same-indexed node of every region.
+    pub gateways: Arc<Vec<RemoteGatewayConf>>,
+    /// The shared file (beside the configs) the list is included from.
+    #[serde(default)]
+    pub gateways_file: String,
     pub tls: Option<TlsConf>,
     pub advertise: Option<String>,
 }
@@ -210,6 +220,15 @@ impl ServerConf {
         self.leaf_remotes.iter().any(|r| r.nkey_seed.is_some())
     }
 
+    /// The shared files (beside the config) the config includes.
+    pub fn included_files(&self) -> impl Iterator<Item = &str> {
+        self.gateway
+            .as_ref()
+            .map(|g| g.gateways_file.as_str())
+            .into_iter()
+            .chain(self.accounts_file.as_deref())
+    }
+
     /// The certificate, key and credentials files the config names, each once.
     pub fn referenced_files(&self) -> Vec<&str> {
         let tls = [
@@ -289,8 +308,9 @@ pub enum ProbeKind {
 pub struct Desired {
     pub name: String,
     pub servers: Vec<ServerSpec>,
-    pub links: Vec<Link>,
-    pub probes: Vec<Probe>,
+    /// What verification expects, built on first use from the topology the rest was built
+    /// from: the links grow with servers x regions, and render and plan never need them.
+    expected: Arc<Expected>,
     /// The image compose services run unless `NATS_IMAGE` names another.
     pub compose_image: String,
     /// The version every server must report, when the topology pins one.
@@ -313,9 +333,55 @@ pub struct Desired {
     pub client_tls: Option<ClientTls>,
     /// Operator and account JWTs, credentials and natscli contexts (operator mode).
     pub auth_files: Vec<RenderedFile>,
+    /// What many configs hold alike, each written once beside them and included.
+    pub shared: Vec<SharedBlock>,
+}
+
+/// A block many servers' configs hold alike, written once as `nats/<file>` and included by
+/// each of them: a config stays the size of its own server's settings however many regions,
+/// accounts and leafnodes the topology has. nats-server reads an include as if its text stood
+/// in the config, so the config digest is the same as with the block written inline.
+#[derive(Debug, Clone)]
+pub enum SharedBlock {
+    /// A gateway seed list (`gateways: [...]`), included in the `gateway` block.
+    Gateways {
+        file: String,
+        remotes: Arc<Vec<RemoteGatewayConf>>,
+    },
+    /// The accounts every node holds (`accounts { ... }`), included at the top level.
+    Accounts { file: String, accounts: Arc<Vec<AccountConf>> },
+}
+
+impl SharedBlock {
+    pub fn file(&self) -> &str {
+        match self {
+            SharedBlock::Gateways { file, .. } | SharedBlock::Accounts { file, .. } => file,
+        }
+    }
+}
+
+/// Shared files start with `_`, which no server name can: they never meet a server's config.
+const SHARED_ACCOUNTS_FILE: &str = "_accounts.conf";
+
+/// The links and probes of a topology, each built once, when first asked for.
+#[derive(Debug)]
+struct Expected {
+    topology: Topology,
+    links: OnceLock<Vec<Link>>,
+    probes: OnceLock<Vec<Probe>>,
 }
 
 impl Desired {
+    /// Every route, gateway and leafnode connection that must exist.
+    pub fn links(&self) -> &[Link] {
+        self.expected.links.get_or_init(|| expected_links(&self.expected.topology))
+    }
+
+    /// The message probes that prove the links carry traffic.
+    pub fn probes(&self) -> &[Probe] {
+        self.expected.probes.get_or_init(|| probes(&self.expected.topology))
+    }
+
     pub fn server(&self, name: &str) -> Option<&ServerSpec> {
         self.servers.iter().find(|s| s.name == name)
     }
@@ -370,7 +436,7 @@ fn rule_conf(rule: &Rule) -> Option<RuleConf> {
 
 /// The users of `account`: its declared users, the verifier's probe user and, on hub nodes,
 /// the link users of the leafnodes bound to it.
-fn user_confs(topology: &Topology, account: &str, keys: &Keys, hub_of: Option<&str>) -> Vec<UserConf> {
+fn user_confs(topology: &Topology, account: &str, keys: &Keys, with_links: bool) -> Vec<UserConf> {
     let Some(a) = topology.account(account) else { return Vec::new() };
     let mut users: Vec<UserConf> = a
         .users
@@ -421,12 +487,8 @@ fn user_confs(topology: &Topology, account: &str, keys: &Keys, hub_of: Option<&s
             Vec::new(),
         ));
     }
-    if let Some(region) = hub_of {
-        for leaf in topology
-            .leafnodes
-            .iter()
-            .filter(|l| l.account.as_deref() == Some(account) && l.hub == region)
-        {
+    if with_links {
+        for leaf in topology.leafnodes.iter().filter(|l| l.account.as_deref() == Some(account)) {
             if let Some(key) = keys.get(&KeyId::LeafLink(leaf.name.clone())) {
                 users.push(generated(format!("link of leafnode {}", leaf.name), key, vec!["LEAFNODE".into()]));
             }
@@ -452,6 +514,46 @@ fn gateway_seeds(remote: &[crate::model::Node], index: usize, seeds: usize) -> i
     (0..count).map(move |k| &remote[(start + k) % n])
 }
 
+/// The gateway seed list of each node index (the `index`-th node of every region dials the
+/// same seeds), each written once as a shared file: lists that come out alike (every region
+/// smaller than the seed count) share one file.
+fn gateway_lists(
+    topology: &Topology,
+    endpoints: &BTreeMap<&str, Endpoint>,
+    shared: &mut Vec<SharedBlock>,
+) -> Vec<(String, Arc<Vec<RemoteGatewayConf>>)> {
+    let widest = topology.regions.iter().map(|r| r.nodes.len()).max().unwrap_or(0);
+    let mut lists: Vec<(String, Arc<Vec<RemoteGatewayConf>>)> = Vec::with_capacity(widest);
+    for index in 0..widest {
+        let remotes: Vec<RemoteGatewayConf> = topology
+            .regions
+            .iter()
+            .map(|r| RemoteGatewayConf {
+                name: r.name.clone(),
+                urls: gateway_seeds(&r.nodes, index, topology.settings.gateway_seeds)
+                    .map(|n| {
+                        let ne = &endpoints[n.name.as_str()];
+                        format!("nats://{}", host_port(&ne.host, ne.ports.gateway))
+                    })
+                    .collect(),
+            })
+            .collect();
+        match lists.iter().find(|(_, l)| **l == remotes) {
+            Some(same) => lists.push(same.clone()),
+            None => {
+                let file = format!("_gateways-{index}.conf");
+                let remotes = Arc::new(remotes);
+                shared.push(SharedBlock::Gateways {
+                    file: file.clone(),
+                    remotes: remotes.clone(),
+                });
+                lists.push((file, remotes));
+            }
+        }
+    }
+    lists
+}
+
 pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) -> Desired {
     let keys = material.keys;
     let tls = topology.tls;
@@ -473,9 +575,9 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         .chain(topology.leafnodes.iter().map(|l| (l.name.as_str(), &l.host, l.ports)))
         .map(|(name, host, ports)| (name, addressing.endpoint(topology, name, host, ports)))
         .collect();
-    // A hub region's servers hold the link users of the leafnodes that dial that region; no
-    // other server needs them, so a config grows with its own region's leafnodes only.
-    let accounts_conf = |names: &mut dyn Iterator<Item = &str>, hub_of: Option<&str>| -> Vec<AccountConf> {
+    // The nodes hold the link users of every leafnode, in the one accounts file they share; a
+    // link user may only make leafnode connections, into its own account.
+    let accounts_conf = |names: &mut dyn Iterator<Item = &str>, with_links: bool| -> Vec<AccountConf> {
         if issued.is_some() {
             return Vec::new();
         }
@@ -516,7 +618,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
                     publish: rule_conf(&p.publish),
                     subscribe: rule_conf(&p.subscribe),
                 }),
-                users: user_confs(topology, &a.name, keys, hub_of),
+                users: user_confs(topology, &a.name, keys, with_links),
             })
             .collect()
     };
@@ -546,7 +648,8 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         jetstream: None,
         system_account: topology.system_account().map(|a| account_ids[&a.name].clone()),
         operator: issued.map(|i| security::operator_conf(i, e, name, true)),
-        accounts: Vec::new(),
+        accounts: Arc::default(),
+        accounts_file: None,
     };
     let client_scheme = if tls.client.is_some() { "tls" } else { "nats" };
     let monitor_scheme = if tls.monitor { "https" } else { "http" };
@@ -565,6 +668,20 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         }
     };
 
+    let mut shared = Vec::new();
+    let node_accounts = Arc::new(accounts_conf(&mut topology.accounts.iter().map(|a| a.name.as_str()), true));
+    let accounts_file = (!node_accounts.is_empty()).then(|| {
+        shared.push(SharedBlock::Accounts {
+            file: SHARED_ACCOUNTS_FILE.into(),
+            accounts: node_accounts.clone(),
+        });
+        SHARED_ACCOUNTS_FILE.to_string()
+    });
+    let gateway_lists = if super_cluster {
+        gateway_lists(topology, &endpoints, &mut shared)
+    } else {
+        Vec::new()
+    };
     let mut servers = Vec::new();
     for region in &topology.regions {
         let is_hub = topology.leafnodes.iter().any(|l| l.hub == region.name);
@@ -595,24 +712,12 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
                     advertise: settings.advertise.then(|| host_port(&e.host, e.ports.cluster)),
                 });
             }
-            if super_cluster {
+            if let Some((file, remotes)) = gateway_lists.get(index) {
                 conf.gateway = Some(GatewayConf {
                     name: region.name.clone(),
                     listen: host_port(&e.listen_host, e.ports.gateway),
-                    gateways: topology
-                        .regions
-                        .iter()
-                        .filter(|r| r.name != region.name)
-                        .map(|r| RemoteGatewayConf {
-                            name: r.name.clone(),
-                            urls: gateway_seeds(&r.nodes, index, topology.settings.gateway_seeds)
-                                .map(|n| {
-                                    let ne = &endpoints[n.name.as_str()];
-                                    format!("nats://{}", host_port(&ne.host, ne.ports.gateway))
-                                })
-                                .collect(),
-                        })
-                        .collect(),
+                    gateways: remotes.clone(),
+                    gateways_file: file.clone(),
                     tls: security::listener_tls(e, &node.name, tls.gateway),
                     advertise: settings.advertise.then(|| host_port(&e.host, e.ports.gateway)),
                 });
@@ -631,10 +736,8 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
                 cipher: topology.settings.encryption.as_ref().map(|e| e.cipher.to_string()),
                 key_var: topology.settings.encryption.as_ref().map(|e| e.key_var.clone()),
             });
-            conf.accounts = accounts_conf(
-                &mut topology.accounts.iter().map(|a| a.name.as_str()),
-                is_hub.then_some(region.name.as_str()),
-            );
+            conf.accounts = node_accounts.clone();
+            conf.accounts_file = accounts_file.clone();
             servers.push(spec(&node.name, &region.name, Role::Node, conf));
         }
     }
@@ -673,7 +776,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
             // A leaf in static mode only knows its own account; in operator mode it resolves them all.
             conf.system_account = None;
         }
-        conf.accounts = accounts_conf(&mut leaf.account.iter().map(String::as_str), None);
+        let mut own_account = accounts_conf(&mut leaf.account.iter().map(String::as_str), false);
         if settings.no_auth_user.as_ref().map(|(account, _)| account) != leaf.account.as_ref() {
             // A leaf holds only the account it binds to.
             conf.no_auth_user = None;
@@ -687,10 +790,11 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
                 cipher: topology.settings.encryption.as_ref().map(|e| e.cipher.to_string()),
                 key_var: topology.settings.encryption.as_ref().map(|e| e.key_var.clone()),
             });
-            for account in &mut conf.accounts {
+            for account in &mut own_account {
                 account.jetstream = true;
             }
         }
+        conf.accounts = Arc::new(own_account);
         servers.push(spec(&leaf.name, &leaf.hub, Role::Leaf, conf));
     }
 
@@ -723,8 +827,11 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         .unwrap_or_default();
     Desired {
         name: topology.name.clone(),
-        links: expected_links(topology),
-        probes: probes(topology),
+        expected: Arc::new(Expected {
+            topology: topology.clone(),
+            links: OnceLock::new(),
+            probes: OnceLock::new(),
+        }),
         flows: flows::expected(topology),
         compose_image: compose_image(topology),
         nats_server_version: topology.nats_server_version.clone(),
@@ -738,6 +845,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         own_jwts,
         client_tls,
         auth_files,
+        shared,
     }
 }
 

@@ -4,7 +4,6 @@
 
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use super::material::{KeyMode, secrets};
 use super::{Options, load_for_servers, open_target};
@@ -24,8 +23,8 @@ pub(super) struct Prepared {
     pub desired: Desired,
     /// Every file the target deploys, by plan path.
     pub files: Vec<RenderedFile>,
-    /// Each server's rendered config.
-    pub configs: BTreeMap<String, String>,
+    /// Each server's rendered config, includes written out (for `nats-server -t`).
+    pub configs: desired::SelfContained,
     pub observed: BTreeMap<String, ObservedServer>,
     pub live_jetstream: LiveState,
     pub plan: Plan,
@@ -43,15 +42,7 @@ pub(super) async fn prepare(opts: &Options, mode: KeyMode, host: HostLog<'_>) ->
     let secrets = secrets(t, &tree, &addressing, mode, Rotation::None)?;
     let desired = desired::build(t, &addressing, &secrets.material(&tree));
     let mut rendered = desired::render_files(&desired).context("cannot render the server configs")?;
-    let configs: BTreeMap<String, String> = desired
-        .servers
-        .iter()
-        .filter_map(|s| {
-            let path = PathBuf::from("nats").join(format!("{}.conf", s.name));
-            let conf = rendered.iter().find(|f| f.path == path)?;
-            Some((s.name.clone(), conf.content.clone()))
-        })
-        .collect();
+    let configs = desired::SelfContained::new(&desired, &rendered);
     if let (true, Some(mesh)) = (target.runs_wireguard(), &t.wireguard) {
         let hosts: Vec<&str> = desired::wireguard::mesh_hosts(t).iter().map(|n| n.name.as_str()).collect();
         let keys = crate::material::wireguard::WgKeyStore::new(&tree).load(&hosts, mesh.preshared_keys, mode == KeyMode::Generate)?;
@@ -138,13 +129,14 @@ const PARALLEL_CHECKS: usize = 16;
 async fn desired_servers(
     target: &dyn Target,
     desired: &Desired,
-    configs: &BTreeMap<String, String>,
+    configs: &desired::SelfContained,
     needs_digest: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Vec<DesiredServer>> {
     use futures_util::StreamExt;
     let checks = desired.servers.iter().map(|s| async move {
-        let digest = match configs.get(&s.name) {
-            Some(conf) if needs_digest(&s.name) && !conf.contains(NOT_YET_GENERATED) => target.config_digest(&s.name, conf).await?,
+        let conf = needs_digest(&s.name).then(|| configs.config(&s.name)).flatten();
+        let digest = match conf {
+            Some(conf) if !conf.contains(NOT_YET_GENERATED) => target.config_digest(&s.name, &conf).await?,
             _ => None,
         };
         Ok::<_, anyhow::Error>(DesiredServer {

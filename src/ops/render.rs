@@ -99,13 +99,9 @@ pub fn render(path: &Path, out: Option<&Path>, dry_run: bool) -> Result<Rendered
     let on_disk = crate::observed::files::read_tree(&out, &owned)?;
     let changes = plan::file_changes(&files, &on_disk);
     if !dry_run {
-        for path in on_disk.keys().filter(|p| !files.iter().any(|f| &f.path == *p)) {
-            crate::fsio::remove_file(&out.join(path))?;
-        }
-        for f in &files {
-            let mode = if f.secret { 0o600 } else { 0o644 };
-            crate::fsio::write_atomic(&out.join(&f.path), f.content.as_bytes(), mode)?;
-        }
+        // Only what differs is written: a render that changes nothing touches no file.
+        let changed: Vec<&plan::FileChange> = changes.iter().collect();
+        crate::targets::local::write_under(&out, &changed)?;
     }
     Ok(Rendered {
         loaded,

@@ -185,8 +185,9 @@ pub fn file_changes(desired: &[RenderedFile], on_disk: &BTreeMap<PathBuf, String
             secret: f.secret,
         });
     }
+    let wanted: std::collections::BTreeSet<&PathBuf> = desired.iter().map(|f| &f.path).collect();
     for path in on_disk.keys() {
-        if !desired.iter().any(|f| &f.path == path) {
+        if !wanted.contains(path) {
             changes.push(FileChange {
                 path: path.clone(),
                 action: FileAction::Delete,
@@ -372,7 +373,7 @@ pub fn server_changes(desired: &[DesiredServer], observed: &BTreeMap<String, Obs
         }
         match &o.applied {
             None => changes.push(change(ServerAction::Restart, "no record of the config it was started with".into())),
-            Some(prev) if prev == &d.conf => changes.push(change(
+            Some(prev) if classify(prev, &d.conf).1.is_empty() => changes.push(change(
                 ServerAction::Reload,
                 "the running config differs from the rendered one (edited by hand or changed environment)".into(),
             )),
@@ -438,7 +439,15 @@ pub fn classify(old: &ServerConf, new: &ServerConf) -> (bool, Vec<&'static str>)
     // Not in nats-server's list of reloadable route options: restarted, one server at a time.
     let route_options = |c: &ServerConf| c.cluster.as_ref().map(|c| (c.compression.clone(), c.advertise.clone()));
     field("route compression or advertise", route_options(old) != route_options(new), true);
-    field("gateways", old.gateway != new.gateway, true);
+    // Which shared file holds the seeds, and the entry of the server's own region (which
+    // nats-server ignores), say nothing about the gateways it forms.
+    let gateways = |c: &ServerConf| {
+        c.gateway.as_ref().map(|g| {
+            let remotes: Vec<crate::desired::RemoteGatewayConf> = g.gateways.iter().filter(|r| r.name != g.name).cloned().collect();
+            (g.name.clone(), g.listen.clone(), remotes, g.tls.clone(), g.advertise.clone())
+        })
+    };
+    field("gateways", gateways(old) != gateways(new), true);
     field("leafnode listener", old.leafnode_listener != new.leafnode_listener, true);
     field("leafnode remotes", old.leaf_remotes != new.leaf_remotes, false);
     field(
@@ -493,7 +502,7 @@ fn jetstream_needs_restart(old: &Option<JetStreamConf>, new: &Option<JetStreamCo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::{ClusterConf, GatewayConf};
+    use crate::desired::{ClusterConf, GatewayConf, RemoteGatewayConf};
 
     fn conf() -> ServerConf {
         ServerConf {
@@ -536,7 +545,8 @@ mod tests {
             }),
             system_account: None,
             operator: None,
-            accounts: vec![],
+            accounts: Default::default(),
+            accounts_file: None,
         }
     }
 
@@ -550,11 +560,38 @@ mod tests {
         gw.gateway = Some(GatewayConf {
             name: "east".into(),
             listen: "x:4".into(),
-            gateways: vec![],
+            gateways: Default::default(),
+            gateways_file: "_gateways-0.conf".into(),
             tls: None,
             advertise: None,
         });
         assert_eq!(classify(&old, &gw), (true, vec!["gateways"]));
+    }
+
+    #[test]
+    fn gateways_compare_without_the_shared_file_and_the_own_region() {
+        let remote = |name: &str, url: &str| RemoteGatewayConf {
+            name: name.into(),
+            urls: vec![url.into()],
+        };
+        let with = |gateways: Vec<RemoteGatewayConf>, file: &str| {
+            let mut c = conf();
+            c.gateway = Some(GatewayConf {
+                name: "east".into(),
+                listen: "x:4".into(),
+                gateways: std::sync::Arc::new(gateways),
+                gateways_file: file.into(),
+                tls: None,
+                advertise: None,
+            });
+            c
+        };
+        // A config written before the seeds were shared listed only the other regions, inline.
+        let inline = with(vec![remote("west", "nats://w:4")], "");
+        let shared = with(vec![remote("east", "nats://e:4"), remote("west", "nats://w:4")], "_gateways-0.conf");
+        assert_eq!(classify(&inline, &shared), (false, vec![]));
+        let moved = with(vec![remote("east", "nats://e:4"), remote("west", "nats://w:5")], "_gateways-0.conf");
+        assert_eq!(classify(&shared, &moved), (true, vec!["gateways"]));
     }
 
     #[test]

@@ -176,10 +176,11 @@ impl Target for ComposeTarget {
     }
 
     fn addressing(&self, t: &Topology, state: &mut DeploymentState, port_base: Option<u16>) -> Result<Addressing> {
-        let (port_base, slots) = slot_layout(t, state, port_base)?;
+        let layout = slot_layout(t, state, port_base)?;
         Ok(Addressing::Compose {
-            port_base,
-            slots,
+            port_base: layout.port_base,
+            port_stride: layout.port_stride,
+            slots: layout.slots,
             state_dir: self.dir.clone(),
         })
     }

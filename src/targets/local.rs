@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::{DeploymentState, HostLog, StopMode, Target, TargetKind};
 use crate::desired::{self, Addressing, DEFAULT_LOCAL_PORT_BASE, Desired, RenderedFile, ServerConf, ServerSpec};
-use crate::fsio::{remove_file, write_atomic, write_private};
+use crate::fsio::{remove_file, write_atomic};
 use crate::material::{auth, redact};
 use crate::model::Topology;
 use crate::observed::{Monitor, files, process};
@@ -94,14 +94,27 @@ impl LocalTarget {
 
 /// The local and compose targets' port layout: every server keeps its slot, and so its
 /// ports, while others come and go.
-pub(super) fn slot_layout(t: &Topology, state: &mut DeploymentState, port_base: Option<u16>) -> Result<(u16, BTreeMap<String, u16>)> {
+pub(super) struct SlotLayout {
+    pub port_base: u16,
+    pub port_stride: u16,
+    pub slots: BTreeMap<String, u16>,
+}
+
+pub(super) fn slot_layout(t: &Topology, state: &mut DeploymentState, port_base: Option<u16>) -> Result<SlotLayout> {
     let base = port_base
         .or((state.port_base != 0).then_some(state.port_base))
         .unwrap_or(DEFAULT_LOCAL_PORT_BASE);
-    let slots = desired::assign_slots(t, base, &state.slots).map_err(anyhow::Error::msg)?;
+    if state.port_stride == 0 || state.slots.is_empty() {
+        state.port_stride = desired::LOCAL_PORT_STRIDE;
+    }
+    let slots = desired::assign_slots(t, base, state.port_stride, &state.slots).map_err(anyhow::Error::msg)?;
     state.port_base = base;
     state.slots = slots.clone();
-    Ok((base, slots))
+    Ok(SlotLayout {
+        port_base: base,
+        port_stride: state.port_stride,
+        slots,
+    })
 }
 
 /// The files a deployment on this machine holds under `dir`: server configs, the compose
@@ -113,17 +126,17 @@ pub(super) fn files_under(dir: &Path, t: &Topology) -> Result<BTreeMap<PathBuf, 
 }
 
 /// Writes the changed files under `dir` (secrets 0600) and removes the deleted ones.
-pub(super) fn write_under(dir: &Path, changes: &[&FileChange]) -> Result<()> {
-    for f in changes {
-        let path = dir.join(&f.path);
-        match (&f.action, &f.content) {
-            (FileAction::Delete, _) => remove_file(&path)?,
-            (_, Some(content)) if f.secret => write_private(&path, content.as_bytes())?,
-            (_, Some(content)) => write_atomic(&path, content.as_bytes(), 0o644)?,
-            (_, None) => {}
-        }
+pub fn write_under(dir: &Path, changes: &[&FileChange]) -> Result<()> {
+    for f in changes.iter().filter(|f| f.action == FileAction::Delete) {
+        remove_file(&dir.join(&f.path))?;
     }
-    Ok(())
+    crate::fsio::write_batch_atomic(
+        dir,
+        changes.iter().filter_map(|f| {
+            let content = f.content.as_deref().filter(|_| f.action != FileAction::Delete)?;
+            Some((f.path.as_path(), content.as_bytes(), if f.secret { 0o600 } else { 0o644 }))
+        }),
+    )
 }
 
 /// Fails naming every address in `addresses` (with its server) that cannot be bound now.
@@ -197,10 +210,11 @@ impl Target for LocalTarget {
     }
 
     fn addressing(&self, t: &Topology, state: &mut DeploymentState, port_base: Option<u16>) -> Result<Addressing> {
-        let (port_base, slots) = slot_layout(t, state, port_base)?;
+        let layout = slot_layout(t, state, port_base)?;
         Ok(Addressing::Local {
-            port_base,
-            slots,
+            port_base: layout.port_base,
+            port_stride: layout.port_stride,
+            slots: layout.slots,
             state_dir: self.dir.clone(),
         })
     }
@@ -306,5 +320,31 @@ impl Target for LocalTarget {
             stopped.push(name);
         }
         Ok(stopped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topology(nodes: usize) -> Topology {
+        crate::topology::parse(crate::topology::Source {
+            path: "t.yaml".into(),
+            text: format!("name: t\nregions:\n  main:\n    nodes: {nodes}\n"),
+        })
+        .unwrap()
+        .topology
+    }
+
+    #[test]
+    fn a_new_deployment_takes_five_ports_a_slot_and_an_older_one_keeps_its_ten() {
+        let mut fresh = DeploymentState::default();
+        let layout = slot_layout(&topology(2), &mut fresh, Some(30000)).unwrap();
+        assert_eq!((layout.port_stride, layout.slots["main-2"]), (5, 1));
+        // A state written before the stride was recorded: its servers listen 10 ports apart.
+        let mut older: DeploymentState = serde_json::from_str(r#"{"port_base": 30000, "slots": {"main-1": 0, "main-2": 1}}"#).unwrap();
+        let layout = slot_layout(&topology(3), &mut older, None).unwrap();
+        assert_eq!((layout.port_stride, layout.slots["main-3"]), (10, 2));
+        assert_eq!(older.port_stride, 10);
     }
 }

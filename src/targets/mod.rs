@@ -58,6 +58,10 @@ pub struct DeploymentState {
     /// local and compose: the first port of the range and each server's slot in it.
     #[serde(default)]
     pub port_base: u16,
+    /// Ports between one slot and the next; 0 until the first layout. A state written before
+    /// the stride was recorded used 10.
+    #[serde(default = "legacy_port_stride")]
+    pub port_stride: u16,
     #[serde(default)]
     pub slots: BTreeMap<String, u16>,
     /// The config each server was last given.
@@ -76,6 +80,10 @@ pub struct DeploymentState {
     /// ssh: every host apply reached, so destroy finds the ones that left the topology.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub hosts: BTreeMap<String, SshHost>,
+}
+
+fn legacy_port_stride() -> u16 {
+    10
 }
 
 impl DeploymentState {

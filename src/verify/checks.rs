@@ -88,7 +88,7 @@ pub fn evaluate(desired: &Desired, seen: &BTreeMap<String, NodeObservation>) -> 
         .collect();
 
     let links = desired
-        .links
+        .links()
         .iter()
         .map(|link| match link {
             Link::Route { from, to } => {

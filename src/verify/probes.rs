@@ -60,7 +60,7 @@ impl Clients {
 
 pub async fn run_all(desired: &Desired, keys: &Keys, clients: &Clients, nonce: &str) -> Vec<ProbeReport> {
     let runs = desired
-        .probes
+        .probes()
         .iter()
         .enumerate()
         .map(|(i, p)| run_one(desired, keys, clients, p, crate::desired::probe_subject(nonce, i)));

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::load::Load;
-use crate::support::{Deployment, assert_contains_all, json_of, text};
+use crate::support::{Deployment, STRIDE, assert_contains_all, json_of, text};
 
 const TOPOLOGY: &str = "# day-2 test topology: comments must survive `add`
 name: day2
@@ -37,7 +37,7 @@ fn deployed_under_load(name: &str, servers: u16) -> (Deployment, std::path::Path
     let out = d.cmd("apply").output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
 
-    let urls: Vec<String> = (0..3).map(|i| format!("nats://127.0.0.1:{}", d.port_base + 10 * i)).collect();
+    let urls: Vec<String> = (0..3).map(|i| format!("nats://127.0.0.1:{}", d.port_base + STRIDE * i)).collect();
     let load = Load::start(urls, None);
     std::thread::sleep(Duration::from_millis(300));
     (d, file, load)
@@ -62,7 +62,7 @@ fn adding_and_removing_a_node_under_load_loses_no_acknowledged_message() {
     let out = d.cmd("plan").output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let plan = text(&out);
-    let new_route = format!("\"nats-route://127.0.0.1:{}\"]", d.port_base + 31);
+    let new_route = format!("\"nats-route://127.0.0.1:{}\"]", d.port_base + 3 * STRIDE + 1);
     let added_lines = plan
         .lines()
         .filter(|l| l.trim_start().starts_with("+  routes:") && l.contains(&new_route))
@@ -271,7 +271,7 @@ fn removing_the_pod_that_leads_a_stream_moves_its_replica_first_and_loses_nothin
     assert!(out.status.success(), "{}", text(&out));
     let v = json_of(&out);
     let victim = v["verify"]["streams"][0]["leader"].as_str().unwrap().to_string();
-    let urls: Vec<String> = (0..4).map(|i| format!("nats://127.0.0.1:{}", d.port_base + 10 * i)).collect();
+    let urls: Vec<String> = (0..4).map(|i| format!("nats://127.0.0.1:{}", d.port_base + STRIDE * i)).collect();
     let load = Load::start(urls.clone(), None);
     let watch = ReplicaWatch::start(urls);
     std::thread::sleep(Duration::from_millis(300));

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Deployment, ENV, assert_contains_all, json_of, nats_server, text, topology};
+use crate::support::{Deployment, ENV, STRIDE, assert_contains_all, json_of, nats_server, text, topology};
 
 /// Every live nats-server process whose config is in the deployment's `nats/` directory, by
 /// server name (the same test the engine uses, from the outside: /proc).
@@ -131,7 +131,7 @@ fn interrupt_then_converge(d: &Deployment, moment: Duration, signal: nix::sys::s
     );
     assert!(!d.state_dir().exists());
     let base = d.port_base;
-    for port in (base..base + 10 * servers as u16).step_by(10) {
+    for port in (base..base + STRIDE * servers as u16).step_by(STRIDE as usize) {
         assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(), "port {port} still taken");
     }
 }

@@ -59,10 +59,12 @@ fn twenty_servers_with_two_gateway_seeds_per_region_find_every_region_even_with_
     let out = d.cmd("apply").output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
 
-    // Each config names 2 servers of each remote region, not all 5.
+    // Each config includes a seed list that names 2 servers of each region, not all 5 (its
+    // own region's entry is ignored by nats-server).
     let conf = std::fs::read_to_string(d.state_dir().join("nats/a-1.conf")).unwrap();
-    let gateway_urls = conf.matches("nats://127.0.0.1:").count();
-    assert_eq!(gateway_urls, 3 * 2, "{conf}");
+    assert!(conf.contains("include \"_gateways-0.conf\""), "{conf}");
+    let seeds = std::fs::read_to_string(d.state_dir().join("nats/_gateways-0.conf")).unwrap();
+    assert_eq!(seeds.matches("nats://127.0.0.1:").count(), REGIONS.len() * 2, "{seeds}");
     let all: Vec<u16> = (0..20).collect();
     wait_for_every_gateway(&d, &all, Instant::now());
 

@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use crate::support::{Deployment, alive, assert_contains_all, get_json, json_of, nats_server, text, topology};
+use std::path::Path;
+
+use crate::support::{Deployment, ENV, STRIDE, alive, assert_contains_all, get_json, json_of, nats_server, text, topology};
 
 #[test]
 fn dev_apply_verify_reapply_destroy() {
@@ -21,7 +23,7 @@ fn dev_apply_verify_reapply_destroy() {
     for (i, n) in nodes.iter().enumerate() {
         assert_eq!(n["name"], format!("main-{}", i + 1));
         assert_eq!(n["region"], "main");
-        assert_eq!(n["client_url"], format!("nats://127.0.0.1:{}", d.port_base + 10 * i as u16));
+        assert_eq!(n["client_url"], format!("nats://127.0.0.1:{}", d.port_base + STRIDE * i as u16));
         assert_eq!(n["monitor_url"], d.monitor_url(i as u16));
     }
     let links = v["links"].as_array().unwrap();
@@ -175,6 +177,7 @@ fn digest_of(conf: &std::path::Path) -> String {
         .arg("-t")
         .arg("-c")
         .arg(conf)
+        .envs(ENV.iter().copied())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -182,6 +185,63 @@ fn digest_of(conf: &std::path::Path) -> String {
         "sha256:{}",
         stderr.split("(sha256:").nth(1).unwrap().trim_end().trim_end_matches(')')
     )
+}
+
+#[test]
+fn a_change_to_a_shared_file_reloads_every_server_that_includes_it() {
+    let mut d = Deployment::new(Path::new("shared.yaml"), "shared", 4);
+    let file = d.dir.path().join("shared.yaml");
+    let write = |users: &str| {
+        let text = format!(
+            "name: shared\nregions:\n  east:\n    nodes: 2\n  west:\n    nodes: 2\naccounts:\n  SYS:\n    system: true\n  APP:\n    users:\n      - user: app\n        password: ${{APP_PASS}}\n{users}"
+        );
+        std::fs::write(&file, text).unwrap()
+    };
+    write("");
+    d.topology = file.clone();
+    let out = d.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let pids = d.pids();
+
+    // A new user is a change to the accounts file alone, which every server includes.
+    write("      - user: ops\n        password: ${ADMIN_PASS}\n");
+    let out = d.cmd("plan").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert_contains_all(
+        &plan,
+        &[
+            "~ nats/_accounts.conf",
+            "+        user: \"ops\"",
+            "~   reload  east-1",
+            "~   reload  east-2",
+            "~   reload  west-1",
+            "~   reload  west-2",
+            "accounts changed",
+        ],
+    );
+    assert!(!plan.contains("nats/east-1.conf"), "no server's own config changes:\n{plan}");
+    let out = d.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(d.pids(), pids, "a reload keeps the processes");
+    for (slot, name) in ["east-1", "east-2", "west-1", "west-2"].iter().enumerate() {
+        let varz = get_json(&format!("{}/varz", d.monitor_url(slot as u16)));
+        let conf = d.state_dir().join("nats").join(format!("{name}.conf"));
+        assert_eq!(
+            varz["config_digest"],
+            digest_of(&conf),
+            "{name} runs the rendered file and what it includes"
+        );
+    }
+    let url = format!("nats://127.0.0.1:{}", d.port_base + 3 * STRIDE);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        async_nats::ConnectOptions::with_user_and_password("ops".into(), "admin-secret".into())
+            .connect(url.as_str())
+            .await
+            .expect("the new user connects to a server of the other region");
+    });
+    assert_eq!(d.cmd("plan").output().unwrap().status.code(), Some(0));
 }
 
 #[test]

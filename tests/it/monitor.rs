@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Deployment, free_port_base, get_json, project_root, render_into, text};
+use crate::support::{Deployment, STRIDE, free_port_base, get_json, project_root, render_into, text};
 
 fn tool(name: &str) -> PathBuf {
     let p = project_root().join(".tools/bin").join(name);
@@ -252,7 +252,9 @@ fn prometheus_fires_link_down_for_a_killed_server_and_resolves_it_when_the_serve
     render_into(&d.topology, &out);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let client = async_nats::connect(format!("nats://127.0.0.1:{}", d.port_base + 20)).await.unwrap();
+        let client = async_nats::connect(format!("nats://127.0.0.1:{}", d.port_base + 2 * STRIDE))
+            .await
+            .unwrap();
         let js = async_nats::jetstream::new(client);
         for i in 0..10 {
             js.publish(format!("events.{i}"), "waiting".into()).await.unwrap().await.unwrap();

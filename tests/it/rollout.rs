@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::load::Load;
 use crate::ssh_hosts::SshHosts;
-use crate::support::{Deployment, ENV, json_of, local_image, nats_server, text};
+use crate::support::{Deployment, ENV, STRIDE, json_of, local_image, nats_server, text};
 
 /// A deployment of the suite's topology on one target.
 struct Place {
@@ -171,7 +171,7 @@ fn on_this_machine(d: &Deployment, target: &'static str, args: Vec<String>) {
         args,
         port_base: Some(d.port_base),
         op: None,
-        urls: (0..3).map(|i| format!("nats://127.0.0.1:{}", d.port_base + 10 * i)).collect(),
+        urls: (0..3).map(|i| format!("nats://127.0.0.1:{}", d.port_base + STRIDE * i)).collect(),
         state,
     };
     let name = d.name.clone();

@@ -3,19 +3,19 @@
 //! checked through the monitoring endpoints, a client in another language (nats-py) and a
 //! certificate rotation; and client-certificate verification on its own topology.
 
-use crate::support::{Deployment, assert_contains_all, files_in, get_json_tls, json_of, leaked_secrets, python, text, topology};
+use crate::support::{Deployment, STRIDE, assert_contains_all, files_in, get_json_tls, json_of, leaked_secrets, python, text, topology};
 
 /// Slots of secure.yaml's servers on the local target: east-1..3, west-1, edge.
 const EAST_1: u16 = 0;
 const EDGE: u16 = 4;
 
 fn https_monitor(d: &Deployment, slot: u16, path: &str) -> serde_json::Value {
-    let url = format!("https://127.0.0.1:{}{path}", d.port_base + 10 * slot + 4);
+    let url = format!("https://127.0.0.1:{}{path}", d.port_base + STRIDE * slot + 4);
     get_json_tls(&url, &d.state_dir().join("pki/ca.pem"))
 }
 
 fn client_url(d: &Deployment, slot: u16) -> String {
-    format!("tls://127.0.0.1:{}", d.port_base + 10 * slot)
+    format!("tls://127.0.0.1:{}", d.port_base + STRIDE * slot)
 }
 
 /// A topology written in a test, applied on the local target. The deployment comes first so
@@ -385,7 +385,12 @@ accounts:
 fn static_accounts_share_only_what_they_export_and_keep_passwords_out_of_files() {
     let (d, _dir) = applied(STATIC_ACCOUNTS, "static");
     let conf = std::fs::read_to_string(d.state_dir().join("nats/main-1.conf")).unwrap();
-    assert!(conf.contains("password: $ACME_PASS") && !conf.contains("acme-secret"), "{conf}");
+    assert!(conf.contains("include \"_accounts.conf\""), "{conf}");
+    let accounts = std::fs::read_to_string(d.state_dir().join("nats/_accounts.conf")).unwrap();
+    assert!(
+        accounts.contains("password: $ACME_PASS") && !accounts.contains("acme-secret"),
+        "{accounts}"
+    );
 
     let url = format!("nats://127.0.0.1:{}", d.port_base);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -53,11 +53,14 @@ pub fn notif_infra(dir: &Path) -> Command {
     cmd
 }
 
+/// Ports between one local slot and the next.
+pub const STRIDE: u16 = notif_infra::desired::LOCAL_PORT_STRIDE;
+
 /// A base port whose range of `servers` local slots is free right now, below the kernel's
 /// ephemeral range (client connections there would collide). Ranges are spread by process id
 /// and time so parallel tests rarely even try the same one.
 pub fn free_port_base(servers: u16) -> u16 {
-    let span = servers * 10;
+    let span = servers * STRIDE;
     let mut seed = std::process::id() as u64
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -148,7 +151,7 @@ impl Deployment {
     }
 
     pub fn monitor_url(&self, slot: u16) -> String {
-        format!("http://127.0.0.1:{}", self.port_base + 10 * slot + 4)
+        format!("http://127.0.0.1:{}", self.port_base + STRIDE * slot + 4)
     }
 }
 

@@ -83,10 +83,15 @@ fn host_files(t: &Topology, desired: &Desired, rendered: &[RenderedFile], tree: 
         let path = Path::new(server).join(&on_host);
         files.push((server.to_string(), on_host, RenderedFile { path, content, secret }));
     };
+    let by_path: BTreeMap<&Path, &RenderedFile> = rendered.iter().map(|f| (f.path.as_path(), f)).collect();
     for s in &desired.servers {
-        let conf_path = PathBuf::from("nats").join(format!("{}.conf", s.name));
-        if let Some(conf) = rendered.iter().find(|f| f.path == conf_path) {
-            place(&s.name, conf_path, conf.content.clone(), conf.secret);
+        let conf_path = crate::desired::config_path(&s.name);
+        // A host holds its server's config and the shared files that config includes.
+        let included = s.conf.included_files().map(|f| conf_path.with_file_name(f));
+        for path in std::iter::once(conf_path.clone()).chain(included) {
+            if let Some(f) = by_path.get(path.as_path()) {
+                place(&s.name, path, f.content.clone(), f.secret);
+            }
         }
         let Some(host) = t.ssh_host(&s.name) else { continue };
         for referenced in s.conf.referenced_files() {
