@@ -13,7 +13,12 @@ consumers): each command under 1 s and 150 MB; 5000 servers (250 regions): under
 Writes bench/results/scale.md (the table) and bench/results/scale.svg (time and peak memory
 against servers, log-log, with a linear reference line).
 
-Usage: bench/scale.py [--runs 3] [--sizes 25x10,50x10,100x10,200x10,250x20]
+Files are written under --work-dir (default /dev/shm): this VM's root ext4 has no journal, and
+there ext4 skips inodes freed in the last seconds when it allocates one, which after a large tree
+was deleted (the previous size's) costs about 1 ms per new file; that would be measured instead
+of notif-infra. `--work-dir /tmp` measures the disk as it is.
+
+Usage: bench/scale.py [--runs 3] [--sizes 25x10,50x10,100x10,200x10,250x20] [--work-dir DIR]
        (REGIONSxNODES; needs the release build: cargo build --release)
 """
 import argparse, math, os, statistics, sys, tempfile
@@ -54,11 +59,15 @@ def topology(regions, nodes):
     return "\n".join(out) + "\n"
 
 
-def measure(command, path, work):
-    """(wall seconds, peak RSS in MB) of one run."""
+def measure(command, path, work, run):
+    """(wall seconds, peak RSS in MB) of one run. Each render writes a fresh tree (keys
+    generated, every file written; a render into an unchanged tree writes nothing), in a new
+    directory: right after a large tree is deleted, ext4 on this VM takes about 1 ms to find a
+    free inode for each new file, which would be measured instead of notif-infra."""
+    out = os.path.join(work, f"out-{run}")
     args = {
         "validate": [BIN, "validate", path],
-        "render": [BIN, "render", path, "--out", os.path.join(work, "out")],
+        "render": [BIN, "render", path, "--out", out],
         "plan": [BIN, "plan", path, "--state-dir", os.path.join(work, "state")],
     }[command]
     return timed(args, work, ENV, accept=(0, 2))
@@ -116,22 +125,23 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sizes", default="25x10,50x10,100x10,200x10,250x20")
+    ap.add_argument("--work-dir", default="/dev/shm")
     a = ap.parse_args()
     if not os.access(BIN, os.X_OK):
         sys.exit(f"no release build at {BIN}: run cargo build --release")
     rows = []
     for size in a.sizes.split(","):
         regions, nodes = map(int, size.split("x"))
-        with tempfile.TemporaryDirectory() as work:
+        with tempfile.TemporaryDirectory(dir=a.work_dir) as work:
             path = os.path.join(work, "scale.yaml")
             with open(path, "w") as f:
                 f.write(topology(regions, nodes))
             row = {"servers": regions * nodes, "regions": regions, "leafs": 2 * regions, "streams": 20 * regions}
             for c in COMMANDS:
-                runs = [measure(c, path, work) for _ in range(a.runs)]
+                runs = [measure(c, path, work, run) for run in range(a.runs)]
                 row[f"{c}_time"] = statistics.median(t for t, _ in runs)
                 row[f"{c}_mem"] = statistics.median(m for _, m in runs)
-            out = os.path.join(work, "out")
+            out = os.path.join(work, "out-0")
             row["output_mb"] = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs) / 1e6
         rows.append(row)
         print(

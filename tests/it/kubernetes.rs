@@ -95,6 +95,14 @@ fn shipped_topologies_render_manifests_kubernetes_accepts() {
                     let route = format!("{peer}.{}.{}.svc.cluster.local", region.name, k.namespace);
                     assert!(conf.contains(&route), "{name}: {pod} has no route to {route}");
                 }
+                // Every shared file the config includes is mounted beside it.
+                for included in conf.lines().filter_map(|l| l.trim().strip_prefix("include ")) {
+                    let file: String = serde_json::from_str(included).unwrap();
+                    let shared = configs[file.as_str()]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{name}: {pod} includes {file}, not in its ConfigMap"));
+                    assert!(shared.starts_with("# "), "{shared}");
+                }
             }
             assert_eq!(find(&docs, "Service", &region.name)["spec"]["clusterIP"], "None");
             let client = find(&docs, "Service", &format!("{}-client", region.name));
