@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Writes `content` to `path` atomically (temporary file + rename), readable by the owner only.
 pub fn write_private(path: &Path, content: &[u8]) -> Result<()> {
@@ -33,6 +33,17 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
         _ => Path::new("."),
     };
     fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let (tmp, f) = write_temporary(dir, path, content, mode)?;
+    f.sync_all().with_context(|| format!("cannot write `{}`", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot move `{}` into place", path.display()))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync `{}`", dir.display()))
+}
+
+/// The temporary file of this process beside `path` (in `dir`), holding `content` with
+/// exactly `mode`, not yet synced.
+fn write_temporary(dir: &Path, path: &Path, content: &[u8], mode: u32) -> Result<(PathBuf, fs::File)> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let mut f = fs::OpenOptions::new()
@@ -42,16 +53,11 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
         .mode(mode)
         .open(&tmp)
         .with_context(|| format!("cannot write `{}`", tmp.display()))?;
-    f.write_all(content)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("cannot write `{}`", tmp.display()))?;
+    f.write_all(content).with_context(|| format!("cannot write `{}`", tmp.display()))?;
     // The mode given to open() is masked by the umask; set it exactly.
     fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode))
         .with_context(|| format!("cannot set the mode of `{}`", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("cannot move `{}` into place", path.display()))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot sync `{}`", dir.display()))
+    Ok((tmp, f))
 }
 
 /// Writes many files atomically, as `write_atomic` does each, with one flush of the filesystem
@@ -67,18 +73,7 @@ pub fn write_batch_atomic<'a>(root: &Path, files: impl IntoIterator<Item = (&'a 
         if dirs.insert(dir.clone()) {
             fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
         }
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .with_context(|| format!("cannot write `{}`", tmp.display()))?;
-        f.write_all(content).with_context(|| format!("cannot write `{}`", tmp.display()))?;
-        fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode))
-            .with_context(|| format!("cannot set the mode of `{}`", tmp.display()))?;
+        let (tmp, _) = write_temporary(&dir, &path, content, mode)?;
         renames.push((tmp, path));
     }
     if renames.is_empty() {

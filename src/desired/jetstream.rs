@@ -221,7 +221,7 @@ fn object_store(o: &ObjectStore) -> JsObject {
     }
 }
 
-fn consumer(t: &Topology, c: &Consumer) -> JsObject {
+fn consumer(c: &Consumer, leaf_domain: Option<String>) -> JsObject {
     let mut m = Map::new();
     m.insert("durable_name".into(), json!(c.name));
     m.insert("ack_policy".into(), json!(c.ack_policy));
@@ -267,12 +267,7 @@ fn consumer(t: &Topology, c: &Consumer) -> JsObject {
         config: m,
         region: None,
         replicas: 0,
-        leaf_domain: t
-            .jetstream
-            .streams
-            .iter()
-            .find(|s| s.name == c.stream)
-            .and_then(|s| leaf_domain(t, s)),
+        leaf_domain,
         server_defaults: Vec::new(),
     }
 }
@@ -281,12 +276,21 @@ fn consumer(t: &Topology, c: &Consumer) -> JsObject {
 /// server's defaults for the fields the topology leaves open.
 pub fn objects(t: &Topology) -> Vec<JsObject> {
     let o = &t.jetstream;
+    // A consumer lives where its stream does: looked up once per stream, not per consumer.
+    let domains: std::collections::HashMap<(&AccountName, &str), Option<String>> = o
+        .streams
+        .iter()
+        .map(|s| ((&s.account, s.name.as_str()), leaf_domain(t, s)))
+        .collect();
     o.streams
         .iter()
         .map(|s| stream(t, s))
         .chain(o.kv.iter().map(kv))
         .chain(o.object_stores.iter().map(object_store))
-        .chain(o.consumers.iter().map(|c| consumer(t, c)))
+        .chain(o.consumers.iter().map(|c| {
+            let domain = domains.get(&(&c.account, c.stream.as_str())).cloned().flatten();
+            consumer(c, domain)
+        }))
         .map(with_server_defaults)
         .collect()
 }

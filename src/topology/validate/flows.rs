@@ -103,13 +103,12 @@ impl Validator {
 
     /// Consumers whose filters match nothing a declared flow or a permitted publisher can send.
     fn idle_consumers(&mut self, t: &Topology) {
-        for c in &t.jetstream.consumers {
-            let Some(stream) = t.jetstream.streams.iter().find(|s| s.name == c.stream) else {
+        let streams: std::collections::HashMap<(&Option<String>, &str), &crate::model::Stream> =
+            t.jetstream.streams.iter().map(|s| ((&s.account, s.name.as_str()), s)).collect();
+        for c in t.jetstream.consumers.iter().filter(|c| !c.filter_subjects.is_empty()) {
+            let Some(stream) = streams.get(&(&c.account, c.stream.as_str())) else {
                 continue;
             };
-            if c.filter_subjects.is_empty() {
-                continue;
-            }
             let flow_subjects: Vec<&str> = t
                 .flows
                 .iter()

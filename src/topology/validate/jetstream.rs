@@ -49,8 +49,9 @@ impl Validator {
         self.cross_domain_sources(&objects, topology);
         let held = held_streams(&objects);
         self.stream_names_and_overlaps(&held);
+        let js_regions = JetStreamRegions::of(topology);
         for h in &held {
-            self.replicas_and_placement(h, topology);
+            self.replicas_and_placement(h, topology, &js_regions);
         }
         self.consumer_checks(&objects);
         if !objects.is_empty() && !topology.regions.iter().any(|r| r.jetstream.is_some()) {
@@ -156,7 +157,7 @@ impl Validator {
             }
             return None;
         }
-        let js_accounts: Vec<&Account> = t.app_accounts().filter(|a| a.jetstream).collect();
+        let js_accounts = || -> Vec<&Account> { t.app_accounts().filter(|a| a.jetstream).collect() };
         match account {
             Some(a) => match t.account(&a.value) {
                 None => {
@@ -184,9 +185,9 @@ impl Validator {
                 }
                 Some(acc) => Some(acc.name.clone()),
             },
-            None if js_accounts.len() == 1 => Some(js_accounts[0].name.clone()),
+            None if js_accounts().len() == 1 => Some(js_accounts()[0].name.clone()),
             None => {
-                let names: Vec<&str> = js_accounts.iter().map(|a| a.name.as_str()).collect();
+                let names: Vec<&str> = js_accounts().iter().map(|a| a.name.as_str()).collect();
                 self.error(
                     Diagnostic::error(format!("{what} `{}` does not say which account it belongs to", name.value))
                         .at(loc(name))
@@ -505,14 +506,14 @@ impl Validator {
         }
     }
 
-    fn replicas_and_placement(&mut self, h: &Held, t: &Topology) {
+    fn replicas_and_placement(&mut self, h: &Held, t: &Topology, js: &JetStreamRegions) {
         if h.leafnode.is_some() {
             // Checked with the stream: a leafnode is one server with its own limits.
             return;
         }
-        let js_regions: Vec<&Region> = t.regions.iter().filter(|r| r.jetstream.is_some()).collect();
+        let js_regions = &js.in_order;
         let region = match h.store.placement.as_ref().and_then(|p| p.region.as_deref()) {
-            Some(name) => match js_regions.iter().find(|r| r.name == name) {
+            Some(name) => match js.by_name.get(name) {
                 Some(r) => Some(*r),
                 None => {
                     let mut d = if t.region(name).is_some() {
@@ -694,6 +695,20 @@ fn account_label(account: &AccountName) -> String {
     match account {
         Some(a) => format!("account `{a}`"),
         None => "the global account".into(),
+    }
+}
+
+/// The regions that run JetStream, in topology order and by name: looked up once per object.
+struct JetStreamRegions<'a> {
+    in_order: Vec<&'a Region>,
+    by_name: HashMap<&'a str, &'a Region>,
+}
+
+impl<'a> JetStreamRegions<'a> {
+    fn of(t: &'a Topology) -> Self {
+        let in_order: Vec<&Region> = t.regions.iter().filter(|r| r.jetstream.is_some()).collect();
+        let by_name = in_order.iter().map(|r| (r.name.as_str(), *r)).collect();
+        JetStreamRegions { in_order, by_name }
     }
 }
 
