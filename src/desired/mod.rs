@@ -434,8 +434,8 @@ fn rule_conf(rule: &Rule) -> Option<RuleConf> {
     })
 }
 
-/// The users of `account`: its declared users, the verifier's probe user and, on hub nodes,
-/// the link users of the leafnodes bound to it.
+/// The users of `account`: its declared users, the verifier's probe user and, `with_links`
+/// (the nodes' shared accounts), the link users of every leafnode bound to it.
 fn user_confs(topology: &Topology, account: &str, keys: &Keys, with_links: bool) -> Vec<UserConf> {
     let Some(a) = topology.account(account) else { return Vec::new() };
     let mut users: Vec<UserConf> = a

@@ -160,3 +160,41 @@ impl SelfContained {
         Some(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::{Addressing, Material, build};
+
+    #[test]
+    fn a_self_contained_config_holds_what_its_config_includes() {
+        let t = crate::topology::parse(crate::topology::Source {
+            path: "t.yaml".into(),
+            text: "name: t\nregions:\n  east:\n    nodes: 2\n  west:\n    nodes: 2\naccounts:\n  APP:\n    users:\n      - user: app\n        password: ${APP_PASS}\n".into(),
+        })
+        .unwrap()
+        .topology;
+        let material = Material {
+            keys: &Default::default(),
+            certs: &Default::default(),
+            issued: None,
+            tree: Path::new("/out"),
+        };
+        let desired = build(&t, &Addressing::Declared, &material);
+        let rendered = render_files(&desired).unwrap();
+        let own = &rendered.iter().find(|f| f.path == config_path("east-1")).unwrap().content;
+        assert!(
+            own.contains("include \"_gateways-0.conf\"") && own.contains("include \"_accounts.conf\""),
+            "{own}"
+        );
+        assert!(!own.contains("user: \"app\""), "{own}");
+
+        let whole = SelfContained::new(&desired, &rendered).config("east-1").unwrap();
+        assert!(!whole.contains("include "), "{whole}");
+        assert!(
+            whole.contains("{ name: \"west\", urls: [\"nats://west-1:7222\", \"nats://west-2:7222\"] }"),
+            "{whole}"
+        );
+        assert!(whole.contains("user: \"app\"") && whole.contains("password: $APP_PASS"), "{whole}");
+    }
+}
