@@ -27,16 +27,19 @@ fn list(items: &[String]) -> String {
     if items.is_empty() { "nothing".into() } else { items.join(", ") }
 }
 
-/// Listens for interrupts for the rest of the process (call inside the tokio runtime).
+/// Listens for interrupts for the rest of the process (call inside the tokio runtime). The
+/// handlers are registered before this returns, not when the listening task first runs: an
+/// interrupt right after the command starts is already a request to stop at a safe point.
 pub fn install() {
-    tokio::spawn(async {
-        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
-            return;
-        };
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return;
+    };
+    tokio::spawn(async move {
         loop {
             tokio::select! {
-                r = tokio::signal::ctrl_c() => if r.is_err() { return },
-                _ = term.recv() => {}
+                r = interrupt.recv() => if r.is_none() { return },
+                _ = terminate.recv() => {}
             }
             if REQUESTED.swap(true, Ordering::SeqCst) {
                 eprintln!("interrupted again: aborting now; the state is saved, run the command again to continue");

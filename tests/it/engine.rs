@@ -84,8 +84,28 @@ fn spawn_apply(d: &Deployment) -> Child {
 /// Interrupts an apply of `d` after `moment` with `signal`, then checks what the issue asks:
 /// no process the state does not name, a converging apply, a green verify, and a destroy that
 /// leaves no process, no port and no file. Returns the orphans found (none, or the test fails).
+/// Whether process `pid` handles `signal` itself (its bit in `SigCgt` of /proc/<pid>/status).
+fn catches(pid: u32, signal: nix::sys::signal::Signal) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .is_some_and(|mask| mask & (1 << (signal as i32 - 1)) != 0)
+}
+
 fn interrupt_then_converge(d: &Deployment, moment: Duration, signal: nix::sys::signal::Signal, servers: usize) {
     let child = spawn_apply(d);
+    if signal == nix::sys::signal::Signal::SIGINT {
+        // Until it registers its handler a process dies of SIGINT like any other, having done
+        // nothing (under load that can take longer than the first moment): moments count from there.
+        let waited = Instant::now();
+        while !catches(child.id(), signal) {
+            assert!(waited.elapsed() < Duration::from_secs(10), "apply never handled SIGINT");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
     std::thread::sleep(moment);
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal);
     let out = child.wait_with_output().unwrap();
