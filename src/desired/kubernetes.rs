@@ -286,9 +286,7 @@ fn amounts(r: &Resources) -> Value {
 fn configs(servers: &[&ServerSpec], rendered: &[RenderedFile]) -> Value {
     let mut data = serde_json::Map::new();
     for s in servers {
-        let conf_path = super::config_path(&s.name);
-        let included = s.conf.included_files().map(|f| conf_path.with_file_name(f));
-        for path in std::iter::once(conf_path.clone()).chain(included) {
+        for path in super::config_files(s) {
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };

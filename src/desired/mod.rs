@@ -16,7 +16,7 @@ pub use addressing::{Addressing, DECLARED_CONFIG_DIR, DEFAULT_LOCAL_PORT_BASE, E
 pub use compose::{COMPOSE_FILE, DEFAULT_IMAGE, Publish, compose_file, host_projects};
 pub use flows::{ExpectedFlow, ExpectedTarget, FlowClient, Login, TargetKind};
 pub use jetstream::{JsObject, ObjectKind, object_label};
-pub use render::{RenderedFile, SelfContained, config_path, render_files};
+pub use render::{RenderedFile, SelfContained, config_files, config_path, render_files};
 pub use security::{ClientTls, Material, OperatorConf, TlsConf, cert_requests};
 
 use serde::{Deserialize, Serialize};

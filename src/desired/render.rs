@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use super::{Desired, SharedBlock};
+use super::{Desired, ServerSpec, SharedBlock};
 
 /// The configs' directory in the output tree; the shared files sit beside them.
 const CONFIG_DIR: &str = "nats";
@@ -94,7 +94,7 @@ pub fn render_files(desired: &Desired) -> Result<Vec<RenderedFile>, tera::Error>
             }
         };
         files.push(RenderedFile {
-            path: Path::new(CONFIG_DIR).join(block.file()),
+            path: shared_path(block.file()),
             content: format!(
                 "# {what}, included by the configs beside this file; rendered by notif-infra from topology `{}`.\n{body}\n",
                 desired.name
@@ -117,6 +117,19 @@ pub fn config_path(server: &str) -> PathBuf {
     Path::new(CONFIG_DIR).join(format!("{server}.conf"))
 }
 
+/// Where a shared file is written: beside the configs that include it.
+fn shared_path(file: &str) -> PathBuf {
+    Path::new(CONFIG_DIR).join(file)
+}
+
+/// What a server reads its config from, as rendered paths: its config, then the shared files
+/// it includes (every one of them must be where the config is).
+pub fn config_files(server: &ServerSpec) -> Vec<PathBuf> {
+    std::iter::once(config_path(&server.name))
+        .chain(server.conf.included_files().map(shared_path))
+        .collect()
+}
+
 /// Each server's config as nats-server reads it, its includes written out: what
 /// `nats-server -t` is given where the shared files are not in place yet. nats-server reads an
 /// include as if its text stood there, so the digest is the one the deployed config gets.
@@ -137,7 +150,7 @@ impl SelfContained {
             .shared
             .iter()
             .filter_map(|b| {
-                let content = by_path.get(Path::new(CONFIG_DIR).join(b.file()).as_path())?;
+                let content = by_path.get(shared_path(b.file()).as_path())?;
                 Some((b.file().to_string(), content.to_string()))
             })
             .collect();

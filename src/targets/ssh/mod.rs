@@ -85,10 +85,8 @@ fn host_files(t: &Topology, desired: &Desired, rendered: &[RenderedFile], tree: 
     };
     let by_path: BTreeMap<&Path, &RenderedFile> = rendered.iter().map(|f| (f.path.as_path(), f)).collect();
     for s in &desired.servers {
-        let conf_path = crate::desired::config_path(&s.name);
         // A host holds its server's config and the shared files that config includes.
-        let included = s.conf.included_files().map(|f| conf_path.with_file_name(f));
-        for path in std::iter::once(conf_path.clone()).chain(included) {
+        for path in crate::desired::config_files(s) {
             if let Some(f) = by_path.get(path.as_path()) {
                 place(&s.name, path, f.content.clone(), f.secret);
             }
