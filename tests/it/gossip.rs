@@ -83,12 +83,27 @@ fn twenty_servers_with_two_gateway_seeds_per_region_find_every_region_even_with_
         .arg(&a1_conf)
         .current_dir(d.state_dir())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Its log, to show when it does not come up.
+    let a1_log = a1
+        .stderr
+        .take()
+        .map(|e| std::thread::spawn(move || std::io::read_to_string(e).unwrap_or_default()));
     let survivors: Vec<u16> = (0..20).filter(|slot| *slot != 5).collect();
     let started = Instant::now();
-    wait_for_every_gateway(&d, &survivors, started);
+    if let Err(missing) = std::panic::catch_unwind(|| wait_for_every_gateway(&d, &survivors, started)) {
+        let exited = a1.try_wait().unwrap();
+        let _ = a1.kill();
+        let _ = a1.wait();
+        let log = a1_log.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
+        panic!(
+            "{}\nthe hand-started a-1 {}; its log:\n{log}",
+            missing.downcast_ref::<String>().map(String::as_str).unwrap_or("gateways missing"),
+            exited.map(|s| format!("exited ({s})")).unwrap_or_else(|| "still runs".into())
+        );
+    }
     eprintln!(
         "a-1 found every region with one of its b seeds down in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -56,9 +56,14 @@ pub fn notif_infra(dir: &Path) -> Command {
 /// Ports between one local slot and the next.
 pub const STRIDE: u16 = notif_infra::desired::LOCAL_PORT_STRIDE;
 
-/// A base port whose range of `servers` local slots is free right now, below the kernel's
-/// ephemeral range (client connections there would collide). Ranges are spread by process id
-/// and time so parallel tests rarely even try the same one.
+/// The port ranges handed out in this process: a range stays a test's even while a server of it
+/// is down (killed, being restarted), so a test running beside it never takes its ports.
+static HANDED_OUT: std::sync::Mutex<Vec<std::ops::Range<u16>>> = std::sync::Mutex::new(Vec::new());
+
+/// A base port whose range of `servers` local slots is free right now and was handed to no
+/// other test of this process, below the kernel's ephemeral range (client connections there
+/// would collide). Ranges are spread by process id and time so parallel tests rarely even try
+/// the same one.
 pub fn free_port_base(servers: u16) -> u16 {
     let span = servers * STRIDE;
     let mut seed = std::process::id() as u64
@@ -69,7 +74,10 @@ pub fn free_port_base(servers: u16) -> u16 {
     for _ in 0..200 {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let base = 20000 + ((seed >> 33) % ((32000 - 20000 - span as u64) / 10)) as u16 * 10;
-        if (base..base + span).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        let taken = handed_out.iter().any(|r| r.start < base + span && base < r.end);
+        if !taken && (base..base + span).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            handed_out.push(base..base + span);
             return base;
         }
     }
