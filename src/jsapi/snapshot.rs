@@ -15,6 +15,10 @@ const CHUNK_SIZE: usize = 128 * 1024;
 const CHUNK_PATIENCE: Duration = Duration::from_secs(30);
 /// The server builds the stream from the staged store before it answers the final request.
 const FINISH_PATIENCE: Duration = Duration::from_secs(300);
+/// The server that takes the restore subscribes to its chunk subject as it answers; in a cluster
+/// that interest reaches the client's server over a route a moment later, and a chunk sent
+/// before it finds no responders (so was not taken, and is sent again).
+const INTEREST_PATIENCE: Duration = Duration::from_secs(5);
 
 /// A stream's configuration and state when its snapshot began.
 #[derive(Debug, Clone)]
@@ -89,22 +93,30 @@ impl JsApi {
             if n == 0 {
                 break;
             }
-            let reply = self.raw_request(&deliver, buf[..n].to_vec(), self.timeout).await?;
+            let reply = self.chunk_request(&deliver, &buf[..n], self.timeout).await?;
             if !reply.is_empty() {
                 check_reply(&reply)?;
             }
             sent(n as u64);
         }
-        let done = self.raw_request(&deliver, Vec::new(), FINISH_PATIENCE).await?;
+        let done = self.chunk_request(&deliver, &[], FINISH_PATIENCE).await?;
         check_reply(&done)
     }
 
-    async fn raw_request(&self, subject: &str, body: Vec<u8>, patience: Duration) -> Result<Vec<u8>, ApiError> {
-        match tokio::time::timeout(patience, self.client.request(subject.to_string(), body.into())).await {
-            Err(_) => Err(ApiError::Timeout(patience)),
-            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::TimedOut => Err(ApiError::Timeout(patience)),
-            Ok(Err(e)) => Err(ApiError::Transport(e.to_string())),
-            Ok(Ok(m)) => Ok(m.payload.to_vec()),
+    /// Sends one chunk (or the final empty one) and waits `patience` for its answer, sending it
+    /// again while the restore's subject has no responders yet.
+    async fn chunk_request(&self, subject: &str, body: &[u8], patience: Duration) -> Result<Vec<u8>, ApiError> {
+        let interest_deadline = tokio::time::Instant::now() + INTEREST_PATIENCE;
+        loop {
+            match tokio::time::timeout(patience, self.client.request(subject.to_string(), body.to_vec().into())).await {
+                Err(_) => return Err(ApiError::Timeout(patience)),
+                Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::TimedOut => return Err(ApiError::Timeout(patience)),
+                Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders && tokio::time::Instant::now() < interest_deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(Err(e)) => return Err(ApiError::Transport(format!("the restore's subject {subject}: {e}"))),
+                Ok(Ok(m)) => return Ok(m.payload.to_vec()),
+            }
         }
     }
 }
