@@ -125,8 +125,17 @@ pub async fn check_config(bin: &Path, path: &Path) -> Result<String> {
 
 /// `check_config` for a config held in memory (written to a private temporary file).
 pub async fn check_config_text(bin: &Path, name: &str, content: &str) -> Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = tempfile::Builder::new().prefix("notif-infra-check").tempdir()?;
     let path = dir.path().join(format!("{name}.conf"));
-    crate::fsio::write_private(&path, content.as_bytes())?;
+    // A scratch copy, private, that nothing reads after this check: not synced to disk.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(content.as_bytes()))
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
     check_config(bin, &path).await
 }

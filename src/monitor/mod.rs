@@ -6,13 +6,13 @@
 mod http;
 mod metrics;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::desired::{Desired, ObjectKind};
 use crate::material::Keys;
-use crate::model::Monitoring;
+use crate::model::{AccountName, Monitoring};
 use crate::observed::jetstream::{self, LiveObject};
 use crate::observed::{Monitor, ServerFigures};
 use crate::verify::{self, Evaluation, ProbeReport, StreamReport};
@@ -163,17 +163,18 @@ async fn read_round(desired: &Desired, monitor: &Monitor) -> (Evaluation, BTreeM
         Ok((Vec::new(), Vec::new()))
     } else {
         let live = jetstream::read_monitoring(monitor, desired).await;
-        let streams = verify::check_streams(desired, &live);
+        let placements = live.as_deref().map(jetstream::StreamPlacement::of).map_err(String::clone);
+        let streams = verify::check_streams(desired, &placements);
+        let declared: HashSet<(&AccountName, &str, &str)> = desired
+            .jetstream
+            .iter()
+            .filter(|o| o.kind == ObjectKind::Consumer)
+            .map(|o| (&o.account, o.stream.as_str(), o.name.as_str()))
+            .collect();
         live.map(|live| {
             let consumers = live
                 .into_iter()
-                .filter(|l| l.kind == ObjectKind::Consumer)
-                .filter(|l| {
-                    desired
-                        .jetstream
-                        .iter()
-                        .any(|o| o.kind == ObjectKind::Consumer && o.account == l.account && o.stream == l.stream && o.name == l.name)
-                })
+                .filter(|l| l.kind == ObjectKind::Consumer && declared.contains(&(&l.account, l.stream.as_str(), l.name.as_str())))
                 .collect();
             (streams, consumers)
         })

@@ -161,25 +161,22 @@ impl Monitor {
     /// (and presents notif-infra's client certificate where clients are verified).
     pub fn new(tls: Option<&ClientTls>) -> Self {
         crate::client::install_crypto_provider();
+        // The endpoints are the deployment's own: trusted by its CA alone, never by the system's
+        // roots (which also spares loading those on every command). Unreadable files were
+        // already reported when the PKI was loaded; without them https requests fail and say so.
+        let ca = tls
+            .and_then(|tls| std::fs::read(&tls.ca).ok())
+            .and_then(|pem| reqwest::Certificate::from_pem(&pem).ok());
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(500))
-            .timeout(Duration::from_secs(2));
-        if let Some(tls) = tls {
-            // Unreadable files were already reported when the PKI was loaded; without them
-            // https requests fail and say so.
-            if let Some(ca) = std::fs::read(&tls.ca)
-                .ok()
-                .and_then(|pem| reqwest::Certificate::from_pem(&pem).ok())
-            {
-                builder = builder.tls_certs_only([ca]);
-            }
-            if let Some((cert, key)) = &tls.identity
-                && let (Ok(mut pem), Ok(key)) = (std::fs::read(cert), std::fs::read(key))
-            {
-                pem.extend_from_slice(&key);
-                if let Ok(identity) = reqwest::Identity::from_pem(&pem) {
-                    builder = builder.identity(identity);
-                }
+            .timeout(Duration::from_secs(2))
+            .tls_certs_only(ca);
+        if let Some((cert, key)) = tls.and_then(|tls| tls.identity.as_ref())
+            && let (Ok(mut pem), Ok(key)) = (std::fs::read(cert), std::fs::read(key))
+        {
+            pem.extend_from_slice(&key);
+            if let Ok(identity) = reqwest::Identity::from_pem(&pem) {
+                builder = builder.identity(identity);
             }
         }
         let http = builder.build().expect("the monitoring HTTP client builds");
@@ -229,9 +226,9 @@ impl Monitor {
         Ok(j.meta_cluster.map(|m| (m.leader, m.replicas)).unwrap_or_default())
     }
 
-    /// `/jsz` with every account's streams and consumers, configs included.
-    pub async fn jetstream_detail(&self, base: &str) -> Result<super::jetstream::JszDetail, String> {
-        self.get(base, "/jsz?accounts=true&streams=true&consumers=true&config=true").await
+    /// `/jsz` with every account's streams, as much of them as `depth` asks for.
+    pub async fn jetstream_detail(&self, base: &str, depth: super::jetstream::JszDepth) -> Result<super::jetstream::JszDetail, String> {
+        self.get(base, depth.query()).await
     }
 
     /// `/varz` digest and load time only (what reload confirmation needs).

@@ -12,6 +12,7 @@ use super::{ApplyEvents, Options, lock, record_verification};
 use crate::apply::cluster::refuse_replacements;
 use crate::apply::interrupt::{self, Interrupted};
 use crate::apply::rollout::Rollout;
+use crate::observed::jetstream::StreamPlacement;
 use crate::plan::{LiveState, Plan, ServerAction};
 use crate::targets::TargetKind;
 use crate::topology::Loaded;
@@ -29,12 +30,12 @@ pub async fn apply(
         return super::k8s::apply(opts, timeout, events).await;
     }
     // Invalid input stops here, before the lock or anything else is written.
-    let name = super::load_for_servers(&opts.topology)?.topology.name;
-    let _lock = lock(opts, &name, "apply", events.log)?;
+    let loaded = super::load_for_servers(&opts.topology)?;
+    let _lock = lock(opts, &loaded.topology.name, "apply", events.log)?;
     if let Some((saved, path)) = saved {
         check_saved(opts, saved, path, events.host).await?;
     }
-    let mut p = prepare(opts, KeyMode::Generate, events.host).await?;
+    let mut p = prepare(opts, loaded, KeyMode::Generate, events.host).await?;
     let result = async {
         let starting: Vec<_> = p
             .plan
@@ -68,7 +69,7 @@ pub async fn apply(
         }
         // Nothing changed: the objects the plan read are the ones to verify.
         let known_streams = match (p.plan.servers_change(), p.plan.jetstream_work().next(), &p.live_jetstream) {
-            (false, None, LiveState::Read(live)) => Some(live.clone()),
+            (false, None, LiveState::Read(live)) => Some(StreamPlacement::of(live)),
             _ => None,
         };
         let report = verify::verify(

@@ -143,7 +143,7 @@ pub async fn plan(opts: &Options, out: Option<&Path>, host: HostLog<'_>) -> Resu
     if opts.target == TargetKind::K8s {
         return super::k8s::plan(opts).await;
     }
-    let mut p = prepare(opts, KeyMode::Inspect, host).await?;
+    let mut p = prepare(opts, super::load_for_servers(&opts.topology)?, KeyMode::Inspect, host).await?;
     p.target.close().await;
     if let Some(out) = out {
         let saved = PlanFile::of(opts, &p)?;
@@ -176,7 +176,7 @@ pub fn read_plan_file(path: &Path) -> Result<Option<PlanFile>> {
 
 /// Fails, naming what changed, unless the plan made now is the saved one.
 pub(super) async fn check_saved(opts: &Options, saved: &PlanFile, path: &Path, host: HostLog<'_>) -> Result<()> {
-    let mut now = prepare(opts, KeyMode::Inspect, host).await?;
+    let mut now = prepare(opts, super::load_for_servers(&opts.topology)?, KeyMode::Inspect, host).await?;
     now.target.close().await;
     let differences = saved.differences(&PlanFile::of(opts, &now)?);
     if !differences.is_empty() {

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 
 use super::material::{KeyMode, secrets};
-use super::{Options, load_for_servers, open_target};
+use super::{Options, open_target};
 use crate::apply::cluster::{ELECTION_TIMEOUT, read_live_jetstream};
 use crate::desired::{self, Desired, RenderedFile};
 use crate::material::pki::Rotation;
@@ -30,10 +30,10 @@ pub(super) struct Prepared {
     pub plan: Plan,
 }
 
-/// Reads everything and makes the plan. With `KeyMode::Generate` missing keys are generated
-/// (apply); with `Inspect` nothing is written (plan). The target stays connected.
-pub(super) async fn prepare(opts: &Options, mode: KeyMode, host: HostLog<'_>) -> Result<Prepared> {
-    let loaded = load_for_servers(&opts.topology)?;
+/// Reads everything else for the topology `loaded` (from `load_for_servers`) and makes the
+/// plan. With `KeyMode::Generate` missing keys are generated (apply); with `Inspect` nothing is
+/// written (plan). The target stays connected.
+pub(super) async fn prepare(opts: &Options, loaded: Loaded, mode: KeyMode, host: HostLog<'_>) -> Result<Prepared> {
     let t = &loaded.topology;
     let mut target = open_target(opts, t, true)?;
     let mut state = DeploymentState::load(target.dir())?.unwrap_or_default();

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::desired::{Desired, ObjectKind};
 use crate::material::Keys;
-use crate::observed::jetstream::{self, LiveObject};
+use crate::observed::jetstream::{self, StreamPlacement};
 use crate::observed::{Monitor, NodeObservation};
 
 #[derive(Debug, Clone, Serialize)]
@@ -105,7 +105,7 @@ pub async fn verify(
     keys: &Keys,
     target: &str,
     scope: Scope,
-    known_streams: Option<Vec<LiveObject>>,
+    known_streams: Option<Vec<StreamPlacement>>,
     on_progress: &(dyn Fn(Progress) + Sync),
 ) -> Report {
     let timeout = scope.timeout;
@@ -166,7 +166,7 @@ pub async fn verify(
 async fn streams_until_current(
     desired: &Desired,
     monitor: &Monitor,
-    known: Option<Vec<LiveObject>>,
+    known: Option<Vec<StreamPlacement>>,
     started: Instant,
     timeout: Duration,
 ) -> Vec<StreamReport> {
@@ -177,7 +177,7 @@ async fn streams_until_current(
     loop {
         let live = match known.take() {
             Some(k) => Ok(k),
-            None => jetstream::read_monitoring(monitor, desired).await,
+            None => jetstream::read_placements(monitor, desired).await,
         };
         let reports = streams::check_all(desired, &live);
         if reports.iter().all(|r| r.ok) || started.elapsed() >= timeout {

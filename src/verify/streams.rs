@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 use crate::desired::{Desired, JsObject, ObjectKind};
-use crate::observed::jetstream::LiveObject;
+use crate::observed::jetstream::StreamPlacement;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamReport {
@@ -72,15 +72,11 @@ fn missing(o: &JsObject, detail: String) -> StreamReport {
     }
 }
 
-/// Judges every stream-like object of the topology against the live objects; `Err` (the
-/// servers could not be read) marks them all failed with that reason.
-pub fn check_all(desired: &Desired, live: &Result<Vec<LiveObject>, String>) -> Vec<StreamReport> {
-    let streams: HashMap<(&Option<String>, &str), &LiveObject> = match live {
-        Ok(live) => live
-            .iter()
-            .filter(|l| l.kind != ObjectKind::Consumer)
-            .map(|l| ((&l.account, l.stream.as_str()), l))
-            .collect(),
+/// Judges every stream-like object of the topology against where the live streams run; `Err`
+/// (the servers could not be read) marks them all failed with that reason.
+pub fn check_all(desired: &Desired, live: &Result<Vec<StreamPlacement>, String>) -> Vec<StreamReport> {
+    let streams: HashMap<(&Option<String>, &str), &StreamPlacement> = match live {
+        Ok(live) => live.iter().map(|l| ((&l.account, l.stream.as_str()), l)).collect(),
         Err(_) => HashMap::new(),
     };
     desired
