@@ -10,8 +10,10 @@ use crate::jsapi::{ApiError, INSUFFICIENT_RESOURCES, JsApi};
 use crate::observed::jetstream::Connections;
 use crate::plan::{JsAction, JsChange};
 
-/// Requests in flight at once: enough to hide round trips, few enough not to flood the meta leader.
-const CONCURRENCY: usize = 64;
+/// Requests in flight at once: enough to keep the servers busy. Measured against 64: 1000 streams
+/// and consumers on tmpfs in 0.74 s instead of 0.90, 10,000 in 23 s instead of 39; on disk the
+/// disk is the limit either way. Timeouts are retried.
+const CONCURRENCY: usize = 256;
 const RETRY_FOR: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default)]
