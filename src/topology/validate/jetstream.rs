@@ -157,7 +157,6 @@ impl Validator {
             }
             return None;
         }
-        let js_accounts = || -> Vec<&Account> { t.app_accounts().filter(|a| a.jetstream).collect() };
         match account {
             Some(a) => match t.account(&a.value) {
                 None => {
@@ -185,9 +184,12 @@ impl Validator {
                 }
                 Some(acc) => Some(acc.name.clone()),
             },
-            None if js_accounts().len() == 1 => Some(js_accounts()[0].name.clone()),
             None => {
-                let names: Vec<&str> = js_accounts().iter().map(|a| a.name.as_str()).collect();
+                // Without `account:` an object belongs to the one account with JetStream.
+                let names: Vec<&str> = t.app_accounts().filter(|a| a.jetstream).map(|a| a.name.as_str()).collect();
+                if let [only] = names[..] {
+                    return Some(only.to_string());
+                }
                 self.error(
                     Diagnostic::error(format!("{what} `{}` does not say which account it belongs to", name.value))
                         .at(loc(name))
