@@ -8,6 +8,7 @@ pub mod compose;
 pub mod k8s;
 pub mod local;
 pub mod ssh;
+mod state_file;
 
 use anyhow::Result;
 use async_trait::async_trait;
@@ -17,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::desired::{Addressing, Desired, RenderedFile, ServerConf};
-use crate::fsio::{read_state, write_atomic};
 use crate::model::{SshHost, Topology};
 use crate::plan::{FileChange, ObservedServer};
 
@@ -93,12 +93,13 @@ impl DeploymentState {
 
     /// The state of the deployment in `dir`; `None` when it was never applied.
     pub fn load(dir: &Path) -> Result<Option<Self>> {
-        read_state(&Self::path(dir))
+        state_file::load(&Self::path(dir))
     }
 
-    /// Saves the state atomically and durably (file and directory synced).
+    /// Saves the state atomically and durably (file and directory synced), readable by the
+    /// owner only.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        write_atomic(&Self::path(dir), serde_json::to_string_pretty(self)?.as_bytes(), 0o644)
+        state_file::save(self, &Self::path(dir))
     }
 
     /// Every server the state names: applied, or with a start under way.

@@ -2,6 +2,7 @@
 //! break and destroy.
 
 use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
 
 use std::path::Path;
 
@@ -79,6 +80,10 @@ fn supercluster_with_leafnode_verifies_links_and_probes() {
     let v = json_of(&out);
     assert_eq!(v["verify"]["ok"], true);
     assert_eq!(v["plan"]["keys"].as_array().unwrap().len(), 3, "APP and SYS users, leaf link key");
+    // The state records the config each server was given, the leaf's link seed with it.
+    let state = d.state_dir().join("state.json");
+    assert!(std::fs::read_to_string(&state).unwrap().contains("\"nkey_seed\": \"SU"));
+    assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o600);
 
     let out = d.cmd("verify").args(["-o", "json"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
