@@ -17,7 +17,7 @@ pub use compose::{COMPOSE_FILE, DEFAULT_IMAGE, Publish, compose_file, host_proje
 pub use flows::{ExpectedFlow, ExpectedTarget, FlowClient, Login, TargetKind};
 pub use jetstream::{JsObject, ObjectKind, object_label};
 pub use render::{RenderedFile, SelfContained, config_files, config_path, render_files};
-pub use security::{ClientTls, Material, OperatorConf, TlsConf, cert_requests};
+pub use security::{ClientTls, Material, OperatorConf, PreloadedAccount, TlsConf, cert_requests};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -227,6 +227,7 @@ impl ServerConf {
             .map(|g| g.gateways_file.as_str())
             .into_iter()
             .chain(self.accounts_file.as_deref())
+            .chain(self.operator.as_ref().and_then(|o| o.preload_file.as_deref()))
     }
 
     /// The certificate, key and credentials files the config names, each once.
@@ -350,18 +351,24 @@ pub enum SharedBlock {
     },
     /// The accounts every node holds (`accounts { ... }`), included at the top level.
     Accounts { file: String, accounts: Arc<Vec<AccountConf>> },
+    /// Every account's JWT (operator mode, memory resolver), included in `resolver_preload`.
+    Preload {
+        file: String,
+        accounts: Arc<Vec<security::PreloadedAccount>>,
+    },
 }
 
 impl SharedBlock {
     pub fn file(&self) -> &str {
         match self {
-            SharedBlock::Gateways { file, .. } | SharedBlock::Accounts { file, .. } => file,
+            SharedBlock::Gateways { file, .. } | SharedBlock::Accounts { file, .. } | SharedBlock::Preload { file, .. } => file,
         }
     }
 }
 
 /// Shared files start with `_`, which no server name can: they never meet a server's config.
 const SHARED_ACCOUNTS_FILE: &str = "_accounts.conf";
+const SHARED_PRELOAD_FILE: &str = "_resolver_preload.conf";
 
 /// The links and probes of a topology, each built once, when first asked for.
 #[derive(Debug)]
@@ -622,6 +629,11 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
             })
             .collect()
     };
+    // Every memory resolver (all servers but a full resolver's nodes) preloads every account.
+    let every_account = (
+        Arc::new(issued.map(security::every_account_preload).unwrap_or_default()),
+        SHARED_PRELOAD_FILE.to_string(),
+    );
     let base_conf = |name: &str, e: &Endpoint| ServerConf {
         server_name: name.to_string(),
         version: topology.nats_server_version.clone(),
@@ -647,7 +659,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         leaf_remotes: Vec::new(),
         jetstream: None,
         system_account: topology.system_account().map(|a| account_ids[&a.name].clone()),
-        operator: issued.map(|i| security::operator_conf(i, e, name, true)),
+        operator: issued.map(|i| security::operator_conf(i, e, name, true, &every_account)),
         accounts: Arc::default(),
         accounts_file: None,
     };
@@ -757,7 +769,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
             })
             .unwrap_or_default();
         let operator_mode = issued.is_some();
-        conf.operator = issued.map(|i| security::operator_conf(i, e, &leaf.name, false));
+        conf.operator = issued.map(|i| security::operator_conf(i, e, &leaf.name, false, &every_account));
         conf.leaf_remotes = vec![LeafRemoteConf {
             urls: hub_urls,
             account: leaf.account.as_ref().map(|a| account_ids[a].clone()),
@@ -825,6 +837,15 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
                 .collect()
         })
         .unwrap_or_default();
+    if servers
+        .iter()
+        .any(|s| s.conf.operator.as_ref().is_some_and(|o| o.preload_file.is_some()))
+    {
+        shared.push(SharedBlock::Preload {
+            file: every_account.1.clone(),
+            accounts: every_account.0.clone(),
+        });
+    }
     Desired {
         name: topology.name.clone(),
         expected: Arc::new(Expected {

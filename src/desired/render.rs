@@ -70,6 +70,9 @@ pub fn render_files(desired: &Desired) -> Result<Vec<RenderedFile>, tera::Error>
         if let Some(g) = &mut own.gateway {
             g.gateways = Default::default();
         }
+        if let Some(o) = own.operator.as_mut().filter(|o| o.preload_file.is_some()) {
+            o.preload = Default::default();
+        }
         let mut ctx = tera::Context::new();
         ctx.insert("conf", &own);
         ctx.insert("topology", &desired.name);
@@ -87,6 +90,14 @@ pub fn render_files(desired: &Desired) -> Result<Vec<RenderedFile>, tera::Error>
     for block in &desired.shared {
         let (what, body) = match block {
             SharedBlock::Accounts { accounts, .. } => ("The accounts every node holds", accounts_block(accounts)?),
+            SharedBlock::Preload { accounts, .. } => (
+                "Every account's JWT, preloaded by the memory resolvers",
+                accounts
+                    .iter()
+                    .map(|a| format!("{}: {}", a.public_key, quote(&a.jwt)))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
             SharedBlock::Gateways { remotes, .. } => {
                 let mut ctx = tera::Context::new();
                 ctx.insert("gateways", remotes.as_ref());

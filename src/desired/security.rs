@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{Addressing, Endpoint, RenderedFile};
 use crate::material::auth::{self, Issued};
@@ -51,7 +52,11 @@ pub struct OperatorConf {
     pub jwt: String,
     /// `None` for the memory resolver; the directory the full resolver keeps JWTs in.
     pub resolver_dir: Option<String>,
-    pub preload: Vec<PreloadedAccount>,
+    pub preload: Arc<Vec<PreloadedAccount>>,
+    /// The shared file (beside the configs) the preloaded accounts are included from; `None`:
+    /// written in the config itself (a full resolver's system account).
+    #[serde(default)]
+    pub preload_file: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,24 +151,44 @@ pub fn listener_tls(e: &Endpoint, name: &str, listener: Option<TlsListener>) -> 
     })
 }
 
+/// Every account's JWT, as a memory resolver preloads them.
+pub fn every_account_preload(issued: &Issued) -> Vec<PreloadedAccount> {
+    issued
+        .accounts
+        .iter()
+        .map(|a| PreloadedAccount {
+            public_key: a.public_key.clone(),
+            jwt: a.jwt.clone(),
+        })
+        .collect()
+}
+
 /// The operator settings of one server. With the full resolver, a cluster node preloads only
 /// the system account (the others are pushed to it, and a preload that changes would not reach
 /// a running account); a leafnode, which does not hear the hub's system account, keeps a
-/// memory resolver with every account.
-pub fn operator_conf(issued: &Issued, e: &Endpoint, server: &str, is_node: bool) -> OperatorConf {
+/// memory resolver with every account: `every_account`, included from the shared file.
+pub fn operator_conf(
+    issued: &Issued,
+    e: &Endpoint,
+    server: &str,
+    is_node: bool,
+    every_account: &(Arc<Vec<PreloadedAccount>>, String),
+) -> OperatorConf {
     let full = is_node && issued.resolver == Some(Resolver::Full);
+    let (preload, preload_file) = if full {
+        let system = every_account_preload(issued)
+            .into_iter()
+            .filter(|a| issued.system_account.as_deref() == Some(a.public_key.as_str()))
+            .collect();
+        (Arc::new(system), None)
+    } else {
+        (every_account.0.clone(), Some(every_account.1.clone()))
+    };
     OperatorConf {
         jwt: issued.operator_jwt.clone(),
         resolver_dir: full.then(|| format!("{}/resolver/{server}", e.config_dir)),
-        preload: issued
-            .accounts
-            .iter()
-            .filter(|a| !full || issued.system_account.as_deref() == Some(a.public_key.as_str()))
-            .map(|a| PreloadedAccount {
-                public_key: a.public_key.clone(),
-                jwt: a.jwt.clone(),
-            })
-            .collect(),
+        preload,
+        preload_file,
     }
 }
 

@@ -1,5 +1,5 @@
 //! `state.json` as written: the configs the servers were given hold their shared blocks (the
-//! gateway seed lists and the accounts every node holds) once each, referred to by index,
+//! gateway seed lists, the accounts every node holds, the preloaded account JWTs) once each, referred to by index,
 //! instead of a copy in every server's entry, which grew with servers x regions. The file is
 //! private: a leafnode's config holds its link key's seed.
 
@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::DeploymentState;
-use crate::desired::{AccountConf, RemoteGatewayConf};
+use crate::desired::{AccountConf, PreloadedAccount, RemoteGatewayConf};
 use crate::fsio::{read_state, write_private};
 
 #[derive(Serialize, Deserialize)]
@@ -26,6 +26,8 @@ struct StoredState {
 struct SharedBlocks {
     gateways: Vec<Arc<Vec<RemoteGatewayConf>>>,
     accounts: Vec<Arc<Vec<AccountConf>>>,
+    #[serde(default)]
+    preloads: Vec<Arc<Vec<PreloadedAccount>>>,
     servers: BTreeMap<String, SharedRefs>,
 }
 
@@ -35,6 +37,8 @@ struct SharedRefs {
     gateways: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     accounts: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    preload: Option<usize>,
 }
 
 impl SharedBlocks {
@@ -72,7 +76,11 @@ pub(super) fn save(state: &DeploymentState, path: &Path) -> Result<()> {
             refs.accounts = Some(intern(&mut shared.accounts, &conf.accounts));
             conf.accounts = Arc::default();
         }
-        if refs.gateways.is_some() || refs.accounts.is_some() {
+        if let Some(operator) = conf.operator.as_mut().filter(|o| !o.preload.is_empty()) {
+            refs.preload = Some(intern(&mut shared.preloads, &operator.preload));
+            operator.preload = Arc::default();
+        }
+        if refs.gateways.is_some() || refs.accounts.is_some() || refs.preload.is_some() {
             shared.servers.insert(server.clone(), refs);
         }
     }
@@ -95,6 +103,9 @@ pub(super) fn load(path: &Path) -> Result<Option<DeploymentState>> {
         }
         if let Some(i) = refs.accounts {
             conf.accounts = shared.accounts.get(i).cloned().with_context(damaged)?;
+        }
+        if let (Some(i), Some(operator)) = (refs.preload, conf.operator.as_mut()) {
+            operator.preload = shared.preloads.get(i).cloned().with_context(damaged)?;
         }
     }
     Ok(Some(state))
