@@ -561,6 +561,24 @@ fn gateway_lists(
     lists
 }
 
+/// The desired state of the topology in `text`, with declared addresses and no key material.
+#[cfg(test)]
+pub fn build_declared(text: &str) -> Desired {
+    let t = crate::topology::parse(crate::topology::Source {
+        path: "t.yaml".into(),
+        text: text.into(),
+    })
+    .expect("a valid topology")
+    .topology;
+    let material = Material {
+        keys: &Default::default(),
+        certs: &Default::default(),
+        issued: None,
+        tree: std::path::Path::new("/out"),
+    };
+    build(&t, &Addressing::Declared, &material)
+}
+
 pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) -> Desired {
     let keys = material.keys;
     let tls = topology.tls;

@@ -188,23 +188,12 @@ impl SelfContained {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::{Addressing, Material, build};
 
     #[test]
     fn a_self_contained_config_holds_what_its_config_includes() {
-        let t = crate::topology::parse(crate::topology::Source {
-            path: "t.yaml".into(),
-            text: "name: t\nregions:\n  east:\n    nodes: 2\n  west:\n    nodes: 2\naccounts:\n  APP:\n    users:\n      - user: app\n        password: ${APP_PASS}\n".into(),
-        })
-        .unwrap()
-        .topology;
-        let material = Material {
-            keys: &Default::default(),
-            certs: &Default::default(),
-            issued: None,
-            tree: Path::new("/out"),
-        };
-        let desired = build(&t, &Addressing::Declared, &material);
+        let desired = crate::desired::build_declared(
+            "name: t\nregions:\n  east:\n    nodes: 2\n  west:\n    nodes: 2\naccounts:\n  APP:\n    users:\n      - user: app\n        password: ${APP_PASS}\n",
+        );
         let rendered = render_files(&desired).unwrap();
         let own = &rendered.iter().find(|f| f.path == config_path("east-1")).unwrap().content;
         assert!(

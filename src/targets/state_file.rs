@@ -114,7 +114,6 @@ pub(super) fn load(path: &Path) -> Result<Option<DeploymentState>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::{Addressing, Material, build};
     use std::os::unix::fs::PermissionsExt;
 
     fn applied(regions: usize) -> BTreeMap<String, crate::desired::ServerConf> {
@@ -122,19 +121,7 @@ mod tests {
         let text = format!(
             "name: t\nregions:\n{names}accounts:\n  SYS:\n    system: true\n  APP:\n    users:\n      - user: app\n        password: ${{APP_PASS}}\nleafnodes:\n  edge:\n    hub: r0\n    account: APP\n"
         );
-        let t = crate::topology::parse(crate::topology::Source {
-            path: "t.yaml".into(),
-            text,
-        })
-        .unwrap()
-        .topology;
-        let material = Material {
-            keys: &Default::default(),
-            certs: &Default::default(),
-            issued: None,
-            tree: Path::new("/out"),
-        };
-        build(&t, &Addressing::Declared, &material)
+        crate::desired::build_declared(&text)
             .servers
             .into_iter()
             .map(|s| (s.name, s.conf))
