@@ -648,10 +648,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
             .collect()
     };
     // Every memory resolver (all servers but a full resolver's nodes) preloads every account.
-    let every_account = (
-        Arc::new(issued.map(security::every_account_preload).unwrap_or_default()),
-        SHARED_PRELOAD_FILE.to_string(),
-    );
+    let every_account = Arc::new(issued.map(security::every_account_preload).unwrap_or_default());
     let base_conf = |name: &str, e: &Endpoint| ServerConf {
         server_name: name.to_string(),
         version: topology.nats_server_version.clone(),
@@ -860,8 +857,8 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         .any(|s| s.conf.operator.as_ref().is_some_and(|o| o.preload_file.is_some()))
     {
         shared.push(SharedBlock::Preload {
-            file: every_account.1.clone(),
-            accounts: every_account.0.clone(),
+            file: SHARED_PRELOAD_FILE.into(),
+            accounts: every_account.clone(),
         });
     }
     Desired {

@@ -172,17 +172,18 @@ pub fn operator_conf(
     e: &Endpoint,
     server: &str,
     is_node: bool,
-    every_account: &(Arc<Vec<PreloadedAccount>>, String),
+    every_account: &Arc<Vec<PreloadedAccount>>,
 ) -> OperatorConf {
     let full = is_node && issued.resolver == Some(Resolver::Full);
     let (preload, preload_file) = if full {
-        let system = every_account_preload(issued)
-            .into_iter()
+        let system = every_account
+            .iter()
             .filter(|a| issued.system_account.as_deref() == Some(a.public_key.as_str()))
+            .cloned()
             .collect();
         (Arc::new(system), None)
     } else {
-        (every_account.0.clone(), Some(every_account.1.clone()))
+        (every_account.clone(), Some(super::SHARED_PRELOAD_FILE.to_string()))
     };
     OperatorConf {
         jwt: issued.operator_jwt.clone(),

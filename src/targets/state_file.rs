@@ -1,7 +1,7 @@
 //! `state.json` as written: the configs the servers were given hold their shared blocks (the
-//! gateway seed lists, the accounts every node holds, the preloaded account JWTs) once each, referred to by index,
-//! instead of a copy in every server's entry, which grew with servers x regions. The file is
-//! private: a leafnode's config holds its link key's seed.
+//! gateway seed lists, the accounts every node holds, the preloaded account JWTs) once each,
+//! referred to by index, instead of a copy in every server's entry, which grew with servers x
+//! regions. The file is private: a leafnode's config holds its link key's seed.
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
