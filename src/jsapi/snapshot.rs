@@ -13,6 +13,8 @@ use futures_util::StreamExt;
 const CHUNK_SIZE: usize = 128 * 1024;
 /// Longest silence between two chunks of a snapshot before it counts as lost.
 const CHUNK_PATIENCE: Duration = Duration::from_secs(30);
+/// How long a restore waits for the cluster to take it (a placement it refuses for a moment).
+const START_PATIENCE: Duration = Duration::from_secs(30);
 /// The server builds the stream from the staged store before it answers the final request.
 const FINISH_PATIENCE: Duration = Duration::from_secs(300);
 /// The server that takes the restore subscribes to its chunk subject as it answers; in a cluster
@@ -80,9 +82,10 @@ impl JsApi {
         sent: impl Fn(u64),
     ) -> Result<Value, ApiError> {
         let stream = config["name"].as_str().unwrap_or_default();
-        let started = self
-            .request(&format!("STREAM.RESTORE.{stream}"), &json!({ "config": config, "state": state }))
-            .await?;
+        // A peer the meta leader has not heard from yet (right after a start) refuses placement
+        // for a moment; nothing is staged until the request is taken.
+        let (api, request) = (format!("STREAM.RESTORE.{stream}"), json!({ "config": config, "state": state }));
+        let started = super::retry_transient(START_PATIENCE, || self.request(&api, &request)).await?;
         let deliver = started["deliver_subject"]
             .as_str()
             .ok_or_else(|| ApiError::Transport(format!("the restore of {stream} was not given a subject to send to")))?
