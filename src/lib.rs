@@ -2,6 +2,7 @@
 //! probes) -> plan (diff against disk and live servers) -> apply (one rollout through a target
 //! driver) -> verify. Each module owns one step; data flows only in that direction.
 
+pub mod access;
 pub mod apply;
 pub mod backup;
 pub mod client;

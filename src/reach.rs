@@ -308,7 +308,7 @@ impl<'t> Walk<'t> {
                     None => not_reached(self.missed_stream(stream)),
                 }
             }
-            FlowTarget::Consumer { stream, name, loc } => {
+            FlowTarget::Consumer { stream, name, reader, loc } => {
                 let consumer = js.consumers.iter().find(|c| &c.stream == stream && &c.name == name);
                 let (Some(consumer), Some(s)) = (consumer, js.streams.iter().find(|s| &s.name == stream)) else {
                     return not_reached(vec![Step::at(format!("consumer `{stream}/{name}` is not declared"), *loc)]);
@@ -319,7 +319,16 @@ impl<'t> Walk<'t> {
                         let filters = &consumer.filter_subjects;
                         if filters.is_empty() || filters.iter().any(|f| subject::matches(f, &subj)) {
                             steps.push(Step::at(format!("consumer `{stream}/{name}` has it pending"), consumer.loc));
-                            reached(steps, subj)
+                            match reader.as_deref().and_then(|r| self.topology.app(r)) {
+                                None => reached(steps, subj),
+                                Some(app) => match self.reader_refusal(consumer, app, *loc) {
+                                    None => {
+                                        steps.push(Step::at(format!("{} reads and acknowledges it", app.who()), app.loc));
+                                        reached(steps, subj)
+                                    }
+                                    Some(refused) => not_reached(vec![refused]),
+                                },
+                            }
                         } else {
                             not_reached(vec![Step::at(
                                 format!("no filter of consumer `{stream}/{name}` ({}) matches `{subj}`", quoted(filters)),
@@ -433,17 +442,37 @@ impl<'t> Walk<'t> {
     }
 }
 
+impl Walk<'_> {
+    /// Why `app` cannot read `consumer`: the first essential subject its user may not use.
+    fn reader_refusal(&self, consumer: &crate::model::Consumer, app: &crate::model::App, loc: Loc) -> Option<Step> {
+        let t = self.topology;
+        let needs = match crate::access::consumer_needs(t, consumer, &app.at, &app.inbox, loc) {
+            Ok(needs) => needs,
+            Err(why) => return Some(Step::at(why, app.loc)),
+        };
+        let account = t.account(app.account.as_deref()?)?;
+        let user = account.users.iter().find(|u| u.name == app.user)?;
+        let permissions = t.effective_permissions(account, user);
+        needs.iter().filter(|n| n.essential).find_map(|n| {
+            crate::access::refusal(permissions, n).map(|why| {
+                let at = permissions
+                    .and_then(|p| p.publish.allow.first().or(p.subscribe.allow.first()))
+                    .map(|p| p.loc)
+                    .filter(|l| l.line > 0)
+                    .unwrap_or(user.loc);
+                Step::at(format!("{} may not {}: {why}", app.who(), n.describe()), at)
+            })
+        })
+    }
+}
+
 /// The user's name and publish and subscribe rules, its account's default permissions when it
 /// declares none (`None` for a topology without users).
 fn user_rules(t: &Topology, e: &Endpoint) -> Option<(String, Rule, Rule)> {
     let account = t.account(e.account.as_deref()?)?;
     let user = account.users.iter().find(|u| Some(&u.name) == e.user.as_ref())?;
-    let own = &user.permissions;
-    let permissions = match &account.default_permissions {
-        Some(defaults) if own.publish.is_empty() && own.subscribe.is_empty() && own.responses.is_none() => defaults,
-        _ => own,
-    };
-    Some((e.who(), permissions.publish.clone(), permissions.subscribe.clone()))
+    let permissions = t.effective_permissions(account, user).cloned().unwrap_or_default();
+    Some((e.who(), permissions.publish, permissions.subscribe))
 }
 
 /// Why `rule` refuses `what` on literal `subject`, if it does.

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use std::path::PathBuf;
 
-use crate::model::{Endpoint, FlowTarget, Password, Site, Topology};
+use crate::model::{AckPolicy, Endpoint, FlowTarget, Password, Site, Topology};
 use crate::reach;
 
 #[derive(Debug, Clone, Serialize)]
@@ -42,10 +42,27 @@ pub enum TargetKind {
         account: Option<String>,
         deny_delete: bool,
         leaf_domain: Option<String>,
+        /// The application that reads it (`reaches`) or must not be able to (`never`).
+        reader: Option<Box<ConsumerReader>>,
     },
     Subscriber {
         client: FlowClient,
     },
+}
+
+/// An application reading a consumer the way its client would: bind with an info request,
+/// then pull (or receive on the deliver subject) and acknowledge.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumerReader {
+    pub app: String,
+    pub client: FlowClient,
+    /// Its reply subjects' prefix.
+    pub inbox: String,
+    /// `$JS.API`, or `$JS.<domain>.API` for a consumer in another JetStream domain.
+    pub api: String,
+    /// Push consumers: the deliver subject and queue group.
+    pub deliver: Option<(String, Option<String>)>,
+    pub acks: bool,
 }
 
 /// A client connection as a declared user: at which server, as whom, with what.
@@ -115,12 +132,16 @@ fn target(topology: &Topology, t: &FlowTarget, must_arrive: bool, subject: Strin
             deny_delete: stream_of(name).is_some_and(|s| s.deny_delete),
             leaf_domain: leaf_domain(name),
         },
-        FlowTarget::Consumer { stream, name, .. } => TargetKind::Consumer {
+        FlowTarget::Consumer { stream, name, reader, .. } => TargetKind::Consumer {
             stream: stream.clone(),
             consumer: name.clone(),
             account: stream_of(stream).and_then(|s| s.account.clone()),
             deny_delete: stream_of(stream).is_some_and(|s| s.deny_delete),
             leaf_domain: leaf_domain(stream),
+            reader: reader
+                .as_deref()
+                .and_then(|app| consumer_reader(topology, stream, name, app))
+                .map(Box::new),
         },
         FlowTarget::Subscriber(e) => TargetKind::Subscriber {
             client: client(topology, e),
@@ -132,6 +153,36 @@ fn target(topology: &Topology, t: &FlowTarget, must_arrive: bool, subject: Strin
         must_arrive,
         subject,
     }
+}
+
+fn consumer_reader(topology: &Topology, stream: &str, durable: &str, app: &str) -> Option<ConsumerReader> {
+    let app = topology.app(app)?;
+    let consumer = topology
+        .jetstream
+        .consumers
+        .iter()
+        .find(|c| c.stream == stream && c.name == durable)?;
+    let domain = topology
+        .jetstream
+        .streams
+        .iter()
+        .find(|s| s.name == stream)
+        .and_then(|s| topology.stream_domain(s));
+    let endpoint = Endpoint {
+        account: app.account.clone(),
+        user: Some(app.user.clone()),
+        at: app.at.clone(),
+        subject: consumer.deliver_subject.clone().unwrap_or_default(),
+        loc: app.loc,
+    };
+    Some(ConsumerReader {
+        app: app.name.clone(),
+        client: client(topology, &endpoint),
+        inbox: app.inbox.clone(),
+        api: crate::access::api_prefix(topology, &app.at, domain.as_deref()).ok()?,
+        deliver: consumer.deliver_subject.clone().map(|d| (d, consumer.deliver_group.clone())),
+        acks: consumer.ack_policy != AckPolicy::None,
+    })
 }
 
 fn client(topology: &Topology, e: &Endpoint) -> FlowClient {

@@ -14,7 +14,7 @@ pub mod wireguard;
 
 pub use addressing::{Addressing, DECLARED_CONFIG_DIR, DEFAULT_LOCAL_PORT_BASE, Endpoint, LOCAL_PORT_STRIDE, assign_slots};
 pub use compose::{COMPOSE_FILE, DEFAULT_IMAGE, Publish, compose_file, host_projects};
-pub use flows::{ExpectedFlow, ExpectedTarget, FlowClient, Login, TargetKind};
+pub use flows::{ConsumerReader, ExpectedFlow, ExpectedTarget, FlowClient, Login, TargetKind};
 pub use jetstream::{JsObject, ObjectKind, object_label};
 pub use render::{RenderedFile, SelfContained, config_files, config_path, render_files};
 pub use security::{ClientTls, Material, OperatorConf, PreloadedAccount, TlsConf, cert_requests};

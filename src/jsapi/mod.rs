@@ -27,6 +27,8 @@ pub enum ApiError {
 
 /// Error codes the callers branch on.
 pub const STREAM_NOT_FOUND: u32 = 10059;
+/// The message is not (or no longer) in the stream.
+pub const MESSAGE_NOT_FOUND: u32 = 10057;
 pub const CONSUMER_NOT_FOUND: u32 = 10014;
 pub const RECONFIGURATION_IN_PROGRESS: u32 = 10226;
 /// `SERVER.REMOVE` of a server the meta group does not have.

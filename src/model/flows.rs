@@ -53,8 +53,14 @@ impl Endpoint {
 pub enum FlowTarget {
     /// The stream stores the message.
     Stream { name: String, loc: Loc },
-    /// The consumer of `stream` has the message pending.
-    Consumer { stream: String, name: String, loc: Loc },
+    /// The consumer of `stream` has the message pending; with `reader`, that application reads
+    /// and acknowledges it (`never`: cannot read it).
+    Consumer {
+        stream: String,
+        name: String,
+        reader: Option<String>,
+        loc: Loc,
+    },
     /// The subscriber receives the message.
     Subscriber(Endpoint),
 }
@@ -72,6 +78,12 @@ impl std::fmt::Display for FlowTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         match self {
             FlowTarget::Stream { name, .. } => write!(f, "stream {name}"),
+            FlowTarget::Consumer {
+                stream,
+                name,
+                reader: Some(app),
+                ..
+            } => write!(f, "consumer {stream}/{name} read by {app}"),
             FlowTarget::Consumer { stream, name, .. } => write!(f, "consumer {stream}/{name}"),
             FlowTarget::Subscriber(e) => write!(f, "subscriber {} at {} on {}", e.who(), e.at.name(), e.subject),
         }

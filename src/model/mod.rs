@@ -1,10 +1,12 @@
 //! The validated topology: regions (NATS clusters), their nodes, leafnode servers and accounts.
 //! Everything here has passed validation; it holds no YAML and does no I/O.
 
+mod apps;
 mod flows;
 mod jetstream;
 mod security;
 
+pub use apps::*;
 pub use flows::*;
 pub use jetstream::*;
 pub use security::*;
@@ -27,6 +29,8 @@ pub struct Topology {
     pub leafnodes: Vec<Leafnode>,
     pub accounts: Vec<Account>,
     pub jetstream: JetStreamObjects,
+    /// The applications: who logs in where and what it does there.
+    pub apps: Vec<App>,
     /// Declared traffic, proven statically at validation and live by `verify --flows`.
     pub flows: Vec<Flow>,
     pub tls: Tls,
@@ -307,6 +311,9 @@ pub struct User {
     /// Static accounts only; operator-mode users authenticate with their credentials.
     pub password: Option<Password>,
     pub permissions: Permissions,
+    /// The applications whose declared use these permissions were derived from (empty: written
+    /// by hand, or none).
+    pub derived_for: Vec<String>,
     /// `STANDARD`, `WEBSOCKET`, `LEAFNODE`, `MQTT`...; empty means every type.
     pub allowed_connection_types: Vec<String>,
     pub bearer: bool,
@@ -406,6 +413,18 @@ impl Topology {
 
     pub fn account(&self, name: &str) -> Option<&Account> {
         self.accounts.iter().find(|a| a.name == name)
+    }
+
+    pub fn app(&self, name: &str) -> Option<&App> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+
+    /// The permissions a user of `account` works under: its own, else the account's defaults,
+    /// else `None` (unrestricted).
+    pub fn effective_permissions<'a>(&self, account: &'a Account, user: &'a User) -> Option<&'a Permissions> {
+        let own = &user.permissions;
+        let written = !own.publish.is_empty() || !own.subscribe.is_empty() || own.responses.is_some();
+        if written { Some(own) } else { account.default_permissions.as_ref() }
     }
 
     /// The host of server `name` (node or leafnode) as the ssh target reaches it.

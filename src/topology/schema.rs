@@ -41,6 +41,10 @@ pub struct TopologyFile {
     pub kv: Named<KvSpec>,
     #[serde(default)]
     pub object_stores: Named<ObjectStoreSpec>,
+    /// The applications that use the system: who they log in as and what they do, from which
+    /// their users' permissions are derived.
+    #[serde(default)]
+    pub apps: Named<AppSpec>,
     /// Traffic the system must carry (`reaches`) and must never carry (`never`).
     #[serde(default)]
     pub flows: Named<FlowSpec>,
@@ -585,6 +589,43 @@ pub struct ObjectStoreSpec {
     pub placement: Option<Spanned<PlacementSpec>>,
 }
 
+/// An application: the user it logs in as, where it connects, and what it does there.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSpec {
+    /// `user` or `ACCOUNT/user`: a declared user of an application account.
+    pub user: Spanned<String>,
+    /// The region or leafnode it connects at.
+    pub at: Spanned<String>,
+    /// The prefix of its reply subjects (default `_INBOX`).
+    pub inbox: Option<Spanned<String>>,
+    /// Subjects it publishes.
+    #[serde(default)]
+    pub publish: Vec<Spanned<String>>,
+    /// Subjects it subscribes to.
+    #[serde(default)]
+    pub subscribe: Vec<Spanned<String>>,
+    /// Subjects it sends requests on (and waits for the reply).
+    #[serde(default)]
+    pub requests: Vec<Spanned<String>>,
+    /// Subjects of the requests it answers.
+    #[serde(default)]
+    pub serves: Vec<Spanned<String>>,
+    /// The consumers it reads, `STREAM/durable` (pull or push, as the consumer is declared).
+    #[serde(default)]
+    pub consumers: Vec<Spanned<String>>,
+    /// KV buckets it uses: `read` or `write` (write includes read).
+    #[serde(default)]
+    pub kv: Named<Spanned<StoreAccess>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreAccess {
+    Read,
+    Write,
+}
+
 /// One declared message: who publishes it where, and where it must and must not arrive.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -605,12 +646,15 @@ pub struct EndpointSpec {
 }
 
 /// Exactly one of: a stream that stores the message, a consumer (`STREAM/durable`) that has it
-/// pending, or a subscriber that receives it.
+/// pending (and, with `by`, the application that reads and acknowledges it there), or a
+/// subscriber that receives it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlowTargetSpec {
     pub stream: Option<Spanned<String>>,
     pub consumer: Option<Spanned<String>>,
+    /// With `consumer`: the application that reads it (`never`: that cannot read it).
+    pub by: Option<Spanned<String>>,
     pub subscriber: Option<Spanned<EndpointSpec>>,
 }
 

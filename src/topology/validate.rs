@@ -4,6 +4,7 @@
 use serde_saphyr::Spanned;
 use std::collections::HashMap;
 
+mod apps;
 mod flows;
 mod jetstream;
 mod monitoring;
@@ -367,6 +368,7 @@ impl Validator {
             leafnodes,
             accounts,
             jetstream: JetStreamObjects::default(),
+            apps: Vec::new(),
             flows: Vec::new(),
             tls: self.tls(&file.tls),
             operator,
@@ -381,6 +383,8 @@ impl Validator {
         self.port_clashes(&topology);
         self.security(&file, &topology);
         topology.jetstream = self.jetstream_objects(&file, &topology);
+        topology.apps = self.apps(&file, &topology);
+        self.app_permissions(&mut topology);
         topology.flows = self.flows(&file, &topology);
         topology.monitoring = self.monitoring(&file, &topology);
         // The proof walks the rules, so it needs them sound.
@@ -697,6 +701,7 @@ impl Validator {
             name: u.user.value.clone(),
             password,
             permissions,
+            derived_for: Vec::new(),
             allowed_connection_types: self.connection_types(&u.allowed_connection_types, object),
             bearer,
             client_cert: u.client_cert,

@@ -7,7 +7,7 @@
 use data_encoding::BASE64;
 use futures_util::StreamExt;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::desired::{Desired, ExpectedFlow, ExpectedTarget, FlowClient, Login, TargetKind};
@@ -34,7 +34,35 @@ pub struct FlowReport {
 }
 
 pub async fn run_all(desired: &Desired, keys: &Keys, nonce: &str) -> Vec<FlowReport> {
-    let runs = desired.flows.iter().map(|f| run_one(desired, keys, f, nonce));
+    // Flows that look at one consumer take turns: a read (with its NAKs of what is not its own)
+    // would otherwise move what another flow is checking.
+    let consumers_of = |f: &ExpectedFlow| -> BTreeSet<(Option<String>, String, String)> {
+        f.targets
+            .iter()
+            .filter_map(|t| match &t.kind {
+                TargetKind::Consumer {
+                    stream, consumer, account, ..
+                } => Some((account.clone(), stream.clone(), consumer.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let locks: BTreeMap<_, tokio::sync::Mutex<()>> = desired
+        .flows
+        .iter()
+        .flat_map(consumers_of)
+        .map(|k| (k, tokio::sync::Mutex::new(())))
+        .collect();
+    let runs = desired.flows.iter().map(|f| {
+        let locks = &locks;
+        async move {
+            let mut held = Vec::new();
+            for key in consumers_of(f) {
+                held.push(locks[&key].lock().await);
+            }
+            run_one(desired, keys, f, nonce).await
+        }
+    });
     futures_util::future::join_all(runs).await.into_iter().flatten().collect()
 }
 
@@ -153,6 +181,12 @@ async fn run_one(desired: &Desired, keys: &Keys, flow: &ExpectedFlow, nonce: &st
             outcome.insert(i, jetstream.judge(t, found).await);
         }
     }
+    for (i, t) in flow.targets.iter().enumerate() {
+        if let (Some(Ok(seq)), TargetKind::Consumer { reader: Some(_), .. }) = (stored.get(&i), &t.kind) {
+            let judged = outcome.remove(&i).unwrap_or_else(|| Err("not judged".into()));
+            outcome.insert(i, jetstream.read_as_app(desired, t, *seq, &mark, judged).await);
+        }
+    }
     let cleanup = jetstream.remove(&flow.targets, &stored).await;
     for (i, note) in cleanup {
         if let Some(Ok(detail)) = outcome.get_mut(&i) {
@@ -219,7 +253,11 @@ async fn subscribe(desired: &Desired, c: &FlowClient) -> Result<(async_nats::Cli
 
 /// Connects as the flow's user, with that user's own credentials and certificate.
 async fn connect(desired: &Desired, c: &FlowClient) -> Result<async_nats::Client, String> {
-    let server = desired.server(&c.server).ok_or_else(|| format!("unknown server {}", c.server))?;
+    dial(desired, c, login(desired, c)?).await
+}
+
+/// The options that log in as the client's user: its own credentials and certificate.
+pub(super) fn login(desired: &Desired, c: &FlowClient) -> Result<async_nats::ConnectOptions, String> {
     let mut opts = match &c.login {
         Login::Anonymous => async_nats::ConnectOptions::new(),
         Login::Password { user, var } => {
@@ -255,6 +293,12 @@ async fn connect(desired: &Desired, c: &FlowClient) -> Result<async_nats::Client
             None => {}
         }
     }
+    Ok(opts)
+}
+
+/// Connects with `opts` to the server the client is declared at.
+pub(super) async fn dial(desired: &Desired, c: &FlowClient, opts: async_nats::ConnectOptions) -> Result<async_nats::Client, String> {
+    let server = desired.server(&c.server).ok_or_else(|| format!("unknown server {}", c.server))?;
     opts.name("notif-infra-flow")
         .connection_timeout(Duration::from_secs(2))
         .ignore_discovered_servers()
@@ -335,6 +379,63 @@ impl JetStreamTargets {
         }
     }
 
+    /// The application of a consumer target reads it: `reaches`, it gets the flow's message
+    /// (pending, as `judged` says) and its ack moves the consumer on; `never`, it cannot.
+    async fn read_as_app(
+        &self,
+        desired: &Desired,
+        t: &ExpectedTarget,
+        seq: u64,
+        mark: &str,
+        judged: Result<String, String>,
+    ) -> Result<String, String> {
+        let TargetKind::Consumer {
+            stream,
+            consumer,
+            account,
+            leaf_domain,
+            reader: Some(reader),
+            ..
+        } = &t.kind
+        else {
+            return judged;
+        };
+        let is_ours = |h: &Option<async_nats::HeaderMap>| marked(h, mark);
+        let read = super::readers::read(desired, reader, stream, consumer, &is_ours).await;
+        let app = &reader.app;
+        match (read, t.must_arrive) {
+            (Ok(r), true) => {
+                let pending = judged?;
+                let skipped = match r.skipped {
+                    0 => String::new(),
+                    n => format!(" after handing back {n} other message(s)"),
+                };
+                if !r.acked {
+                    return Ok(format!("{pending}; app `{app}` {}{skipped} (the consumer takes no acks)", r.how));
+                }
+                let info = self
+                    .api(account, leaf_domain.as_deref())?
+                    .consumer_info(stream, consumer)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let floor = info["ack_floor"]["stream_seq"].as_u64().unwrap_or(0);
+                if r.skipped == 0 && floor < seq {
+                    return Err(format!(
+                        "app `{app}` {} and its ack was confirmed, yet the consumer's ack floor is {floor}, below seq {seq}",
+                        r.how
+                    ));
+                }
+                Ok(format!(
+                    "{pending}; app `{app}` {}{skipped} and acknowledged it (confirmed; ack floor {floor})",
+                    r.how
+                ))
+            }
+            (Err(super::readers::Refused(why)), true) => Err(format!("app `{app}` could not read it: {why}")),
+            (Ok(r), false) => Err(format!("app `{app}` {}, though it must never be able to read this consumer", r.how)),
+            (Err(super::readers::Refused(why)), false) => Ok(format!("app `{app}` cannot read it: {why}")),
+        }
+    }
+
     async fn judge(&self, t: &ExpectedTarget, found: &Result<u64, String>) -> Result<String, String> {
         let (stream, account, _, domain) = stream_of(t).ok_or("not a stream target")?;
         match (&t.kind, found, t.must_arrive) {
@@ -401,6 +502,10 @@ impl JetStreamTargets {
                         match self.api(account, domain) {
                             Ok(api) => match api.delete_message(stream, *seq).await {
                                 Ok(_) => format!("deleted from {stream} afterwards"),
+                                // Interest retention drops a message once every consumer acked it.
+                                Err(e) if e.err_code() == Some(crate::jsapi::MESSAGE_NOT_FOUND) => {
+                                    format!("gone from {stream} afterwards (acknowledged by every consumer)")
+                                }
                                 Err(e) => format!("left in {stream} at seq {seq}: delete failed: {e}"),
                             },
                             Err(e) => format!("left in {stream} at seq {seq}: {e}"),

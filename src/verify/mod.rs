@@ -4,6 +4,7 @@
 mod checks;
 mod flows;
 mod probes;
+mod readers;
 mod streams;
 
 pub use checks::{Evaluation, LinkReport, MetaReport, NodeReport, evaluate};

@@ -22,7 +22,7 @@ impl Validator {
             let object = format!("flow `{}`", name.value);
             let publish = self.endpoint(&spec.publish, t, &object, true);
             let reaches = match &spec.reaches {
-                Some(list) if !list.value.is_empty() => self.targets(&list.value, t, &object),
+                Some(list) if !list.value.is_empty() => self.targets(&list.value, t, &object, true),
                 Some(list) => {
                     self.error(
                         Diagnostic::error(format!("flow `{}` has an empty `reaches`", name.value))
@@ -40,7 +40,7 @@ impl Validator {
                     Vec::new()
                 }
             };
-            let never = self.targets(&spec.never, t, &object);
+            let never = self.targets(&spec.never, t, &object, false);
             if let Some(publish) = publish {
                 flows.push(Flow {
                     name: name.value.clone(),
@@ -70,6 +70,7 @@ impl Validator {
             }
         }
         self.idle_consumers(t);
+        self.access_findings(t);
     }
 
     fn flow_error(&mut self, flow: &Flow, target: &FlowTarget, verdict: &Verdict, what: &str) {
@@ -151,11 +152,20 @@ impl Validator {
         }
     }
 
-    fn targets(&mut self, specs: &[FlowTargetSpec], t: &Topology, object: &str) -> Vec<FlowTarget> {
-        specs.iter().filter_map(|s| self.target(s, t, object)).collect()
+    fn targets(&mut self, specs: &[FlowTargetSpec], t: &Topology, object: &str, must_arrive: bool) -> Vec<FlowTarget> {
+        specs.iter().filter_map(|s| self.target(s, t, object, must_arrive)).collect()
     }
 
-    fn target(&mut self, spec: &FlowTargetSpec, t: &Topology, object: &str) -> Option<FlowTarget> {
+    fn target(&mut self, spec: &FlowTargetSpec, t: &Topology, object: &str, must_arrive: bool) -> Option<FlowTarget> {
+        if let (Some(by), None) = (&spec.by, &spec.consumer) {
+            self.error(
+                Diagnostic::error("`by` names the application reading a consumer: it goes with `consumer`")
+                    .at(loc(by))
+                    .object(object.to_string())
+                    .help("write `- { consumer: STREAM/durable, by: APP }`, or check a subscriber with `subscriber:`"),
+            );
+            return None;
+        }
         match (&spec.stream, &spec.consumer, &spec.subscriber) {
             (Some(stream), None, None) => {
                 let names = t.jetstream.streams.iter().map(|s| s.name.as_str());
@@ -170,11 +180,18 @@ impl Validator {
                     full == consumer.value || (!consumer.value.contains('/') && c.name == consumer.value)
                 });
                 match found {
-                    Some(c) => Some(FlowTarget::Consumer {
-                        stream: c.stream.clone(),
-                        name: c.name.clone(),
-                        loc: loc(consumer),
-                    }),
+                    Some(c) => {
+                        let reader = match &spec.by {
+                            None => None,
+                            Some(by) => Some(self.reader(by, c, t, must_arrive)?),
+                        };
+                        Some(FlowTarget::Consumer {
+                            stream: c.stream.clone(),
+                            name: c.name.clone(),
+                            reader,
+                            loc: loc(consumer),
+                        })
+                    }
                     None => {
                         let all: Vec<String> = t.jetstream.consumers.iter().map(|c| format!("{}/{}", c.stream, c.name)).collect();
                         self.unknown(
@@ -209,19 +226,7 @@ impl Validator {
 
     fn endpoint(&mut self, spec: &Spanned<EndpointSpec>, t: &Topology, object: &str, publishes: bool) -> Option<Endpoint> {
         let e = &spec.value;
-        let at = if t.region(&e.at.value).is_some() {
-            Some(Site::Region(e.at.value.clone()))
-        } else if t.leafnodes.iter().any(|l| l.name == e.at.value) {
-            Some(Site::Leafnode(e.at.value.clone()))
-        } else {
-            let sites = t
-                .regions
-                .iter()
-                .map(|r| r.name.as_str())
-                .chain(t.leafnodes.iter().map(|l| l.name.as_str()));
-            self.unknown(&e.at, sites, "region or leafnode", "regions: or leafnodes:");
-            None
-        };
+        let at = self.site(&e.at, t);
         let subject_ok = match subject::check(&e.subject.value) {
             Err(why) => {
                 self.error(
@@ -247,21 +252,7 @@ impl Validator {
         };
         let (account, user) = self.flow_user(e, t, object)?;
         let at = at?;
-        if let (Site::Leafnode(leaf), Some(account)) = (&at, &account)
-            && t.operator.is_none()
-            && let Some(l) = t.leafnodes.iter().find(|l| &l.name == leaf)
-            && l.account.as_ref() != Some(account)
-        {
-            self.error(
-                Diagnostic::error(format!(
-                    "user `{}` of account `{account}` cannot connect at leafnode `{leaf}`, which serves only account `{}`",
-                    user.as_deref().unwrap_or_default(),
-                    l.account.as_deref().unwrap_or("(none)")
-                ))
-                .at(loc(&e.at))
-                .object(object.to_string())
-                .help("a leafnode without an operator knows only the account it binds to; connect the user at a region"),
-            );
+        if !self.site_serves(&at, &account, user.as_deref(), t, loc(&e.at), object) {
             return None;
         }
         subject_ok.then(|| Endpoint {
@@ -273,9 +264,32 @@ impl Validator {
         })
     }
 
+    /// The application `by` names, which must declare the consumer it reads (`reaches`): its
+    /// permissions are derived from what it declares.
+    fn reader(&mut self, by: &Spanned<String>, c: &Consumer, t: &Topology, must_arrive: bool) -> Option<String> {
+        let Some(app) = t.app(&by.value) else {
+            self.unknown(by, t.apps.iter().map(|a| a.name.as_str()), "app", "apps:");
+            return None;
+        };
+        if must_arrive && !app.reads(&c.stream, &c.name) {
+            self.error(
+                Diagnostic::error(format!(
+                    "app `{}` reads consumer `{}/{}` in this flow but does not declare it",
+                    app.name, c.stream, c.name
+                ))
+                .at(loc(by))
+                .help(format!(
+                    "add `{}/{}` to the `consumers:` of app `{}` (line {})",
+                    c.stream, c.name, app.name, app.loc.line
+                )),
+            );
+            return None;
+        }
+        Some(app.name.clone())
+    }
+
     /// Resolves `user` or `ACCOUNT/user`: both `None` in a topology without accounts.
     fn flow_user(&mut self, e: &EndpointSpec, t: &Topology, object: &str) -> Option<AccountAndUser> {
-        let app_users: Vec<(&Account, &User)> = t.app_accounts().flat_map(|a| a.users.iter().map(move |u| (a, u))).collect();
         let Some(user) = &e.user else {
             if t.accounts.is_empty() {
                 return Some((None, None));
@@ -288,6 +302,12 @@ impl Validator {
             );
             return None;
         };
+        self.user_ref(user, t).map(|(a, u)| (Some(a), Some(u)))
+    }
+
+    /// The account and name of `user` or `ACCOUNT/user`, a user of an application account.
+    pub(super) fn user_ref(&mut self, user: &Spanned<String>, t: &Topology) -> Option<(String, String)> {
+        let app_users: Vec<(&Account, &User)> = t.app_accounts().flat_map(|a| a.users.iter().map(move |u| (a, u))).collect();
         let (account, name) = match user.value.split_once('/') {
             Some((a, u)) => (Some(a), u),
             None => (None, user.value.as_str()),
@@ -296,7 +316,7 @@ impl Validator {
             .iter()
             .find(|(a, u)| u.name == name && account.is_none_or(|acc| acc == a.name));
         match found {
-            Some((a, u)) => Some((Some(a.name.clone()), Some(u.name.clone()))),
+            Some((a, u)) => Some((a.name.clone(), u.name.clone())),
             None => {
                 let all: Vec<String> = app_users.iter().map(|(a, u)| format!("{}/{}", a.name, u.name)).collect();
                 let names: Vec<&str> = app_users
@@ -310,6 +330,54 @@ impl Validator {
         }
     }
 
+    /// The region or leafnode `at` names.
+    pub(super) fn site(&mut self, at: &Spanned<String>, t: &Topology) -> Option<Site> {
+        if t.region(&at.value).is_some() {
+            Some(Site::Region(at.value.clone()))
+        } else if t.leafnodes.iter().any(|l| l.name == at.value) {
+            Some(Site::Leafnode(at.value.clone()))
+        } else {
+            let sites = t
+                .regions
+                .iter()
+                .map(|r| r.name.as_str())
+                .chain(t.leafnodes.iter().map(|l| l.name.as_str()));
+            self.unknown(at, sites, "region or leafnode", "regions: or leafnodes:");
+            None
+        }
+    }
+
+    /// Whether a user of `account` can connect at `site`: without an operator a leafnode knows
+    /// only the account it binds to.
+    pub(super) fn site_serves(
+        &mut self,
+        site: &Site,
+        account: &Option<String>,
+        user: Option<&str>,
+        t: &Topology,
+        at: Loc,
+        object: &str,
+    ) -> bool {
+        if let (Site::Leafnode(leaf), Some(account)) = (site, account)
+            && t.operator.is_none()
+            && let Some(l) = t.leafnodes.iter().find(|l| &l.name == leaf)
+            && l.account.as_ref() != Some(account)
+        {
+            self.error(
+                Diagnostic::error(format!(
+                    "user `{}` of account `{account}` cannot connect at leafnode `{leaf}`, which serves only account `{}`",
+                    user.unwrap_or_default(),
+                    l.account.as_deref().unwrap_or("(none)")
+                ))
+                .at(at)
+                .object(object.to_string())
+                .help("a leafnode without an operator knows only the account it binds to; connect the user at a region"),
+            );
+            return false;
+        }
+        true
+    }
+
     fn known<'a>(&mut self, name: &Spanned<String>, candidates: impl Iterator<Item = &'a str> + Clone, what: &str, under: &str) -> bool {
         if candidates.clone().any(|c| c == name.value) {
             return true;
@@ -318,7 +386,7 @@ impl Validator {
         false
     }
 
-    fn unknown<'a>(&mut self, name: &Spanned<String>, candidates: impl Iterator<Item = &'a str>, what: &str, under: &str) {
+    pub(super) fn unknown<'a>(&mut self, name: &Spanned<String>, candidates: impl Iterator<Item = &'a str>, what: &str, under: &str) {
         let mut d = Diagnostic::error(format!("unknown {what} `{}`", name.value)).at(loc(name));
         d = match did_you_mean(&name.value, candidates) {
             Some(s) => d.help(format!("did you mean `{s}`?")),

@@ -1,0 +1,55 @@
+//! Applications: a user of an account, where it connects, and what it does there (publish,
+//! subscribe, request, serve, read consumers, use KV buckets). Every subject an application
+//! needs follows from that use, so its user's permissions can be derived instead of written.
+
+use super::{Loc, Pattern, Site};
+
+#[derive(Debug, Clone)]
+pub struct App {
+    pub name: String,
+    /// `None` only in a topology without accounts.
+    pub account: Option<String>,
+    pub user: String,
+    pub at: Site,
+    /// The prefix of its reply subjects (`_INBOX` unless it says otherwise).
+    pub inbox: String,
+    pub publish: Vec<Pattern>,
+    pub subscribe: Vec<Pattern>,
+    pub requests: Vec<Pattern>,
+    pub serves: Vec<Pattern>,
+    /// `(stream, durable)` of each consumer it reads.
+    pub consumers: Vec<ConsumerUse>,
+    pub kv: Vec<BucketUse>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerUse {
+    pub stream: String,
+    pub durable: String,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketUse {
+    pub bucket: String,
+    pub write: bool,
+    pub loc: Loc,
+}
+
+impl App {
+    /// `app `name` (ACCOUNT/user)`, for reports.
+    pub fn who(&self) -> String {
+        match &self.account {
+            Some(a) => format!("app `{}` ({a}/{})", self.name, self.user),
+            None => format!("app `{}` ({})", self.name, self.user),
+        }
+    }
+
+    pub fn reads(&self, stream: &str, durable: &str) -> bool {
+        self.consumers.iter().any(|c| c.stream == stream && c.durable == durable)
+    }
+}
+
+/// The default prefix of reply subjects, as every NATS client names it.
+pub const DEFAULT_INBOX: &str = "_INBOX";

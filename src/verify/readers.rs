@@ -1,0 +1,169 @@
+//! The last hop of a flow: the application that reads a consumer does so with its own
+//! credentials, as its client would: it binds with an info request, pulls (or receives on the
+//! push consumer's deliver subject, answering flow control), and acknowledges the flow's message
+//! with a confirmed (double) ack. Other messages it meets are handed back with a NAK, so real
+//! traffic is redelivered to the real application.
+
+use futures_util::StreamExt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::desired::{ConsumerReader, Desired};
+
+/// How long the application waits for the flow's message from its consumer.
+const READ_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a JetStream API or ack request of the application may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Messages one pull asks for: enough to get past real traffic queued before the flow's.
+const PULL_BATCH: usize = 256;
+
+/// What the application managed: it received the flow's message (after `skipped` others, handed
+/// back) and the server confirmed its acknowledgement.
+#[derive(Debug)]
+pub struct Read {
+    pub how: &'static str,
+    pub skipped: usize,
+    pub acked: bool,
+}
+
+/// Why the application could not read: the step that failed and the server's own words
+/// (permission violations) where it gave any.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+pub async fn read(
+    desired: &Desired,
+    r: &ConsumerReader,
+    stream: &str,
+    consumer: &str,
+    mark: &dyn Fn(&Option<async_nats::HeaderMap>) -> bool,
+) -> Result<Read, Refused> {
+    let violations: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = violations.clone();
+    let options = super::flows::login(desired, &r.client)
+        .map_err(Refused)?
+        .custom_inbox_prefix(&r.inbox)
+        .event_callback(move |event| {
+            let seen = seen.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = event {
+                    seen.lock().expect("not poisoned").push(e.to_string());
+                }
+            }
+        });
+    let client = super::flows::dial(desired, &r.client, options).await.map_err(Refused)?;
+    let outcome = read_with(&client, r, stream, consumer, mark).await;
+    let _ = client.drain().await;
+    outcome.map_err(|step| {
+        let said = violations.lock().expect("not poisoned").join("; ");
+        if said.is_empty() {
+            Refused(step)
+        } else {
+            Refused(format!("{step} (the server said: {said})"))
+        }
+    })
+}
+
+async fn read_with(
+    client: &async_nats::Client,
+    r: &ConsumerReader,
+    stream: &str,
+    consumer: &str,
+    mark: &dyn Fn(&Option<async_nats::HeaderMap>) -> bool,
+) -> Result<Read, String> {
+    let who = &r.client.who;
+    let info_subject = format!("{}.CONSUMER.INFO.{stream}.{consumer}", r.api);
+    let info = tokio::time::timeout(REQUEST_TIMEOUT, client.request(info_subject.clone(), "".into()))
+        .await
+        .map_err(|_| format!("{who} got no answer to `{info_subject}` (binding to the consumer)"))?
+        .map_err(|e| format!("{who} cannot bind with `{info_subject}`: {e}"))?;
+    let answer: serde_json::Value = serde_json::from_slice(&info.payload).unwrap_or_default();
+    if let Some(e) = answer.get("error") {
+        return Err(format!("{who} asked `{info_subject}` and JetStream refused: {e}"));
+    }
+    let (mut sub, how) = match &r.deliver {
+        None => {
+            let inbox = client.new_inbox();
+            let sub = client
+                .subscribe(inbox.clone())
+                .await
+                .map_err(|e| format!("{who} cannot subscribe to its inbox `{inbox}`: {e}"))?;
+            let next = format!("{}.CONSUMER.MSG.NEXT.{stream}.{consumer}", r.api);
+            let request = serde_json::json!({"batch": PULL_BATCH, "expires": READ_TIMEOUT.as_nanos() as u64});
+            client
+                .publish_with_reply(next.clone(), inbox, request.to_string().into())
+                .await
+                .map_err(|e| format!("{who} cannot pull with `{next}`: {e}"))?;
+            (sub, "pulled it")
+        }
+        Some((deliver, group)) => {
+            let sub = match group {
+                Some(g) => client.queue_subscribe(deliver.clone(), g.clone()).await,
+                None => client.subscribe(deliver.clone()).await,
+            }
+            .map_err(|e| format!("{who} cannot subscribe to the deliver subject `{deliver}`: {e}"))?;
+            (sub, "received it on the deliver subject")
+        }
+    };
+    client.flush().await.map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let mut others: Vec<async_nats::Subject> = Vec::new();
+    let mut ours: Option<async_nats::Subject> = None;
+    while ours.is_none() {
+        let left = READ_TIMEOUT.saturating_sub(start.elapsed());
+        let Ok(Some(m)) = tokio::time::timeout(left, sub.next()).await else {
+            break;
+        };
+        if let Some(status) = m.status {
+            // Flow control asks for an answer on its reply subject; a pull ends with 404/408.
+            if let Some(reply) = m.reply {
+                client
+                    .publish(reply.clone(), "".into())
+                    .await
+                    .map_err(|e| format!("{who} cannot answer flow control on `{reply}`: {e}"))?;
+            } else if status.as_u16() != 100 {
+                break;
+            }
+            continue;
+        }
+        match (mark(&m.headers), m.reply) {
+            (true, Some(reply)) => ours = Some(reply),
+            (true, None) => {
+                return Ok(Read {
+                    how,
+                    skipped: others.len(),
+                    acked: false,
+                });
+            }
+            (false, Some(reply)) => others.push(reply),
+            (false, None) => {}
+        }
+    }
+    let _ = sub.unsubscribe().await;
+    for reply in &others {
+        let _ = client.publish(reply.clone(), "-NAK".into()).await;
+    }
+    let Some(reply) = ours else {
+        return Err(format!(
+            "{who} found nothing of this flow within {} s ({} other message(s) handed back)",
+            READ_TIMEOUT.as_secs(),
+            others.len()
+        ));
+    };
+    if !r.acks {
+        return Ok(Read {
+            how,
+            skipped: others.len(),
+            acked: false,
+        });
+    }
+    tokio::time::timeout(REQUEST_TIMEOUT, client.request(reply.clone(), "+ACK".into()))
+        .await
+        .map_err(|_| format!("{who} {how}, and its acknowledgement on `{reply}` was not confirmed"))?
+        .map_err(|e| format!("{who} {how} and cannot acknowledge it on `{reply}`: {e}"))?;
+    Ok(Read {
+        how,
+        skipped: others.len(),
+        acked: true,
+    })
+}
