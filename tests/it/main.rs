@@ -1,6 +1,7 @@
 //! Integration tests: the built binary against real nats-server processes.
 
 mod ansible;
+mod apps;
 mod backup;
 mod bad_topologies;
 mod compose;
