@@ -451,7 +451,7 @@ impl Walk<'_> {
             Err(why) => return Some(Step::at(why, app.loc)),
         };
         let account = t.account(app.account.as_deref()?)?;
-        let user = account.users.iter().find(|u| u.name == app.user)?;
+        let user = account.users.iter().find(|u| Some(&u.name) == app.user.as_ref())?;
         let permissions = t.effective_permissions(account, user);
         needs.iter().filter(|n| n.essential).find_map(|n| {
             crate::access::refusal(permissions, n).map(|why| {

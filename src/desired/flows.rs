@@ -170,7 +170,7 @@ fn consumer_reader(topology: &Topology, stream: &str, durable: &str, app: &str) 
         .and_then(|s| topology.stream_domain(s));
     let endpoint = Endpoint {
         account: app.account.clone(),
-        user: Some(app.user.clone()),
+        user: app.user.clone(),
         at: app.at.clone(),
         subject: consumer.deliver_subject.clone().unwrap_or_default(),
         loc: app.loc,

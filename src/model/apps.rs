@@ -7,9 +7,9 @@ use super::{Loc, Pattern, Site};
 #[derive(Debug, Clone)]
 pub struct App {
     pub name: String,
-    /// `None` only in a topology without accounts.
+    /// Both `None` only in a topology without accounts (nothing to derive then).
     pub account: Option<String>,
-    pub user: String,
+    pub user: Option<String>,
     pub at: Site,
     /// The prefix of its reply subjects (`_INBOX` unless it says otherwise).
     pub inbox: String,
@@ -40,9 +40,9 @@ pub struct BucketUse {
 impl App {
     /// `app `name` (ACCOUNT/user)`, for reports.
     pub fn who(&self) -> String {
-        match &self.account {
-            Some(a) => format!("app `{}` ({a}/{})", self.name, self.user),
-            None => format!("app `{}` ({})", self.name, self.user),
+        match (&self.account, &self.user) {
+            (Some(a), Some(u)) => format!("app `{}` ({a}/{u})", self.name),
+            _ => format!("app `{}`", self.name),
         }
     }
 

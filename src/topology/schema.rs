@@ -593,8 +593,9 @@ pub struct ObjectStoreSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppSpec {
-    /// `user` or `ACCOUNT/user`: a declared user of an application account.
-    pub user: Spanned<String>,
+    /// `user` or `ACCOUNT/user`: a declared user of an application account (none in a topology
+    /// without accounts).
+    pub user: Option<Spanned<String>>,
     /// The region or leafnode it connects at.
     pub at: Spanned<String>,
     /// The prefix of its reply subjects (default `_INBOX`).

@@ -81,7 +81,9 @@ async fn read_with(
     if let Some(e) = answer.get("error") {
         return Err(format!("{who} asked `{info_subject}` and JetStream refused: {e}"));
     }
-    let (mut sub, how) = match &r.deliver {
+    // A pull asks only for what is there now (`no_wait`): a request left waiting on the server
+    // would take the next flow's message after this read has gone.
+    let (mut sub, how, pull) = match &r.deliver {
         None => {
             let inbox = client.new_inbox();
             let sub = client
@@ -89,12 +91,8 @@ async fn read_with(
                 .await
                 .map_err(|e| format!("{who} cannot subscribe to its inbox `{inbox}`: {e}"))?;
             let next = format!("{}.CONSUMER.MSG.NEXT.{stream}.{consumer}", r.api);
-            let request = serde_json::json!({"batch": PULL_BATCH, "expires": READ_TIMEOUT.as_nanos() as u64});
-            client
-                .publish_with_reply(next.clone(), inbox, request.to_string().into())
-                .await
-                .map_err(|e| format!("{who} cannot pull with `{next}`: {e}"))?;
-            (sub, "pulled it")
+            let request = serde_json::json!({"batch": PULL_BATCH, "no_wait": true}).to_string();
+            (sub, "pulled it", Some((next, inbox, request)))
         }
         Some((deliver, group)) => {
             let sub = match group {
@@ -102,9 +100,19 @@ async fn read_with(
                 None => client.subscribe(deliver.clone()).await,
             }
             .map_err(|e| format!("{who} cannot subscribe to the deliver subject `{deliver}`: {e}"))?;
-            (sub, "received it on the deliver subject")
+            (sub, "received it on the deliver subject", None)
         }
     };
+    let send_pull = || async {
+        match &pull {
+            Some((next, inbox, request)) => client
+                .publish_with_reply(next.clone(), inbox.clone(), request.clone().into())
+                .await
+                .map_err(|e| format!("{who} cannot pull with `{next}`: {e}")),
+            None => Ok(()),
+        }
+    };
+    send_pull().await?;
     client.flush().await.map_err(|e| e.to_string())?;
     let start = Instant::now();
     let mut others: Vec<async_nats::Subject> = Vec::new();
@@ -115,14 +123,16 @@ async fn read_with(
             break;
         };
         if let Some(status) = m.status {
-            // Flow control asks for an answer on its reply subject; a pull ends with 404/408.
+            // Flow control asks for an answer on its reply subject; a pull ends with a status
+            // (404 nothing there, 408): ask again while there is time.
             if let Some(reply) = m.reply {
                 client
                     .publish(reply.clone(), "".into())
                     .await
                     .map_err(|e| format!("{who} cannot answer flow control on `{reply}`: {e}"))?;
-            } else if status.as_u16() != 100 {
-                break;
+            } else if status.as_u16() != 100 && pull.is_some() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                send_pull().await?;
             }
             continue;
         }

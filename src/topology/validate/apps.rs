@@ -18,15 +18,29 @@ impl Validator {
         for (name, spec) in &file.apps {
             self.name(name, "app");
             let object = format!("app `{}`", name.value);
-            if t.app_accounts().next().is_none() {
-                self.error(
-                    Diagnostic::error(format!("app `{}` needs a user, and the topology declares no accounts", name.value))
-                        .at(loc(name))
-                        .help("declare the account and the user it logs in as under `accounts:`"),
-                );
-                continue;
-            }
-            let user = self.user_ref(&spec.user, t);
+            let user = match (&spec.user, t.app_accounts().next().is_some()) {
+                (Some(user), true) => match self.user_ref(user, t) {
+                    Some(found) => Some(found),
+                    None => continue,
+                },
+                (None, false) => None,
+                (None, true) => {
+                    self.error(
+                        Diagnostic::error(format!("app `{}` does not say which user it logs in as", name.value))
+                            .at(loc(name))
+                            .help("add `user: <name>` (or `ACCOUNT/name`), one of the users declared under `accounts:`"),
+                    );
+                    continue;
+                }
+                (Some(user), false) => {
+                    self.error(
+                        Diagnostic::error(format!("app `{}` names user `{}`, and the topology declares no accounts", name.value, user.value))
+                            .at(loc(user))
+                            .help("declare the account and its users under `accounts:`, or leave `user` out (clients then connect without credentials)"),
+                    );
+                    continue;
+                }
+            };
             let site = self.site(&spec.at, t);
             let inbox = match &spec.inbox {
                 Some(i) => {
@@ -35,10 +49,12 @@ impl Validator {
                 }
                 None => DEFAULT_INBOX.to_string(),
             };
-            let (Some((account, user)), Some(at)) = (user, site) else {
-                continue;
+            let Some(at) = site else { continue };
+            let (account, user) = match user {
+                Some((a, u)) => (Some(a), Some(u)),
+                None => (None, None),
             };
-            if !self.site_serves(&at, &Some(account.clone()), Some(&user), t, loc(&spec.at), &object) {
+            if !self.site_serves(&at, &account, user.as_deref(), t, loc(&spec.at), &object) {
                 continue;
             }
             let consumers = spec
@@ -56,7 +72,7 @@ impl Validator {
                             self.unknown(bucket, t.jetstream.kv.iter().map(|k| k.bucket.as_str()), "KV bucket", "kv:");
                             None
                         }
-                        Some(k) if k.account.as_deref() != Some(account.as_str()) => {
+                        Some(k) if k.account != account => {
                             self.foreign(&object, &format!("KV bucket `{}`", k.bucket), &k.account, &account, loc(bucket));
                             None
                         }
@@ -70,7 +86,7 @@ impl Validator {
                 .collect();
             apps.push(App {
                 name: name.value.clone(),
-                account: Some(account),
+                account,
                 user,
                 at,
                 inbox,
@@ -105,7 +121,7 @@ impl Validator {
     }
 
     /// `STREAM/durable`, a consumer in the application's own account.
-    fn consumer_use(&mut self, spec: &Spanned<String>, account: &str, t: &Topology, object: &str) -> Option<ConsumerUse> {
+    fn consumer_use(&mut self, spec: &Spanned<String>, account: &Option<String>, t: &Topology, object: &str) -> Option<ConsumerUse> {
         let found = spec
             .value
             .split_once('/')
@@ -120,7 +136,7 @@ impl Validator {
             );
             return None;
         };
-        if c.account.as_deref() != Some(account) {
+        if &c.account != account {
             self.foreign(
                 object,
                 &format!("consumer `{}/{}`", c.stream, c.name),
@@ -137,7 +153,8 @@ impl Validator {
         })
     }
 
-    fn foreign(&mut self, object: &str, what: &str, owner: &Option<String>, account: &str, at: Loc) {
+    fn foreign(&mut self, object: &str, what: &str, owner: &Option<String>, account: &Option<String>, at: Loc) {
+        let account = account.as_deref().unwrap_or("(none)");
         self.error(
             Diagnostic::error(format!(
                 "{object} logs in to account `{account}`, and {what} lives in account `{}`",
@@ -155,7 +172,10 @@ impl Validator {
     pub(super) fn app_permissions(&mut self, t: &mut Topology) {
         let mut by_user: Vec<((String, String), Vec<&App>)> = Vec::new();
         for app in &t.apps {
-            let key = (app.account.clone().unwrap_or_default(), app.user.clone());
+            let (Some(account), Some(user)) = (&app.account, &app.user) else {
+                continue;
+            };
+            let key = (account.clone(), user.clone());
             match by_user.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, apps)) => apps.push(app),
                 None => by_user.push((key, vec![app])),
@@ -258,7 +278,7 @@ impl Validator {
                 let app = t
                     .apps
                     .iter()
-                    .find(|a| a.account.as_deref() == Some(account.name.as_str()) && a.user == u.name);
+                    .find(|a| a.account.as_deref() == Some(account.name.as_str()) && a.user.as_deref() == Some(u.name.as_str()));
                 let site = app.map(|a| a.at.clone()).unwrap_or_else(|| Site::Region(t.regions[0].name.clone()));
                 let inbox = app.map(|a| a.inbox.as_str()).unwrap_or(DEFAULT_INBOX);
                 let Ok(needs) = access::consumer_needs(t, c, &site, inbox, c.loc) else {
