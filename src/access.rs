@@ -7,7 +7,9 @@
 //! and `$JS.ACK.<stream>.<durable>.>`, and receives on its inbox; a push reader subscribes to the
 //! deliver subject, acknowledges, and answers flow control on `$JS.FC.<stream>.>`.
 
-use crate::model::{AckPolicy, App, Consumer, DEFAULT_INBOX, Loc, Pattern, Permissions, Responses, Rule, Site, Topology, kv_stream_name};
+use crate::model::{
+    AckPolicy, App, Consumer, DEFAULT_INBOX, Leafnode, Loc, Pattern, Permissions, Responses, Rule, Site, Topology, kv_stream_name,
+};
 use crate::subject;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +224,94 @@ pub fn app_needs(t: &Topology, app: &App) -> Result<Vec<Need>, String> {
         }
     }
     Ok(needs)
+}
+
+/// notif-infra's own subjects: verification probes and the inboxes of its own connections.
+pub const OWN_PREFIX: &str = "_NOTIF_INFRA";
+/// The first tokens of every verification probe's subject.
+pub const PROBE_PREFIX: &str = "_NOTIF_INFRA.probe";
+/// The reply prefix of notif-infra's own connections (JetStream management, probes).
+pub const OWN_INBOX: &str = "_NOTIF_INFRA.inbox";
+
+/// The permissions of a leafnode's link user in its hub account, which is how nats-server
+/// restricts a leaf: it may send into the hub what they let it publish (its `exports`) and
+/// receive what they let it subscribe to (its `imports`). What the leaf's applications ask of
+/// the hub's JetStream crosses too: their API requests and acknowledgements go out, the replies
+/// and pushed messages come in. `None`: the leaf declares no allow list.
+pub fn link_permissions(t: &Topology, leaf: &Leafnode) -> Option<Permissions> {
+    if leaf.imports.is_none() && leaf.exports.is_none() {
+        return None;
+    }
+    let everything = || {
+        vec![Pattern {
+            subject: ">".into(),
+            loc: leaf.loc,
+        }]
+    };
+    let mut needs: Vec<Need> = Vec::new();
+    let site = Site::Leafnode(leaf.name.clone());
+    for app in t.apps.iter().filter(|a| a.at == site) {
+        let remote = |stream: &str| {
+            t.jetstream
+                .streams
+                .iter()
+                .find(|s| s.name == stream)
+                .is_some_and(|s| s.leafnode.as_deref() != Some(leaf.name.as_str()))
+        };
+        for c in app.consumers.iter().filter(|c| remote(&c.stream)) {
+            if let Some(consumer) = t.jetstream.consumers.iter().find(|x| x.stream == c.stream && x.name == c.durable) {
+                needs.extend(consumer_needs(t, consumer, &site, &app.inbox, c.loc).unwrap_or_default());
+            }
+        }
+    }
+    // A stream on the leaf that sources or mirrors one of the hub's: the leaf's server asks the
+    // hub's API for a consumer (replies on `$JSC.R.<id>`) that pushes to a `$JS.S.<id>` subject
+    // with flow control (nats-server's stream.go).
+    for stream in t
+        .jetstream
+        .streams
+        .iter()
+        .filter(|s| s.leafnode.as_deref() == Some(leaf.name.as_str()))
+    {
+        for origin in stream.mirror.iter().chain(&stream.sources) {
+            let Some(upstream) = t.jetstream.streams.iter().find(|s| s.name == origin.name && s.leafnode.is_none()) else {
+                continue;
+            };
+            let Ok(api) = api_prefix(t, &site, t.stream_domain(upstream).as_deref()) else {
+                continue;
+            };
+            let why = format!("stream `{}` sources stream `{}` of the hub", stream.name, upstream.name);
+            let publish = |subject: String| Need::new(Direction::Publish, subject, why.clone(), stream.loc);
+            let subscribe = |subject: String| Need::new(Direction::Subscribe, subject, why.clone(), stream.loc);
+            needs.push(publish(format!("{api}.CONSUMER.CREATE.{}", upstream.name)));
+            needs.push(publish(format!("{api}.CONSUMER.CREATE.{}.>", upstream.name)));
+            needs.push(publish(format!("$JS.FC.{}.>", upstream.name)));
+            needs.push(subscribe("$JSC.R.>".into()));
+            needs.push(subscribe("$JS.S.>".into()));
+        }
+    }
+    let derived = derive(&needs);
+    let pattern = |subject: String| Pattern { subject, loc: leaf.loc };
+    // notif-infra's own traffic crosses too: verification's probes (so verify proves the link
+    // carries messages) and the replies to its JetStream requests; and a leaf with its own
+    // JetStream is managed from the hub through its domain's API.
+    let own = pattern(format!("{OWN_PREFIX}.>"));
+    let managed = leaf.jetstream.as_ref().map(|js| pattern(format!("$JS.{}.API.>", js.domain)));
+    let mut publish = leaf.exports.clone().unwrap_or_else(everything);
+    let mut subscribe = leaf.imports.clone().unwrap_or_else(everything);
+    publish.extend(derived.publish.allow.into_iter().chain([own.clone()]));
+    subscribe.extend(derived.subscribe.allow.into_iter().chain([own]).chain(managed));
+    Some(Permissions {
+        publish: Rule {
+            allow: publish,
+            deny: Vec::new(),
+        },
+        subscribe: Rule {
+            allow: subscribe,
+            deny: Vec::new(),
+        },
+        responses: None,
+    })
 }
 
 /// The least permissions that grant every need: each subject once, none a subset of another.

@@ -28,7 +28,8 @@ pub fn nats_options(desired: &Desired, keys: &Keys, account: &Option<String>) ->
             opts = opts.add_client_certificate(cert.clone(), key.clone());
         }
     }
-    Ok(opts)
+    // Replies under notif-infra's own prefix, which a leaf's allow lists always let through.
+    Ok(opts.custom_inbox_prefix(crate::access::OWN_INBOX))
 }
 
 /// Installs the process-wide TLS crypto provider (ring, as async-nats uses) once: reqwest is

@@ -138,6 +138,23 @@ impl<'t> Walk<'t> {
             SiteKey::SuperCluster => {
                 for leaf in t.leafnodes.iter().filter(|l| l.account == place.account) {
                     let to = moved(SiteKey::Leafnode(leaf.name.clone()));
+                    let link = crate::access::link_permissions(t, leaf);
+                    if let Some(refused) = link.and_then(|p| allow_refusal(&p.subscribe.allow, &place.subject)) {
+                        out.push((
+                            Err(to),
+                            Step::at(
+                                format!(
+                                    "the imports of leafnode `{}` ({}) do not let `{}` in from hub region `{}`",
+                                    leaf.name,
+                                    quoted_patterns(&refused),
+                                    place.subject,
+                                    leaf.hub
+                                ),
+                                refused.first().map(|p| p.loc).unwrap_or(leaf.loc),
+                            ),
+                        ));
+                        continue;
+                    }
                     match first_match(&leaf.deny_import, &place.subject) {
                         Some(d) => out.push((
                             Err(to),
@@ -166,10 +183,26 @@ impl<'t> Walk<'t> {
                 if let Some(leaf) = t.leafnodes.iter().find(|l| &l.name == name && l.account == place.account) {
                     let hub_clustered = t.region(&leaf.hub).is_some_and(|r| t.is_clustered(r));
                     let to = moved(SiteKey::SuperCluster);
-                    let export_deny = first_match(&leaf.deny_export, &place.subject);
-                    // Measured on nats-server 2.15: a clustered hub applies deny_import both ways.
-                    let import_deny = first_match(&leaf.deny_import, &place.subject).filter(|_| hub_clustered);
-                    match (export_deny, import_deny) {
+                    let link = crate::access::link_permissions(t, leaf);
+                    if let Some(refused) = link.and_then(|p| allow_refusal(&p.publish.allow, &place.subject)) {
+                        out.push((
+                            Err(to),
+                            Step::at(
+                                format!(
+                                    "the exports of leafnode `{}` ({}) do not let `{}` out to hub region `{}`",
+                                    leaf.name,
+                                    quoted_patterns(&refused),
+                                    place.subject,
+                                    leaf.hub
+                                ),
+                                refused.first().map(|p| p.loc).unwrap_or(leaf.loc),
+                            ),
+                        ));
+                    } else {
+                        let export_deny = first_match(&leaf.deny_export, &place.subject);
+                        // Measured on nats-server 2.15: a clustered hub applies deny_import both ways.
+                        let import_deny = first_match(&leaf.deny_import, &place.subject).filter(|_| hub_clustered);
+                        match (export_deny, import_deny) {
                         (Some(d), _) => out.push((
                             Err(to),
                             Step::at(format!("deny_export `{}` of leafnode `{}` keeps it on the leaf", d.subject, leaf.name), d.loc),
@@ -188,6 +221,7 @@ impl<'t> Walk<'t> {
                             Ok(to),
                             Step::at(format!("leafnode `{}` passes it to hub region `{}` (no deny_export covers it)", leaf.name, leaf.hub), leaf.loc),
                         )),
+                    }
                     }
                 }
             }
@@ -501,6 +535,11 @@ fn stream_site(stream: &Stream) -> SiteKey {
         Some(l) => SiteKey::Leafnode(l.clone()),
         None => SiteKey::SuperCluster,
     }
+}
+
+/// The allow list, when none of it matches `subject`.
+fn allow_refusal(allow: &[Pattern], subject: &str) -> Option<Vec<Pattern>> {
+    (first_match(allow, subject).is_none()).then(|| allow.to_vec())
 }
 
 fn first_match<'a>(patterns: &'a [Pattern], subject: &str) -> Option<&'a Pattern> {

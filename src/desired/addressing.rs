@@ -56,10 +56,17 @@ pub struct Endpoint {
 
 impl Addressing {
     pub fn endpoint(&self, topology: &Topology, server: &str, host: &str, ports: Ports) -> Endpoint {
+        // A leafnode may bind its listeners elsewhere (loopback for an edge serving its own host).
+        let declared_listen = topology
+            .leafnodes
+            .iter()
+            .find(|l| l.name == server)
+            .and_then(|l| l.listen.clone())
+            .unwrap_or_else(|| topology.settings.listen_host.clone());
         let declared_store = format!("{}/{server}", topology.settings.jetstream_store_dir.trim_end_matches('/'));
         match self {
             Addressing::Declared => Endpoint {
-                listen_host: topology.settings.listen_host.clone(),
+                listen_host: declared_listen,
                 host: host.to_string(),
                 ports,
                 store_dir: declared_store,
@@ -70,7 +77,7 @@ impl Addressing {
             Addressing::Ssh => {
                 let ssh = topology.ssh_host(server).expect("every server has a host");
                 Endpoint {
-                    listen_host: topology.settings.listen_host.clone(),
+                    listen_host: declared_listen,
                     host: host.to_string(),
                     ports,
                     store_dir: format!("{}/jetstream/{server}", ssh.data_dir),

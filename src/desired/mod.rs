@@ -65,6 +65,8 @@ pub struct ServerConf {
     pub gateway: Option<GatewayConf>,
     pub leafnode_listener: Option<LeafListenerConf>,
     pub leaf_remotes: Vec<LeafRemoteConf>,
+    /// How long a leaf waits before dialling its hub again.
+    pub leaf_reconnect: Option<String>,
     pub jetstream: Option<JetStreamConf>,
     /// The system account: its name, or its public key in operator mode.
     pub system_account: Option<String>,
@@ -497,7 +499,12 @@ fn user_confs(topology: &Topology, account: &str, keys: &Keys, with_links: bool)
     if with_links {
         for leaf in topology.leafnodes.iter().filter(|l| l.account.as_deref() == Some(account)) {
             if let Some(key) = keys.get(&KeyId::LeafLink(leaf.name.clone())) {
-                users.push(generated(format!("link of leafnode {}", leaf.name), key, vec!["LEAFNODE".into()]));
+                let mut link = generated(format!("link of leafnode {}", leaf.name), key, vec!["LEAFNODE".into()]);
+                if let Some(p) = crate::access::link_permissions(topology, leaf) {
+                    link.publish = rule_conf(&p.publish);
+                    link.subscribe = rule_conf(&p.subscribe);
+                }
+                users.push(link);
             }
         }
     }
@@ -672,6 +679,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         gateway: None,
         leafnode_listener: None,
         leaf_remotes: Vec::new(),
+        leaf_reconnect: None,
         jetstream: None,
         system_account: topology.system_account().map(|a| account_ids[&a.name].clone()),
         operator: issued.map(|i| security::operator_conf(i, e, name, true, &every_account)),
@@ -785,6 +793,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
             .unwrap_or_default();
         let operator_mode = issued.is_some();
         conf.operator = issued.map(|i| security::operator_conf(i, e, &leaf.name, false, &every_account));
+        conf.leaf_reconnect = leaf.reconnect.map(format_duration);
         conf.leaf_remotes = vec![LeafRemoteConf {
             urls: hub_urls,
             account: leaf.account.as_ref().map(|a| account_ids[a].clone()),
@@ -1016,7 +1025,7 @@ fn probes(topology: &Topology) -> Vec<Probe> {
 /// The subject of positive probe `index` in verification run `nonce`: a subject of its own, so
 /// no application subscriber sees probes and no two runs mix.
 pub fn probe_subject(nonce: &str, index: usize) -> String {
-    format!("_NOTIF_INFRA.probe.{nonce}.{index}")
+    format!("{}.{nonce}.{index}", crate::access::PROBE_PREFIX)
 }
 
 /// Whether a deny list blocks positive probes, whose subjects no path can then carry.

@@ -235,7 +235,10 @@ pub fn issue(topology: &Topology, keys: &Keys, previous: &dyn PreviousJwts, now:
             account,
             KeyId::LeafLink(leaf.name.clone()),
             &format!("leafnode {}", leaf.name),
-            unrestricted_user(account, &["LEAFNODE"]),
+            match crate::access::link_permissions(topology, leaf) {
+                Some(p) => restricted_user(&p, &["LEAFNODE"]),
+                None => unrestricted_user(account, &["LEAFNODE"]),
+            },
             leaf_creds_path(&leaf.name),
         )?;
     }
@@ -355,11 +358,23 @@ fn rule_json(rule: &Rule) -> Value {
 }
 
 fn user_nats(u: &User) -> Value {
+    let mut nats = restricted_user(&u.permissions, &[]);
+    if u.bearer {
+        nats["bearer_token"] = json!(true);
+    }
+    if !u.allowed_connection_types.is_empty() {
+        nats["allowed_connection_types"] = json!(u.allowed_connection_types);
+    }
+    nats
+}
+
+/// A user's JWT claims under `permissions`.
+fn restricted_user(permissions: &Permissions, connection_types: &[&str]) -> Value {
     let Permissions {
         publish,
         subscribe,
         responses,
-    } = &u.permissions;
+    } = permissions;
     let mut nats = json!({
         "pub": rule_json(publish),
         "sub": rule_json(subscribe),
@@ -370,16 +385,13 @@ fn user_nats(u: &User) -> Value {
     if let Some(r) = responses {
         nats["resp"] = json!({"max": r.max, "ttl": r.ttl.map(|t| t.as_nanos() as u64).unwrap_or(0)});
     }
-    if u.bearer {
-        nats["bearer_token"] = json!(true);
-    }
-    if !u.allowed_connection_types.is_empty() {
-        nats["allowed_connection_types"] = json!(u.allowed_connection_types);
+    if !connection_types.is_empty() {
+        nats["allowed_connection_types"] = json!(connection_types);
     }
     nats
 }
 
-/// A user of notif-infra's own (verification, leaf links): allowed everything, explicitly so
+/// A user of notif-infra's own (verification, leaf links without allow lists): allowed everything, explicitly so
 /// where the account's default permissions would otherwise bind it.
 fn unrestricted_user(account: &Account, connection_types: &[&str]) -> Value {
     let mut nats = json!({"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1, "type": "user", "version": 2});

@@ -264,9 +264,16 @@ pub struct Leafnode {
     pub hub: String,
     /// The hub account the leaf binds to; `None` only when the topology declares no accounts.
     pub account: Option<String>,
+    /// Allow lists of what crosses the link (`None`: whatever the deny lists let through).
+    pub imports: Option<Vec<Pattern>>,
+    pub exports: Option<Vec<Pattern>>,
     pub deny_import: Vec<Pattern>,
     pub deny_export: Vec<Pattern>,
     pub jetstream: Option<LeafJetStream>,
+    /// The address its client and monitoring listeners bind on a real host.
+    pub listen: Option<String>,
+    /// Wait between its dials to the hub after losing it.
+    pub reconnect: Option<Duration>,
     pub host: String,
     pub ports: Ports,
     pub ssh: SshHost,

@@ -228,6 +228,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("supercluster", include_str!("../../topologies/supercluster.yaml")),
     ("rsfga", include_str!("../../topologies/rsfga.yaml")),
     ("unityplan", include_str!("../../topologies/unityplan.yaml")),
+    ("unityplan-production", include_str!("../../topologies/unityplan-production.yaml")),
     ("covenant", include_str!("../../topologies/covenant.yaml")),
     ("notif-hybrid", include_str!("../../topologies/notif-hybrid.yaml")),
     ("mcp", include_str!("../../topologies/mcp.yaml")),

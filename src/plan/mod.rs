@@ -535,6 +535,7 @@ mod tests {
             gateway: None,
             leafnode_listener: None,
             leaf_remotes: vec![],
+            leaf_reconnect: None,
             jetstream: Some(JetStreamConf {
                 store_dir: "/d".into(),
                 max_memory_store: Some(10),

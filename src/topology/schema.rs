@@ -251,10 +251,19 @@ pub enum JetStreamSpec {
 pub struct LeafnodeSpec {
     pub hub: Spanned<String>,
     pub account: Option<Spanned<String>>,
+    /// What the leaf may receive from the hub (an allow list: its link user's subscribe rights).
+    pub imports: Option<Vec<Spanned<String>>>,
+    /// What the leaf may send into the hub (an allow list: its link user's publish rights).
+    pub exports: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     pub deny_import: Vec<Spanned<String>>,
     #[serde(default)]
     pub deny_export: Vec<Spanned<String>>,
+    /// The address the leaf's own client and monitoring listeners bind (e.g. `127.0.0.1` for an
+    /// edge whose clients run on the same host), on real hosts.
+    pub listen: Option<Spanned<String>>,
+    /// How long the leaf waits before dialling its hub again after losing it (it always does).
+    pub reconnect: Option<Spanned<Scalar>>,
     pub jetstream: Option<LeafJetStreamSpec>,
     pub host: Option<Spanned<String>>,
     #[serde(default)]

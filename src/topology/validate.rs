@@ -564,7 +564,7 @@ impl Validator {
             self.diags.push(
                 Diagnostic::warning(format!("leafnode `{}` imports nothing from hub region `{}`", name.value, spec.hub.value))
                     .at(loc(all))
-                    .help("deny_import `>` keeps every message in the hub, JetStream API replies included; nats-server has no allow list on a leaf remote: deny only what the leaf must never receive"),
+                    .help("deny_import `>` keeps every message in the hub, JetStream API replies included; to let only some subjects in, list them under `imports:` (the link user's allow list)"),
             );
         }
         let hub_clustered = regions.len() > 1 || regions.iter().any(|r| r.name == spec.hub.value && r.nodes.len() > 1);
@@ -586,9 +586,13 @@ impl Validator {
             name: name.value.clone(),
             hub: spec.hub.value.clone(),
             account: spec.account.as_ref().map(|a| a.value.clone()),
+            imports: spec.imports.as_ref().map(|list| self.subjects(list, &object)),
+            exports: spec.exports.as_ref().map(|list| self.subjects(list, &object)),
             deny_import: self.subjects(&spec.deny_import, &object),
             deny_export: self.subjects(&spec.deny_export, &object),
             jetstream,
+            listen: spec.listen.as_ref().map(|l| l.value.clone()),
+            reconnect: spec.reconnect.as_ref().map(|r| self.duration(r)),
             host,
             ports: self.ports(&spec.ports, base_ports),
             loc: loc(name),

@@ -160,6 +160,18 @@ fn unityplan_comes_up() {
     assert!(count(&v, "links", "route") > 0);
 }
 
+/// The seed's production layout: every pod on the same ports of its own host, routes over the
+/// VPN, client and route TLS (the local target runs it on loopback, TLS included).
+#[test]
+fn unityplan_production_comes_up() {
+    let (_d, v) = comes_up_and_verifies(
+        &topology("unityplan-production"),
+        "unityplan-production",
+        servers_of("unityplan-production"),
+    );
+    assert!(count(&v, "links", "route") > 0);
+}
+
 #[test]
 fn covenant_comes_up() {
     comes_up_and_verifies(&topology("covenant"), "covenant", servers_of("covenant"));
