@@ -500,6 +500,40 @@ mod tests {
     }
 
     #[test]
+    fn a_leaf_link_carries_its_lists_and_what_its_apps_and_sources_need_of_the_hub() {
+        let yaml = "name: t\ndefaults:\n  jetstream: { domain: hub }\nregions:\n  east:\n    nodes: 3\n    jetstream: true\nleafnodes:\n  edge:\n    hub: east\n    account: APP\n    imports: [\"changes.edge.>\"]\n    exports: []\n    jetstream: { domain: edge }\naccounts:\n  SYS: { system: true }\n  APP:\n    jetstream: true\n    users: [{ user: sync, password: \"${S}\" }]\nstreams:\n  CHANGES: { account: APP, subjects: [\"changes.>\"] }\n  CACHE: { account: APP, leafnode: edge, sources: [{ name: CHANGES }] }\nconsumers:\n  - { durable: edge, stream: CHANGES }\napps:\n  sync:\n    user: sync\n    at: edge\n    consumers: [CHANGES/edge]\n";
+        let t = topology(yaml);
+        let link = link_permissions(&t, &t.leafnodes[0]).expect("the leaf lists what crosses");
+        assert_eq!(
+            subjects(&link.publish),
+            [
+                "$JS.hub.API.CONSUMER.INFO.CHANGES.edge",
+                "$JS.hub.API.CONSUMER.MSG.NEXT.CHANGES.edge",
+                "$JS.ACK.CHANGES.edge.>",
+                "$JS.hub.API.CONSUMER.CREATE.CHANGES",
+                "$JS.hub.API.CONSUMER.CREATE.CHANGES.>",
+                "$JS.FC.CHANGES.>",
+                "_NOTIF_INFRA.>"
+            ]
+        );
+        assert_eq!(
+            subjects(&link.subscribe),
+            [
+                "changes.edge.>",
+                "_INBOX.>",
+                "$JSC.R.>",
+                "$JS.S.>",
+                "_NOTIF_INFRA.>",
+                "$JS.edge.API.>"
+            ]
+        );
+        // Without lists the link is the deny lists' business.
+        let open = yaml.replace("    imports: [\"changes.edge.>\"]\n    exports: []\n", "");
+        let t = topology(&open);
+        assert!(link_permissions(&t, &t.leafnodes[0]).is_none());
+    }
+
+    #[test]
     fn a_reader_on_a_leaf_with_its_own_domain_uses_the_regions_domain_prefix() {
         let yaml = "name: t\ndefaults:\n  jetstream: { domain: hub }\nregions:\n  east:\n    nodes: 3\n    jetstream: true\nleafnodes:\n  edge:\n    hub: east\n    account: APP\n    jetstream: { domain: edge }\naccounts:\n  SYS: { system: true }\n  APP:\n    jetstream: true\n    users: [{ user: sync, password: \"${S}\" }]\nstreams:\n  CHANGES: { account: APP, subjects: [\"changes.>\"] }\nconsumers:\n  - { durable: edge, stream: CHANGES }\napps:\n  sync:\n    user: sync\n    at: edge\n    consumers: [CHANGES/edge]\n";
         let t = topology(yaml);

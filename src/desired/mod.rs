@@ -1018,9 +1018,34 @@ fn probes(topology: &Topology) -> Vec<Probe> {
                 });
             }
         }
+        // A declared allow list keeps out what it does not name: a subject outside it must not
+        // cross (the link carries notif-infra's own probes, so the fence still gets through).
+        // Each probe on its own subject: the leaf's export probe must not feed its import probe.
+        for (kind, from, to, list, way) in [
+            (ProbeKind::LeafImport, &hub.name, &leaf.name, &leaf.imports, "import"),
+            (ProbeKind::LeafExport, &leaf.name, &hub.name, &leaf.exports, "export"),
+        ] {
+            let subject = format!("{OUTSIDE_ALLOW_LISTS}.{}.{way}", leaf.name);
+            let keeps_out = list
+                .as_ref()
+                .is_some_and(|l| !l.iter().any(|p| crate::subject::matches(&p.subject, &subject)));
+            if keeps_out {
+                probes.push(Probe {
+                    kind,
+                    from: from.clone(),
+                    to: to.clone(),
+                    account: account.clone(),
+                    subject: Some(subject),
+                    expect_delivery: false,
+                });
+            }
+        }
     }
     probes
 }
+
+/// The first tokens of the negative probes of links whose `imports` or `exports` leave them out.
+const OUTSIDE_ALLOW_LISTS: &str = "_NOTIF_INFRA_OUTSIDE.probe";
 
 /// The subject of positive probe `index` in verification run `nonce`: a subject of its own, so
 /// no application subscriber sees probes and no two runs mix.

@@ -272,7 +272,8 @@ impl Validator {
             let Some(account) = c.account.as_deref().and_then(|a| t.account(a)) else {
                 continue;
             };
-            let mut refusals: Vec<String> = Vec::new();
+            // What stops each user, grouped by the subject: `api`, `mobile` may not publish `X` (..).
+            let mut refusals: Vec<(String, Vec<String>)> = Vec::new();
             let mut readable = false;
             for u in &account.users {
                 let app = t
@@ -291,7 +292,14 @@ impl Validator {
                     .find_map(|n| access::refusal(permissions, n).map(|why| (n, why)));
                 match refused {
                     None => readable = true,
-                    Some((n, why)) => refusals.push(format!("`{}` may not {} ({why})", u.name, n.describe())),
+                    Some((n, _)) => {
+                        let need = n.describe();
+                        let user = format!("`{}`", u.name);
+                        match refusals.iter_mut().find(|(d, _)| *d == need) {
+                            Some((_, users)) => users.push(user),
+                            None => refusals.push((need, vec![user])),
+                        }
+                    }
                 }
             }
             if readable {
@@ -320,7 +328,11 @@ impl Validator {
             } else {
                 format!(
                     "{}; declare the application that reads it under `apps:` (its permissions are then derived)",
-                    refusals.join("; ")
+                    refusals
+                        .iter()
+                        .map(|(need, users)| format!("{} may not {need}", users.join(", ")))
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 )
             };
             self.error(Diagnostic::warning(message).at(c.loc).help(help));
