@@ -65,6 +65,48 @@ pub struct ConsumerReader {
     pub acks: bool,
 }
 
+/// An application's use of a KV bucket, as `verify --flows` proves it with the app's own
+/// credentials: bind, read a key, and (`write`) put one, read it back and delete it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BucketUse {
+    pub app: String,
+    pub client: FlowClient,
+    pub inbox: String,
+    /// `$JS.API`, or `$JS.<domain>.API` across domains.
+    pub api: String,
+    pub bucket: String,
+    pub write: bool,
+}
+
+/// Every declared KV use of every application.
+pub fn bucket_uses(topology: &Topology) -> Vec<BucketUse> {
+    topology
+        .apps
+        .iter()
+        .flat_map(|app| {
+            let endpoint = Endpoint {
+                account: app.account.clone(),
+                user: app.user.clone(),
+                at: app.at.clone(),
+                subject: String::new(),
+                loc: app.loc,
+            };
+            let client = client(topology, &endpoint);
+            let api = crate::access::api_prefix(topology, &app.at, topology.settings.jetstream_domain.as_deref());
+            app.kv.iter().filter_map(move |b| {
+                Some(BucketUse {
+                    app: app.name.clone(),
+                    client: client.clone(),
+                    inbox: app.inbox.clone(),
+                    api: api.clone().ok()?,
+                    bucket: b.bucket.clone(),
+                    write: b.write,
+                })
+            })
+        })
+        .collect()
+}
+
 /// A client connection as a declared user: at which server, as whom, with what.
 #[derive(Debug, Clone, Serialize)]
 pub struct FlowClient {

@@ -14,7 +14,7 @@ pub mod wireguard;
 
 pub use addressing::{Addressing, DECLARED_CONFIG_DIR, DEFAULT_LOCAL_PORT_BASE, Endpoint, LOCAL_PORT_STRIDE, assign_slots};
 pub use compose::{COMPOSE_FILE, DEFAULT_IMAGE, Publish, compose_file, host_projects};
-pub use flows::{ConsumerReader, ExpectedFlow, ExpectedTarget, FlowClient, Login, TargetKind};
+pub use flows::{BucketUse, ConsumerReader, ExpectedFlow, ExpectedTarget, FlowClient, Login, TargetKind};
 pub use jetstream::{JsObject, ObjectKind, object_label};
 pub use render::{RenderedFile, SelfContained, config_files, config_path, render_files};
 pub use security::{ClientTls, Material, OperatorConf, PreloadedAccount, TlsConf, cert_requests};
@@ -320,6 +320,8 @@ pub struct Desired {
     pub nats_server_version: Option<String>,
     /// The declared flows, for `verify --flows`.
     pub flows: Vec<ExpectedFlow>,
+    /// The applications' KV bucket uses, proven by `verify --flows` too.
+    pub bucket_uses: Vec<BucketUse>,
     /// Nodes of the JetStream meta group (clustered JetStream only), all expected to agree on
     /// one leader and this group size.
     pub jetstream_meta: Vec<String>,
@@ -878,6 +880,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
             probes: OnceLock::new(),
         }),
         flows: flows::expected(topology),
+        bucket_uses: flows::bucket_uses(topology),
         compose_image: compose_image(topology),
         nats_server_version: topology.nats_server_version.clone(),
         jetstream_meta: jetstream_meta(topology),

@@ -8,7 +8,8 @@ use futures_util::StreamExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::desired::{ConsumerReader, Desired};
+use super::flows::FlowReport;
+use crate::desired::{BucketUse, ConsumerReader, Desired, FlowClient};
 
 /// How long the application waits for the flow's message from its consumer.
 const READ_TIMEOUT: Duration = Duration::from_secs(3);
@@ -38,11 +39,24 @@ pub async fn read(
     consumer: &str,
     mark: &dyn Fn(&Option<async_nats::HeaderMap>) -> bool,
 ) -> Result<Read, Refused> {
+    as_app(desired, &r.client, &r.inbox, |client| async move {
+        read_with(&client, r, stream, consumer, mark).await
+    })
+    .await
+    .map_err(Refused)
+}
+
+/// Runs `work` on a connection as the application's user (its credentials, its inbox prefix);
+/// a failure carries the permission violations the server reported meanwhile.
+async fn as_app<T, F, Fut>(desired: &Desired, who: &FlowClient, inbox: &str, work: F) -> Result<T, String>
+where
+    F: FnOnce(async_nats::Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
     let violations: Arc<Mutex<Vec<String>>> = Arc::default();
     let seen = violations.clone();
-    let options = super::flows::login(desired, &r.client)
-        .map_err(Refused)?
-        .custom_inbox_prefix(&r.inbox)
+    let options = super::flows::login(desired, who)?
+        .custom_inbox_prefix(inbox)
         .event_callback(move |event| {
             let seen = seen.clone();
             async move {
@@ -51,17 +65,100 @@ pub async fn read(
                 }
             }
         });
-    let client = super::flows::dial(desired, &r.client, options).await.map_err(Refused)?;
-    let outcome = read_with(&client, r, stream, consumer, mark).await;
+    let client = super::flows::dial(desired, who, options).await?;
+    let outcome = work(client.clone()).await;
     let _ = client.drain().await;
     outcome.map_err(|step| {
         let said = violations.lock().expect("not poisoned").join("; ");
         if said.is_empty() {
-            Refused(step)
+            step
         } else {
-            Refused(format!("{step} (the server said: {said})"))
+            format!("{step} (the server said: {said})")
         }
     })
+}
+
+/// The key an application's write proof puts, reads back and deletes.
+const VERIFY_KEY: &str = "notif-infra.verify";
+
+/// Each application uses each KV bucket it declares, as its client would.
+pub async fn use_buckets(desired: &Desired) -> Vec<FlowReport> {
+    let uses = desired.bucket_uses.iter().map(|u| async move {
+        let outcome = as_app(desired, &u.client, &u.inbox, |client| async move { use_bucket(&client, u).await }).await;
+        FlowReport {
+            name: format!("app {}", u.app),
+            target: format!("kv {} ({})", u.bucket, if u.write { "write" } else { "read" }),
+            expect: "reaches",
+            ok: outcome.is_ok(),
+            detail: outcome.unwrap_or_else(|e| e),
+        }
+    });
+    futures_util::future::join_all(uses).await
+}
+
+async fn use_bucket(client: &async_nats::Client, u: &BucketUse) -> Result<String, String> {
+    let who = &u.client.who;
+    let stream = crate::model::kv_stream_name(&u.bucket);
+    let ask = |subject: String, payload: String, headers: Option<async_nats::HeaderMap>| async move {
+        let mut request = async_nats::Request::new().payload(payload.into()).timeout(Some(REQUEST_TIMEOUT));
+        if let Some(h) = headers {
+            request = request.headers(h);
+        }
+        client
+            .send_request(subject.clone(), request)
+            .await
+            .map_err(|e| format!("{who} got no answer on `{subject}`: {e}"))
+    };
+    let info = ask(format!("{}.STREAM.INFO.{stream}", u.api), String::new(), None).await?;
+    if let Some(e) = serde_json::from_slice::<serde_json::Value>(&info.payload)
+        .unwrap_or_default()
+        .get("error")
+    {
+        return Err(format!("{who} cannot bind to bucket `{}`: {e}", u.bucket));
+    }
+    let get = || {
+        ask(
+            format!("{}.DIRECT.GET.{stream}.$KV.{}.{VERIFY_KEY}", u.api, u.bucket),
+            String::new(),
+            None,
+        )
+    };
+    if !u.write {
+        let answer = get().await?;
+        let found = if answer.status.is_some_and(|s| s.as_u16() == 404) {
+            "no such key"
+        } else {
+            "a value"
+        };
+        return Ok(format!("bound and read key `{VERIFY_KEY}` ({found})"));
+    }
+    let key_subject = format!("$KV.{}.{VERIFY_KEY}", u.bucket);
+    let value = format!("written by {who}");
+    let ack = ask(key_subject.clone(), value.clone(), None).await?;
+    let ack: serde_json::Value = serde_json::from_slice(&ack.payload).unwrap_or_default();
+    let seq = ack["seq"]
+        .as_u64()
+        .ok_or_else(|| format!("{who} put `{VERIFY_KEY}` and JetStream did not store it: {ack}"))?;
+    // A direct get may be answered by a replica that has not applied the put yet: ask again.
+    let start = Instant::now();
+    loop {
+        let read_back = get().await?;
+        if read_back.payload.as_ref() == value.as_bytes() {
+            break;
+        }
+        if start.elapsed() > REQUEST_TIMEOUT {
+            return Err(format!(
+                "{who} put `{VERIFY_KEY}` (seq {seq}) and read back {:?} (status {:?})",
+                String::from_utf8_lossy(&read_back.payload),
+                read_back.status
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut delete = async_nats::HeaderMap::new();
+    delete.insert("KV-Operation", "DEL");
+    ask(key_subject, String::new(), Some(delete)).await?;
+    Ok(format!("bound, put key `{VERIFY_KEY}` (seq {seq}), read it back and deleted it"))
 }
 
 async fn read_with(
