@@ -172,3 +172,33 @@ fn secure_comes_up_on_compose_with_its_certificates_and_creds_mounted() {
     assert!(!project.contains("ca-key.pem"), "the CA key is mounted:\n{project}");
     destroy_leaves_nothing(&d);
 }
+
+/// The MCP seed's compose file: both nodes listen on 4222 and 6222 in their containers (its
+/// instances dial `nats://nats-2:4222` inside the network, its routes `nats-2:6222`), and the
+/// host publishes nats-2's client port as the seed does, `4223:4222`.
+#[test]
+fn mcp_compose_publishes_container_ports_as_the_seed_does() {
+    let dir = tempfile::tempdir().unwrap();
+    render_into(&topology("mcp"), &dir.path().join("out"));
+    let check = std::process::Command::new(compose_binary())
+        .current_dir(dir.path().join("out").join("compose"))
+        .args(["config", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let v: Value = serde_json::from_slice(&check.stdout).unwrap();
+    let client_port = |service: &str| {
+        v["services"][service]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["target"] == 4222)
+            .map(|p| p["published"].as_str().unwrap().to_string())
+    };
+    assert_eq!(client_port("nats-1").as_deref(), Some("4222"));
+    assert_eq!(client_port("nats-2").as_deref(), Some("4223"));
+    let conf = std::fs::read_to_string(dir.path().join("out/nats/nats-2.conf")).unwrap();
+    assert!(conf.contains("listen: \"0.0.0.0:4222\""), "{conf}");
+    let nats1 = std::fs::read_to_string(dir.path().join("out/nats/nats-1.conf")).unwrap();
+    assert!(nats1.contains("nats-route://nats-2:6222"), "{nats1}");
+}
