@@ -9,6 +9,7 @@
 
 use crate::model::{
     AckPolicy, App, Consumer, DEFAULT_INBOX, Leafnode, Loc, Pattern, Permissions, Responses, Rule, Site, Topology, kv_stream_name,
+    object_stream_name,
 };
 use crate::subject;
 
@@ -220,6 +221,45 @@ pub fn app_needs(t: &Topology, app: &App) -> Result<Vec<Need>, String> {
                 format!("$KV.{bucket}.>"),
                 format!("writes keys of KV bucket `{bucket}`"),
                 b.loc,
+            ));
+        }
+    }
+    for b in &app.object_stores {
+        let api = api_prefix(t, &app.at, t.settings.jetstream_domain.as_deref())?;
+        let stream = object_stream_name(&b.bucket);
+        let bucket = &b.bucket;
+        let need = |direction, subject: String, why: &str| Need::new(direction, subject, format!("{why} object store `{bucket}`"), b.loc);
+        needs.push(need(Direction::Publish, format!("{api}.STREAM.INFO.{stream}"), "binds to"));
+        needs.push(need(
+            Direction::Publish,
+            format!("{api}.DIRECT.GET.{stream}.>"),
+            "reads the object descriptions of",
+        ));
+        // Clients read an object's chunks through an ordered (push, flow-controlled) consumer.
+        needs.push(need(
+            Direction::Publish,
+            format!("{api}.CONSUMER.CREATE.{stream}.>"),
+            "reads the chunks of",
+        ));
+        needs.push(need(
+            Direction::Publish,
+            format!("$JS.FC.{stream}.>"),
+            "answers the flow control of",
+        ));
+        needs.push(inbox_need(
+            format!("receives the answers and chunks of object store `{bucket}`"),
+            b.loc,
+        ));
+        if b.write {
+            needs.push(need(
+                Direction::Publish,
+                format!("$O.{bucket}.>"),
+                "writes chunks and descriptions to",
+            ));
+            needs.push(need(
+                Direction::Publish,
+                format!("{api}.STREAM.PURGE.{stream}"),
+                "removes replaced and deleted chunks from",
             ));
         }
     }

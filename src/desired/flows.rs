@@ -65,8 +65,8 @@ pub struct ConsumerReader {
     pub acks: bool,
 }
 
-/// An application's use of a KV bucket, as `verify --flows` proves it with the app's own
-/// credentials: bind, read a key, and (`write`) put one, read it back and delete it.
+/// An application's use of a KV bucket or object store, as `verify --flows` proves it with the
+/// app's own credentials: bind, read, and (`write`) write, read back and delete.
 #[derive(Debug, Clone, Serialize)]
 pub struct BucketUse {
     pub app: String,
@@ -75,10 +75,11 @@ pub struct BucketUse {
     /// `$JS.API`, or `$JS.<domain>.API` across domains.
     pub api: String,
     pub bucket: String,
+    pub object_store: bool,
     pub write: bool,
 }
 
-/// Every declared KV use of every application.
+/// Every declared KV and object store use of every application.
 pub fn bucket_uses(topology: &Topology) -> Vec<BucketUse> {
     topology
         .apps
@@ -93,13 +94,16 @@ pub fn bucket_uses(topology: &Topology) -> Vec<BucketUse> {
             };
             let client = client(topology, &endpoint);
             let api = crate::access::api_prefix(topology, &app.at, topology.settings.jetstream_domain.as_deref());
-            app.kv.iter().filter_map(move |b| {
+            let kv = app.kv.iter().map(|b| (b, false));
+            let objects = app.object_stores.iter().map(|b| (b, true));
+            kv.chain(objects).filter_map(move |(b, object_store)| {
                 Some(BucketUse {
                     app: app.name.clone(),
                     client: client.clone(),
                     inbox: app.inbox.clone(),
                     api: api.clone().ok()?,
                     bucket: b.bucket.clone(),
+                    object_store,
                     write: b.write,
                 })
             })

@@ -20,6 +20,7 @@ pub struct App {
     /// `(stream, durable)` of each consumer it reads.
     pub consumers: Vec<ConsumerUse>,
     pub kv: Vec<BucketUse>,
+    pub object_stores: Vec<BucketUse>,
     pub loc: Loc,
 }
 

@@ -627,6 +627,9 @@ pub struct AppSpec {
     /// KV buckets it uses: `read` or `write` (write includes read).
     #[serde(default)]
     pub kv: Named<Spanned<StoreAccess>>,
+    /// Object stores it uses: `read` or `write` (write includes read and delete).
+    #[serde(default)]
+    pub object_stores: Named<Spanned<StoreAccess>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -84,10 +84,22 @@ const VERIFY_KEY: &str = "notif-infra.verify";
 /// Each application uses each KV bucket it declares, as its client would.
 pub async fn use_buckets(desired: &Desired) -> Vec<FlowReport> {
     let uses = desired.bucket_uses.iter().map(|u| async move {
-        let outcome = as_app(desired, &u.client, &u.inbox, |client| async move { use_bucket(&client, u).await }).await;
+        let outcome = as_app(desired, &u.client, &u.inbox, |client| async move {
+            if u.object_store {
+                use_object_store(&client, u).await
+            } else {
+                use_bucket(&client, u).await
+            }
+        })
+        .await;
         FlowReport {
             name: format!("app {}", u.app),
-            target: format!("kv {} ({})", u.bucket, if u.write { "write" } else { "read" }),
+            target: format!(
+                "{} {} ({})",
+                if u.object_store { "object_store" } else { "kv" },
+                u.bucket,
+                if u.write { "write" } else { "read" }
+            ),
             expect: "reaches",
             ok: outcome.is_ok(),
             detail: outcome.unwrap_or_else(|e| e),
@@ -96,26 +108,39 @@ pub async fn use_buckets(desired: &Desired) -> Vec<FlowReport> {
     futures_util::future::join_all(uses).await
 }
 
-async fn use_bucket(client: &async_nats::Client, u: &BucketUse) -> Result<String, String> {
-    let who = &u.client.who;
-    let stream = crate::model::kv_stream_name(&u.bucket);
-    let ask = |subject: String, payload: String, headers: Option<async_nats::HeaderMap>| async move {
-        let mut request = async_nats::Request::new().payload(payload.into()).timeout(Some(REQUEST_TIMEOUT));
-        if let Some(h) = headers {
-            request = request.headers(h);
-        }
-        client
-            .send_request(subject.clone(), request)
-            .await
-            .map_err(|e| format!("{who} got no answer on `{subject}`: {e}"))
-    };
-    let info = ask(format!("{}.STREAM.INFO.{stream}", u.api), String::new(), None).await?;
-    if let Some(e) = serde_json::from_slice::<serde_json::Value>(&info.payload)
-        .unwrap_or_default()
-        .get("error")
-    {
-        return Err(format!("{who} cannot bind to bucket `{}`: {e}", u.bucket));
+/// A request as the application makes it, failing on no answer in time.
+async fn ask(
+    client: &async_nats::Client,
+    who: &str,
+    subject: String,
+    payload: String,
+    headers: Option<async_nats::HeaderMap>,
+) -> Result<async_nats::Message, String> {
+    let mut request = async_nats::Request::new().payload(payload.into()).timeout(Some(REQUEST_TIMEOUT));
+    if let Some(h) = headers {
+        request = request.headers(h);
     }
+    client
+        .send_request(subject.clone(), request)
+        .await
+        .map_err(|e| format!("{who} got no answer on `{subject}`: {e}"))
+}
+
+/// A JetStream API answer, failing on its `error`.
+async fn ask_api(client: &async_nats::Client, who: &str, subject: String, payload: String) -> Result<serde_json::Value, String> {
+    let answer = ask(client, who, subject.clone(), payload, None).await?;
+    let v: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap_or_default();
+    match v.get("error") {
+        Some(e) => Err(format!("{who} asked `{subject}` and JetStream refused: {e}")),
+        None => Ok(v),
+    }
+}
+
+async fn use_bucket(client: &async_nats::Client, u: &BucketUse) -> Result<String, String> {
+    let who = u.client.who.as_str();
+    let stream = crate::model::kv_stream_name(&u.bucket);
+    let ask = |subject: String, payload: String, headers: Option<async_nats::HeaderMap>| ask(client, who, subject, payload, headers);
+    ask_api(client, who, format!("{}.STREAM.INFO.{stream}", u.api), String::new()).await?;
     let get = || {
         ask(
             format!("{}.DIRECT.GET.{stream}.$KV.{}.{VERIFY_KEY}", u.api, u.bucket),
@@ -273,4 +298,135 @@ async fn read_with(
         skipped: others.len(),
         acked: true,
     })
+}
+
+/// The object an application's write proof stores, reads back and deletes.
+const VERIFY_OBJECT: &str = "notif-infra-verify";
+
+/// An object store as its clients use it: bind, read the object's description (direct get of
+/// the last `$O.<bucket>.M.<name>`), read its chunks through an ordered push consumer; writing
+/// puts a chunk and the description (rolled up), and deleting marks it deleted and purges its
+/// chunks.
+async fn use_object_store(client: &async_nats::Client, u: &BucketUse) -> Result<String, String> {
+    let who = u.client.who.as_str();
+    let stream = crate::model::object_stream_name(&u.bucket);
+    let bucket = &u.bucket;
+    ask_api(client, who, format!("{}.STREAM.INFO.{stream}", u.api), String::new()).await?;
+    let meta_subject = format!("$O.{bucket}.M.{}", data_encoding::BASE64URL.encode(VERIFY_OBJECT.as_bytes()));
+    let data = format!("stored by {who}");
+    let rollup = || {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Rollup", "sub");
+        h
+    };
+    let description = |nuid: &str, size: usize, deleted: bool| {
+        let digest = data_encoding::BASE64URL.encode(&<sha2::Sha256 as sha2::Digest>::digest(data.as_bytes()));
+        serde_json::json!({
+            "name": VERIFY_OBJECT, "bucket": bucket, "nuid": nuid, "size": size,
+            "chunks": if deleted { 0 } else { 1 }, "digest": format!("SHA-256={digest}"),
+            "deleted": deleted,
+        })
+        .to_string()
+    };
+    let written = if u.write {
+        let nuid = client.new_inbox().rsplit('.').next().unwrap_or_default().to_string();
+        let ack = ask(client, who, format!("$O.{bucket}.C.{nuid}"), data.clone(), None).await?;
+        if serde_json::from_slice::<serde_json::Value>(&ack.payload).unwrap_or_default()["seq"]
+            .as_u64()
+            .is_none()
+        {
+            return Err(format!(
+                "{who} wrote a chunk to object store `{bucket}` and JetStream did not store it"
+            ));
+        }
+        ask(
+            client,
+            who,
+            meta_subject.clone(),
+            description(&nuid, data.len(), false),
+            Some(rollup()),
+        )
+        .await?;
+        Some(nuid)
+    } else {
+        None
+    };
+    let meta = ask(
+        client,
+        who,
+        format!("{}.DIRECT.GET.{stream}.{meta_subject}", u.api),
+        String::new(),
+        None,
+    )
+    .await?;
+    let found: Option<String> = serde_json::from_slice::<serde_json::Value>(&meta.payload)
+        .ok()
+        .filter(|m| m["deleted"] != true)
+        .and_then(|m| m["nuid"].as_str().map(String::from));
+    if u.write && found != written {
+        return Err(format!("{who} stored `{VERIFY_OBJECT}` and read back another description"));
+    }
+    // The chunks, as clients read them: an ordered consumer pushing to an inbox.
+    let nuid = found.clone().unwrap_or_else(|| "none".into());
+    let deliver = client.new_inbox();
+    let mut chunks = client
+        .subscribe(deliver.clone())
+        .await
+        .map_err(|e| format!("{who} cannot subscribe to its inbox: {e}"))?;
+    let name = format!("notif_infra_verify_{}", deliver.rsplit('.').next().unwrap_or_default());
+    let filter = format!("$O.{bucket}.C.{nuid}");
+    let config = serde_json::json!({"stream_name": stream, "config": {
+        "name": name, "deliver_subject": deliver, "filter_subject": filter, "ack_policy": "none",
+        "deliver_policy": "all", "flow_control": true, "idle_heartbeat": 5_000_000_000u64,
+        "mem_storage": true, "num_replicas": 1, "inactive_threshold": 5_000_000_000u64,
+    }});
+    ask_api(
+        client,
+        who,
+        format!("{}.CONSUMER.CREATE.{stream}.{name}.{filter}", u.api),
+        config.to_string(),
+    )
+    .await?;
+    let mut read = None;
+    if found.is_some() {
+        let start = Instant::now();
+        while read.is_none() && start.elapsed() < READ_TIMEOUT {
+            let left = READ_TIMEOUT.saturating_sub(start.elapsed());
+            let Ok(Some(m)) = tokio::time::timeout(left, chunks.next()).await else {
+                break;
+            };
+            match (m.status, m.reply) {
+                (Some(_), Some(reply)) => client
+                    .publish(reply.clone(), "".into())
+                    .await
+                    .map_err(|e| format!("{who} cannot answer flow control on `{reply}`: {e}"))?,
+                (Some(_), None) => {}
+                (None, _) => read = Some(m.payload),
+            }
+        }
+    }
+    let _ = chunks.unsubscribe().await;
+    let Some(nuid) = written else {
+        return Ok(match read {
+            Some(chunk) => format!("bound and read `{VERIFY_OBJECT}` ({} bytes)", chunk.len()),
+            None => format!("bound, found no `{VERIFY_OBJECT}` and opened a chunk reader"),
+        });
+    };
+    if read.as_deref() != Some(data.as_bytes()) {
+        return Err(format!("{who} stored `{VERIFY_OBJECT}` and did not read its chunk back"));
+    }
+    ask(client, who, meta_subject, description(&nuid, 0, true), Some(rollup())).await?;
+    let purged = ask_api(
+        client,
+        who,
+        format!("{}.STREAM.PURGE.{stream}", u.api),
+        serde_json::json!({"filter": format!("$O.{bucket}.C.{nuid}")}).to_string(),
+    )
+    .await?;
+    if purged["success"] != true {
+        return Err(format!("{who} deleted `{VERIFY_OBJECT}` and its chunks were not purged: {purged}"));
+    }
+    Ok(format!(
+        "bound, stored `{VERIFY_OBJECT}`, read it back through an ordered consumer and deleted it"
+    ))
 }

@@ -41,6 +41,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("CACHE_INVALIDATOR_PASSWORD", "cache-invalidator-secret"),
     ("NOTIFICATIONS_PASSWORD", "notifications-secret"),
     ("AUDIT_LOGGER_PASSWORD", "audit-logger-secret"),
+    ("ASSETS_PASSWORD", "assets-secret"),
     ("ACME_PASS", "acme-secret"),
     ("COVENANT_JS_KEY", "covenant-test-encryption-key-0001"),
     ("PARTNER_PASS", "partner-secret"),

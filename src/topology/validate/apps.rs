@@ -12,6 +12,12 @@ use crate::subject;
 use crate::topology::diagnostic::Diagnostic;
 use crate::topology::schema::*;
 
+#[derive(Clone, Copy)]
+enum Store {
+    Kv,
+    Object,
+}
+
 impl Validator {
     pub(super) fn apps(&mut self, file: &TopologyFile, t: &Topology) -> Vec<App> {
         let mut apps = Vec::new();
@@ -62,28 +68,8 @@ impl Validator {
                 .iter()
                 .filter_map(|c| self.consumer_use(c, &account, t, &object))
                 .collect();
-            let kv = spec
-                .kv
-                .iter()
-                .filter_map(|(bucket, access)| {
-                    let found = t.jetstream.kv.iter().find(|k| k.bucket == bucket.value);
-                    match found {
-                        None => {
-                            self.unknown(bucket, t.jetstream.kv.iter().map(|k| k.bucket.as_str()), "KV bucket", "kv:");
-                            None
-                        }
-                        Some(k) if k.account != account => {
-                            self.foreign(&object, &format!("KV bucket `{}`", k.bucket), &k.account, &account, loc(bucket));
-                            None
-                        }
-                        Some(k) => Some(BucketUse {
-                            bucket: k.bucket.clone(),
-                            write: access.value == StoreAccess::Write,
-                            loc: loc(bucket),
-                        }),
-                    }
-                })
-                .collect();
+            let kv = self.bucket_uses(&spec.kv, &account, &object, t, Store::Kv);
+            let object_stores = self.bucket_uses(&spec.object_stores, &account, &object, t, Store::Object);
             apps.push(App {
                 name: name.value.clone(),
                 account,
@@ -96,10 +82,48 @@ impl Validator {
                 serves: self.subjects(&spec.serves, &object),
                 consumers,
                 kv,
+                object_stores,
                 loc: loc(name),
             });
         }
         apps
+    }
+
+    /// `bucket: read|write` entries naming buckets (KV or object stores) of the app's account.
+    fn bucket_uses(
+        &mut self,
+        specs: &Named<Spanned<StoreAccess>>,
+        account: &Option<String>,
+        object: &str,
+        t: &Topology,
+        store: Store,
+    ) -> Vec<BucketUse> {
+        let declared: Vec<(&str, &Option<String>)> = match store {
+            Store::Kv => t.jetstream.kv.iter().map(|k| (k.bucket.as_str(), &k.account)).collect(),
+            Store::Object => t.jetstream.object_stores.iter().map(|o| (o.bucket.as_str(), &o.account)).collect(),
+        };
+        let (what, under) = match store {
+            Store::Kv => ("KV bucket", "kv:"),
+            Store::Object => ("object store", "object_stores:"),
+        };
+        specs
+            .iter()
+            .filter_map(|(bucket, access)| match declared.iter().find(|(b, _)| *b == bucket.value) {
+                None => {
+                    self.unknown(bucket, declared.iter().map(|(b, _)| *b), what, under);
+                    None
+                }
+                Some((b, owner)) if *owner != account => {
+                    self.foreign(object, &format!("{what} `{b}`"), owner, account, loc(bucket));
+                    None
+                }
+                Some((b, _)) => Some(BucketUse {
+                    bucket: b.to_string(),
+                    write: access.value == StoreAccess::Write,
+                    loc: loc(bucket),
+                }),
+            })
+            .collect()
     }
 
     fn inbox(&mut self, inbox: &Spanned<String>, object: &str) {
