@@ -5,7 +5,7 @@
 use serde::Serialize;
 use std::path::PathBuf;
 
-use crate::model::{AckPolicy, Endpoint, FlowTarget, Password, Site, Topology};
+use crate::model::{AckPolicy, App, Endpoint, FlowTarget, Password, Site, Topology};
 use crate::reach;
 
 #[derive(Debug, Clone, Serialize)]
@@ -85,14 +85,7 @@ pub fn bucket_uses(topology: &Topology) -> Vec<BucketUse> {
         .apps
         .iter()
         .flat_map(|app| {
-            let endpoint = Endpoint {
-                account: app.account.clone(),
-                user: app.user.clone(),
-                at: app.at.clone(),
-                subject: String::new(),
-                loc: app.loc,
-            };
-            let client = client(topology, &endpoint);
+            let client = app_client(topology, app, String::new());
             let api = crate::access::api_prefix(topology, &app.at, topology.settings.jetstream_domain.as_deref());
             let kv = app.kv.iter().map(|b| (b, false));
             let objects = app.object_stores.iter().map(|b| (b, true));
@@ -214,21 +207,26 @@ fn consumer_reader(topology: &Topology, stream: &str, durable: &str, app: &str) 
         .iter()
         .find(|s| s.name == stream)
         .and_then(|s| topology.stream_domain(s));
-    let endpoint = Endpoint {
-        account: app.account.clone(),
-        user: app.user.clone(),
-        at: app.at.clone(),
-        subject: consumer.deliver_subject.clone().unwrap_or_default(),
-        loc: app.loc,
-    };
     Some(ConsumerReader {
         app: app.name.clone(),
-        client: client(topology, &endpoint),
+        client: app_client(topology, app, consumer.deliver_subject.clone().unwrap_or_default()),
         inbox: app.inbox.clone(),
         api: crate::access::api_prefix(topology, &app.at, domain.as_deref()).ok()?,
         deliver: consumer.deliver_subject.clone().map(|d| (d, consumer.deliver_group.clone())),
         acks: consumer.ack_policy != AckPolicy::None,
     })
+}
+
+/// The application's connection: its user, at its site.
+fn app_client(topology: &Topology, app: &App, subject: String) -> FlowClient {
+    let endpoint = Endpoint {
+        account: app.account.clone(),
+        user: app.user.clone(),
+        at: app.at.clone(),
+        subject,
+        loc: app.loc,
+    };
+    client(topology, &endpoint)
 }
 
 fn client(topology: &Topology, e: &Endpoint) -> FlowClient {

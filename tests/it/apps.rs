@@ -273,7 +273,7 @@ fn validate_names_consumers_nobody_can_read_and_rights_nothing_receives() {
         "consumer `COVENANT_COUNTRIES/ANALYTICS` can be read by no declared user of account `COVENANT`",
         "push consumer `COVENANT_COUNTRIES/CACHE_INVALIDATOR` delivers to `consumer.cache-invalidator.countries`, which no declared user of account `COVENANT` may subscribe to",
         "stream `COVENANT_COUNTRIES` keeps each message until its consumers acknowledge it (interest retention)",
-        "`api`, `mobile`, `analytics`, `cache-invalidator`, `notifications`, `audit-logger` may not publish `$JS.API.CONSUMER.MSG.NEXT.COVENANT_COUNTRIES.ANALYTICS`",
+        "`api`, `mobile`, `analytics`, `cache-invalidator`, `notifications`, `audit-logger`, `assets` may not publish `$JS.API.CONSUMER.MSG.NEXT.COVENANT_COUNTRIES.ANALYTICS`",
     ] {
         assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
     }
