@@ -459,7 +459,8 @@ fn user_confs(topology: &Topology, account: &str, keys: &Keys, with_links: bool)
                 responses,
             } = &u.permissions;
             UserConf {
-                comment: None,
+                comment: (!u.derived_for.is_empty())
+                    .then(|| format!("permissions derived from what app(s) {} declare", u.derived_for.join(", "))),
                 user: Some(u.name.clone()),
                 password: u.password.as_ref().map(|p| match p {
                     Password::Env { var, .. } => format!("${var}"),

@@ -381,6 +381,13 @@ impl Rule {
     }
 }
 
+impl Permissions {
+    /// Nothing written: the user works under its account's defaults (or none).
+    pub fn is_empty(&self) -> bool {
+        self.publish.is_empty() && self.subscribe.is_empty() && self.responses.is_none()
+    }
+}
+
 /// An environment variable the topology refers to, and who refers to it.
 #[derive(Debug, Clone)]
 pub struct EnvRef {
@@ -430,8 +437,11 @@ impl Topology {
     /// else `None` (unrestricted).
     pub fn effective_permissions<'a>(&self, account: &'a Account, user: &'a User) -> Option<&'a Permissions> {
         let own = &user.permissions;
-        let written = !own.publish.is_empty() || !own.subscribe.is_empty() || own.responses.is_some();
-        if written { Some(own) } else { account.default_permissions.as_ref() }
+        if own.is_empty() {
+            account.default_permissions.as_ref()
+        } else {
+            Some(own)
+        }
     }
 
     /// The host of server `name` (node or leafnode) as the ssh target reaches it.

@@ -217,9 +217,8 @@ impl Validator {
             let Some(u) = t.account(account).and_then(|a| a.users.iter().find(|u| &u.name == user)) else {
                 continue;
             };
-            let written = !u.permissions.publish.is_empty() || !u.permissions.subscribe.is_empty() || u.permissions.responses.is_some();
             let names: Vec<String> = apps.iter().map(|a| a.name.clone()).collect();
-            if written {
+            if !u.permissions.is_empty() {
                 self.check_written(u, account, &names, &needs);
             } else {
                 derived.push(((account.clone(), user.clone()), access::derive(&needs), names));
