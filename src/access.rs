@@ -8,7 +8,7 @@
 //! deliver subject, acknowledges, and answers flow control on `$JS.FC.<stream>.>`.
 
 use crate::model::{
-    AckPolicy, App, Consumer, DEFAULT_INBOX, Leafnode, Loc, Pattern, Permissions, Responses, Rule, Site, Topology, kv_stream_name,
+    AckPolicy, App, Consumer, DEFAULT_INBOX, Leafnode, Loc, Pattern, Permissions, Responses, Rule, Site, Stream, Topology, kv_stream_name,
     object_stream_name,
 };
 use crate::subject;
@@ -268,6 +268,37 @@ pub fn app_needs(t: &Topology, app: &App) -> Result<Vec<Need>, String> {
 
 /// notif-infra's own subjects: verification probes and the inboxes of its own connections.
 pub const OWN_PREFIX: &str = "_NOTIF_INFRA";
+/// The literal subject verification requests on for a declared `requests` pattern: each
+/// wildcard taken by one token.
+pub fn request_instance(pattern: &str) -> String {
+    subject::instance(pattern, "notif-infra-verify")
+}
+
+/// Who answers a request an application sends on `subject`.
+pub enum Answer<'t> {
+    /// An application of its account that serves the subject (with the pattern it serves).
+    App(&'t App, &'t Pattern),
+    /// A stream of its account that stores it: JetStream acknowledges.
+    Stream(&'t Stream),
+}
+
+/// The app of the requester's account serving `subject`, else the stream storing it.
+pub fn answerer<'t>(t: &'t Topology, requester: &App, subject: &str) -> Option<Answer<'t>> {
+    let server = t.apps.iter().filter(|b| b.account == requester.account).find_map(|b| {
+        b.serves
+            .iter()
+            .find(|s| subject::matches(&s.subject, subject))
+            .map(|s| Answer::App(b, s))
+    });
+    server.or_else(|| {
+        t.jetstream
+            .streams
+            .iter()
+            .find(|s| s.account == requester.account && s.subjects.iter().any(|x| subject::matches(x, subject)))
+            .map(Answer::Stream)
+    })
+}
+
 /// The first tokens of every verification probe's subject.
 pub const PROBE_PREFIX: &str = "_NOTIF_INFRA.probe";
 /// The reply prefix of notif-infra's own connections (JetStream management, probes).

@@ -217,6 +217,70 @@ fn consumer_reader(topology: &Topology, stream: &str, durable: &str, app: &str) 
     })
 }
 
+/// A request an application declares, proven live: sent by the app with its own credentials on
+/// a literal instance of its `requests` subject, answered by the app that `serves` it or, for a
+/// JetStream publish, by the stream that stores it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestCheck {
+    pub app: String,
+    pub client: FlowClient,
+    pub inbox: String,
+    pub subject: String,
+    pub answer: Answerer,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Answerer {
+    /// A declared application that serves the subject.
+    App { app: String, client: FlowClient, serves: String },
+    /// A stream that stores it: the answer is JetStream's acknowledgement.
+    Stream {
+        stream: String,
+        account: Option<String>,
+        leaf_domain: Option<String>,
+        deny_delete: bool,
+    },
+}
+
+/// Every declared request that a declared app or a stream answers (validate warns of the others).
+pub fn request_checks(topology: &Topology) -> Vec<RequestCheck> {
+    let mut checks = Vec::new();
+    for app in &topology.apps {
+        for r in &app.requests {
+            let subject = crate::access::request_instance(&r.subject);
+            let Some(answer) = answerer(topology, app, &subject) else {
+                continue;
+            };
+            checks.push(RequestCheck {
+                app: app.name.clone(),
+                client: app_client(topology, app, subject.clone()),
+                inbox: app.inbox.clone(),
+                subject,
+                answer,
+            });
+        }
+    }
+    checks
+}
+
+/// Who answers `subject` requested by `app`, as verify reaches it.
+fn answerer(topology: &Topology, app: &App, subject: &str) -> Option<Answerer> {
+    Some(match crate::access::answerer(topology, app, subject)? {
+        crate::access::Answer::App(b, serves) => Answerer::App {
+            app: b.name.clone(),
+            client: app_client(topology, b, serves.subject.clone()),
+            serves: serves.subject.clone(),
+        },
+        crate::access::Answer::Stream(stream) => Answerer::Stream {
+            stream: stream.name.clone(),
+            account: stream.account.clone(),
+            leaf_domain: stream.leafnode.as_ref().and_then(|_| topology.stream_domain(stream)),
+            deny_delete: stream.deny_delete,
+        },
+    })
+}
+
 /// The application's connection: its user, at its site.
 fn app_client(topology: &Topology, app: &App, subject: String) -> FlowClient {
     let endpoint = Endpoint {

@@ -14,7 +14,7 @@ pub mod wireguard;
 
 pub use addressing::{Addressing, DECLARED_CONFIG_DIR, DEFAULT_LOCAL_PORT_BASE, Endpoint, LOCAL_PORT_STRIDE, assign_slots};
 pub use compose::{COMPOSE_FILE, DEFAULT_IMAGE, Publish, compose_file, host_projects};
-pub use flows::{BucketUse, ConsumerReader, ExpectedFlow, ExpectedTarget, FlowClient, Login, TargetKind};
+pub use flows::{Answerer, BucketUse, ConsumerReader, ExpectedFlow, ExpectedTarget, FlowClient, Login, RequestCheck, TargetKind};
 pub use jetstream::{JsObject, ObjectKind, object_label};
 pub use render::{RenderedFile, SelfContained, config_files, config_path, render_files};
 pub use security::{ClientTls, Material, OperatorConf, PreloadedAccount, TlsConf, cert_requests};
@@ -320,8 +320,10 @@ pub struct Desired {
     pub nats_server_version: Option<String>,
     /// The declared flows, for `verify --flows`.
     pub flows: Vec<ExpectedFlow>,
-    /// The applications' KV bucket uses, proven by `verify --flows` too.
+    /// The applications' KV bucket and object store uses, proven by `verify --flows` too.
     pub bucket_uses: Vec<BucketUse>,
+    /// The applications' requests that a declared app or a stream answers, proven likewise.
+    pub request_checks: Vec<RequestCheck>,
     /// Nodes of the JetStream meta group (clustered JetStream only), all expected to agree on
     /// one leader and this group size.
     pub jetstream_meta: Vec<String>,
@@ -882,6 +884,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         }),
         flows: flows::expected(topology),
         bucket_uses: flows::bucket_uses(topology),
+        request_checks: flows::request_checks(topology),
         compose_image: compose_image(topology),
         nats_server_version: topology.nats_server_version.clone(),
         jetstream_meta: jetstream_meta(topology),

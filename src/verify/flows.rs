@@ -15,7 +15,7 @@ use crate::jsapi::JsApi;
 use crate::material::Keys;
 
 /// The header every flow message carries, so a target tells it from real traffic.
-const MARK_HEADER: &str = "Notif-Infra-Flow";
+pub(super) const MARK_HEADER: &str = "Notif-Infra-Flow";
 /// How long every target has to show the message.
 const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a `never` subscriber keeps listening once the `reaches` targets have it.
@@ -222,7 +222,7 @@ fn reports(flow: &ExpectedFlow, outcome: &BTreeMap<usize, Result<String, String>
         .collect()
 }
 
-fn marked(headers: &Option<async_nats::HeaderMap>, mark: &str) -> bool {
+pub(super) fn marked(headers: &Option<async_nats::HeaderMap>, mark: &str) -> bool {
     headers
         .as_ref()
         .and_then(|h| h.get(MARK_HEADER))

@@ -155,9 +155,10 @@ pub async fn verify(
     };
     clients.close().await;
     let mut report = report;
-    if scope.flows && !(desired.flows.is_empty() && desired.bucket_uses.is_empty()) {
+    if scope.flows && !(desired.flows.is_empty() && desired.bucket_uses.is_empty() && desired.request_checks.is_empty()) {
         report.flows = flows::run_all(desired, keys, &nonce).await;
         report.flows.extend(readers::use_buckets(desired).await);
+        report.flows.extend(readers::make_requests(desired, keys, &nonce).await);
         report.ok &= report.flows.iter().all(|f| f.ok);
     }
     report

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::flows::FlowReport;
-use crate::desired::{BucketUse, ConsumerReader, Desired, FlowClient};
+use crate::desired::{Answerer, BucketUse, ConsumerReader, Desired, FlowClient, RequestCheck};
+use crate::material::Keys;
 
 /// How long the application waits for the flow's message from its consumer.
 const READ_TIMEOUT: Duration = Duration::from_secs(3);
@@ -53,6 +54,21 @@ where
     F: FnOnce(async_nats::Client) -> Fut,
     Fut: std::future::Future<Output = Result<T, String>>,
 {
+    let (client, violations) = open_app(desired, who, inbox).await?;
+    let outcome = work(client.clone()).await;
+    let _ = client.drain().await;
+    outcome.map_err(|step| {
+        let said = violations.lock().expect("not poisoned").join("; ");
+        if said.is_empty() {
+            step
+        } else {
+            format!("{step} (the server said: {said})")
+        }
+    })
+}
+
+/// A connection as the application's user, and the errors the server reports to it.
+async fn open_app(desired: &Desired, who: &FlowClient, inbox: &str) -> Result<(async_nats::Client, Arc<Mutex<Vec<String>>>), String> {
     let violations: Arc<Mutex<Vec<String>>> = Arc::default();
     let seen = violations.clone();
     let options = super::flows::login(desired, who)?
@@ -66,16 +82,7 @@ where
             }
         });
     let client = super::flows::dial(desired, who, options).await?;
-    let outcome = work(client.clone()).await;
-    let _ = client.drain().await;
-    outcome.map_err(|step| {
-        let said = violations.lock().expect("not poisoned").join("; ");
-        if said.is_empty() {
-            step
-        } else {
-            format!("{step} (the server said: {said})")
-        }
-    })
+    Ok((client, violations))
 }
 
 /// The key an application's write proof puts, reads back and deletes.
@@ -429,4 +436,123 @@ async fn use_object_store(client: &async_nats::Client, u: &BucketUse) -> Result<
     Ok(format!(
         "bound, stored `{VERIFY_OBJECT}`, read it back through an ordered consumer and deleted it"
     ))
+}
+
+/// Each declared request, sent by its application and answered by the app that serves it (or
+/// acknowledged by the stream that stores it, and deleted from it afterwards).
+pub async fn make_requests(desired: &Desired, keys: &Keys, nonce: &str) -> Vec<FlowReport> {
+    let checks = desired.request_checks.iter().map(|c| async move {
+        let outcome = request(desired, keys, c, nonce).await;
+        FlowReport {
+            name: format!("app {}", c.app),
+            target: match &c.answer {
+                Answerer::App { app, .. } => format!("request {} answered by app {app}", c.subject),
+                Answerer::Stream { stream, .. } => format!("request {} acknowledged by stream {stream}", c.subject),
+            },
+            expect: "reaches",
+            ok: outcome.is_ok(),
+            detail: outcome.unwrap_or_else(|e| e),
+        }
+    });
+    futures_util::future::join_all(checks).await
+}
+
+async fn request(desired: &Desired, keys: &Keys, c: &RequestCheck, nonce: &str) -> Result<String, String> {
+    let mark = format!("request/{nonce}");
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(super::flows::MARK_HEADER, mark.as_str());
+    match &c.answer {
+        Answerer::App {
+            app,
+            client: server_client,
+            serves,
+        } => {
+            // The serving app, as its own user, answers this check's request only.
+            let (server, server_said) = open_app(desired, server_client, crate::model::DEFAULT_INBOX).await?;
+            let mut sub = server
+                .subscribe(serves.clone())
+                .await
+                .map_err(|e| format!("{} cannot subscribe to `{serves}`: {e}", server_client.who))?;
+            server.flush().await.map_err(|e| e.to_string())?;
+            let responder = {
+                let server = server.clone();
+                let mark = mark.clone();
+                tokio::spawn(async move {
+                    while let Some(m) = sub.next().await {
+                        if let (true, Some(reply)) = (super::flows::marked(&m.headers, &mark), m.reply) {
+                            let _ = server.publish(reply, "notif-infra reply".into()).await;
+                            let _ = server.flush().await;
+                            return;
+                        }
+                    }
+                })
+            };
+            let who = c.client.who.clone();
+            let start = Instant::now();
+            let asked = as_app(desired, &c.client, &c.inbox, |client| async move {
+                let request = async_nats::Request::new()
+                    .payload(format!("notif-infra request check {mark}").into())
+                    .headers(headers)
+                    .timeout(Some(REQUEST_TIMEOUT));
+                client
+                    .send_request(c.subject.clone(), request)
+                    .await
+                    .map_err(|e| format!("{who} got no answer on `{}`: {e}", c.subject))
+            })
+            .await;
+            let took = start.elapsed();
+            responder.abort();
+            let _ = server.drain().await;
+            let said = server_said.lock().expect("not poisoned").join("; ");
+            match asked {
+                Ok(reply) if reply.payload.as_ref() == b"notif-infra reply" => {
+                    Ok(format!("app `{app}` answered in {} ms", took.as_millis()))
+                }
+                Ok(_) => Err(format!("`{}` was answered by someone other than app `{app}`", c.subject)),
+                Err(e) if said.is_empty() => Err(e),
+                Err(e) => Err(format!("{e} (the server said to app `{app}`: {said})")),
+            }
+        }
+        Answerer::Stream {
+            stream,
+            account,
+            leaf_domain,
+            deny_delete,
+        } => {
+            let who = c.client.who.as_str();
+            let ack = as_app(desired, &c.client, &c.inbox, |client| {
+                let headers = headers.clone();
+                async move {
+                    let request = async_nats::Request::new()
+                        .payload(format!("notif-infra request check {mark}").into())
+                        .headers(headers)
+                        .timeout(Some(REQUEST_TIMEOUT));
+                    client
+                        .send_request(c.subject.clone(), request)
+                        .await
+                        .map_err(|e| format!("{who} got no answer on `{}`: {e}", c.subject))
+                }
+            })
+            .await?;
+            let ack: serde_json::Value = serde_json::from_slice(&ack.payload).unwrap_or_default();
+            let seq = ack["seq"]
+                .as_u64()
+                .filter(|_| ack["stream"] == stream.as_str())
+                .ok_or_else(|| format!("{who} sent `{}` and stream {stream} did not acknowledge it: {ack}", c.subject))?;
+            let left = if *deny_delete {
+                format!("left in {stream} at seq {seq}: the stream denies deletes")
+            } else {
+                let api = crate::jsapi::JsApi::connect(desired, account, keys)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let deleted = api.in_domain(leaf_domain.as_deref()).delete_message(stream, seq).await;
+                api.close().await;
+                match deleted {
+                    Ok(_) => format!("deleted from {stream} afterwards"),
+                    Err(e) => format!("left in {stream} at seq {seq}: delete failed: {e}"),
+                }
+            };
+            Ok(format!("stream {stream} acknowledged it at seq {seq}; {left}"))
+        }
+    }
 }

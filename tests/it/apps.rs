@@ -34,8 +34,8 @@ consumers:
   - { durable: billing, stream: ORDERS }
   - { durable: mailer, stream: ORDERS, deliver_subject: mail.orders }
 apps:
-  shop: { user: shop, at: east, publish: ["orders.>"], kv: { prices: write }, object_stores: { images: write } }
-  billing: { user: billing, at: east, inbox: _INBOX_billing, consumers: [ORDERS/billing] }
+  shop: { user: shop, at: east, publish: ["orders.>"], serves: ["quotes.*"], kv: { prices: write }, object_stores: { images: write } }
+  billing: { user: billing, at: east, inbox: _INBOX_billing, consumers: [ORDERS/billing], requests: [quotes.price] }
   mailer: { user: mailer, at: east, consumers: [ORDERS/mailer] }
   dashboard: { user: dashboard, at: east, subscribe: ["orders.*"] }
 flows:
@@ -179,6 +179,8 @@ fn each_derived_subject_is_needed_by_its_application() {
         ("shop", "publish", "$JS.FC.OBJ_images.>"),
         ("shop", "publish", "$O.images.>"),
         ("shop", "publish", "$JS.API.STREAM.PURGE.OBJ_images"),
+        ("shop", "subscribe", "quotes.*"),
+        ("billing", "publish", "quotes.price"),
         ("billing", "publish", "$JS.API.CONSUMER.INFO.ORDERS.billing"),
         ("billing", "publish", "$JS.API.CONSUMER.MSG.NEXT.ORDERS.billing"),
         ("billing", "publish", "$JS.ACK.ORDERS.billing.>"),
@@ -211,15 +213,37 @@ fn each_derived_subject_is_needed_by_its_application() {
         let blamed = failed.iter().any(|r| {
             let target = r["target"].as_str().unwrap();
             target.contains(&format!("by {user}"))
+                || target.contains(&format!("by app {user}"))
                 || target.contains(&format!("APP/{user}"))
                 || r["name"] == format!("app {user}")
                 || (subject == "orders.>" && target == "stream ORDERS")
         });
         assert!(blamed, "without {rule} `{subject}` for {user}: {failed:#?}");
     }
+    // The server of the quotes answers by `allow_responses`: without it billing gets no answer.
+    let no_responses: String = accounts
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("allow_responses"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(no_responses, accounts, "shop's derived permissions let it respond");
+    reload_with(&d, &accounts_path, &no_responses);
+    let (ok, reports) = flows(&d);
+    let quote = reports
+        .iter()
+        .find(|r| r["name"] == "app billing" && r["target"].as_str().unwrap().starts_with("request"))
+        .unwrap();
+    assert!(!ok && quote["ok"] == false, "without allow_responses: {quote:#}");
+    assert!(quote["detail"].as_str().unwrap().contains("Permissions Violation"), "{quote:#}");
+
     reload_with(&d, &accounts_path, &accounts);
     let (ok, reports) = flows(&d);
     assert!(ok, "with every derived subject back the flow passes again: {reports:#?}");
+    let quote = reports
+        .iter()
+        .find(|r| r["name"] == "app billing" && r["target"].as_str().unwrap().starts_with("request"))
+        .unwrap();
+    assert_eq!(quote["target"], "request quotes.price answered by app shop");
 }
 
 fn validate(yaml: &str) -> (bool, String) {

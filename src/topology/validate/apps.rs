@@ -283,6 +283,44 @@ impl Validator {
         }
     }
 
+    /// Requests no declared app serves and no stream stores, and services no declared app
+    /// requests: neither side of them can be proven.
+    pub(super) fn unanswered(&mut self, t: &Topology) {
+        for app in &t.apps {
+            for r in &app.requests {
+                let subject = access::request_instance(&r.subject);
+                if access::answerer(t, app, &subject).is_none() {
+                    self.error(
+                        Diagnostic::warning(format!(
+                            "app `{}` requests `{}`, which no declared app serves and no stream stores",
+                            app.name, r.subject
+                        ))
+                        .at(r.loc)
+                        .help("declare the app that serves it (`serves:`), so verify --flows can prove the exchange"),
+                    );
+                }
+            }
+            for s in &app.serves {
+                let requested = t.apps.iter().any(|a| {
+                    a.account == app.account
+                        && a.requests
+                            .iter()
+                            .any(|r| subject::matches(&s.subject, &access::request_instance(&r.subject)))
+                });
+                if !requested {
+                    self.error(
+                        Diagnostic::warning(format!(
+                            "app `{}` serves `{}`, which no declared app of its account requests",
+                            app.name, s.subject
+                        ))
+                        .at(s.loc)
+                        .help("declare the app that sends the requests (`requests:`), so verify --flows can prove the exchange"),
+                    );
+                }
+            }
+        }
+    }
+
     /// What the topology's permissions leave unusable, as warnings: consumers no declared user
     /// can read, interest and work-queue streams nobody can drain, stream subjects nobody
     /// publishes, publish rights nothing receives, imports nobody may subscribe to.

@@ -71,6 +71,7 @@ impl Validator {
         }
         self.idle_consumers(t);
         self.access_findings(t);
+        self.unanswered(t);
     }
 
     fn flow_error(&mut self, flow: &Flow, target: &FlowTarget, verdict: &Verdict, what: &str) {
