@@ -459,8 +459,6 @@ pub async fn make_requests(desired: &Desired, keys: &Keys, nonce: &str) -> Vec<F
 
 async fn request(desired: &Desired, keys: &Keys, c: &RequestCheck, nonce: &str) -> Result<String, String> {
     let mark = format!("request/{nonce}");
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(super::flows::MARK_HEADER, mark.as_str());
     match &c.answer {
         Answerer::App {
             app,
@@ -487,19 +485,8 @@ async fn request(desired: &Desired, keys: &Keys, c: &RequestCheck, nonce: &str) 
                     }
                 })
             };
-            let who = c.client.who.clone();
             let start = Instant::now();
-            let asked = as_app(desired, &c.client, &c.inbox, |client| async move {
-                let request = async_nats::Request::new()
-                    .payload(format!("notif-infra request check {mark}").into())
-                    .headers(headers)
-                    .timeout(Some(REQUEST_TIMEOUT));
-                client
-                    .send_request(c.subject.clone(), request)
-                    .await
-                    .map_err(|e| format!("{who} got no answer on `{}`: {e}", c.subject))
-            })
-            .await;
+            let asked = requested(desired, c, &mark).await;
             let took = start.elapsed();
             responder.abort();
             let _ = server.drain().await;
@@ -520,20 +507,7 @@ async fn request(desired: &Desired, keys: &Keys, c: &RequestCheck, nonce: &str) 
             deny_delete,
         } => {
             let who = c.client.who.as_str();
-            let ack = as_app(desired, &c.client, &c.inbox, |client| {
-                let headers = headers.clone();
-                async move {
-                    let request = async_nats::Request::new()
-                        .payload(format!("notif-infra request check {mark}").into())
-                        .headers(headers)
-                        .timeout(Some(REQUEST_TIMEOUT));
-                    client
-                        .send_request(c.subject.clone(), request)
-                        .await
-                        .map_err(|e| format!("{who} got no answer on `{}`: {e}", c.subject))
-                }
-            })
-            .await?;
+            let ack = requested(desired, c, &mark).await?;
             let ack: serde_json::Value = serde_json::from_slice(&ack.payload).unwrap_or_default();
             let seq = ack["seq"]
                 .as_u64()
@@ -555,4 +529,15 @@ async fn request(desired: &Desired, keys: &Keys, c: &RequestCheck, nonce: &str) 
             Ok(format!("stream {stream} acknowledged it at seq {seq}; {left}"))
         }
     }
+}
+
+/// The check's request, sent by the requesting app as its own user, marked as notif-infra's.
+async fn requested(desired: &Desired, c: &RequestCheck, mark: &str) -> Result<async_nats::Message, String> {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(super::flows::MARK_HEADER, mark);
+    as_app(desired, &c.client, &c.inbox, |client| async move {
+        let payload = format!("notif-infra request check {mark}");
+        ask(&client, &c.client.who, c.subject.clone(), payload, Some(headers)).await
+    })
+    .await
 }
