@@ -1,5 +1,5 @@
 //! The notif-infra binary: parse, run, map the outcome to an exit code
-//! (0 ok, 1 error, 2 plan has changes, 130 interrupted).
+//! (0 ok, 1 error, 2 plan or render has changes, 64 usage error, 130 interrupted).
 
 mod cli;
 
@@ -9,8 +9,24 @@ use std::process::ExitCode;
 use notif_infra::apply::interrupt::{self, Interrupted};
 use notif_infra::topology::TopologyError;
 
+/// A command line notif-infra cannot read (sysexits' EX_USAGE): apart from 2, which `plan` and
+/// `render --dry-run` give for "changes".
+const USAGE_ERROR: u8 = 64;
+
 fn main() -> ExitCode {
-    match cli::run(cli::Cli::parse()) {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version are answers, not errors.
+            return if e.use_stderr() {
+                ExitCode::from(USAGE_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
             if let Some(i) = e.downcast_ref::<Interrupted>() {

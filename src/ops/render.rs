@@ -73,6 +73,7 @@ pub fn render(path: &Path, out: Option<&Path>, dry_run: bool) -> Result<Rendered
         "compose".to_string(),
         "wireguard".to_string(),
         "ansible".to_string(),
+        "terraform".to_string(),
         "monitoring".to_string(),
     ];
     owned.extend(desired.servers.iter().map(|s| format!("compose/{}", s.name)));

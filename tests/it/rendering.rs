@@ -171,3 +171,31 @@ fn init_writes_every_example_and_each_validates() {
     let out = notif_infra(dir.path()).args(["init", "--example", "supercluser"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `supercluster`?"));
 }
+
+/// A render right after a render changes nothing, so `render --dry-run` can gate CI (0: no
+/// changes); a command line notif-infra cannot read exits 64, never plan's 2 for "changes".
+#[test]
+fn a_dry_run_after_render_is_clean_and_a_usage_error_exits_64() {
+    let dir = tempfile::tempdir().unwrap();
+    let render = |extra: &[&str]| {
+        notif_infra(dir.path())
+            .args(["render", "--out", "out"])
+            .args(extra)
+            .arg(crate::support::topology("rsfga"))
+            .output()
+            .unwrap()
+    };
+    let first = render(&[]);
+    assert!(first.status.success(), "{}", crate::support::text(&first));
+    let again = render(&["--dry-run"]);
+    assert_eq!(again.status.code(), Some(0), "{}", crate::support::text(&again));
+
+    let usage = notif_infra(dir.path())
+        .args(["plan", "--target", "kubernetes"])
+        .arg(crate::support::topology("dev"))
+        .output()
+        .unwrap();
+    assert_eq!(usage.status.code(), Some(64), "{}", crate::support::text(&usage));
+    let help = notif_infra(dir.path()).arg("--help").output().unwrap();
+    assert_eq!(help.status.code(), Some(0));
+}
