@@ -83,7 +83,8 @@ fn secure_topology_encrypts_every_listener_and_isolates_tenants() {
         out
     };
 
-    run(d.cmd("plan").arg("--diff"), 2);
+    // plan shows the diffs of what it would write; 2: changes.
+    run(&mut d.cmd("plan"), 2);
     let env_file = d.dir.path().join("ci.env");
     let applied = run(d.cmd("apply").args(["-o", "json"]).arg("--env-file").arg(&env_file), 0);
     let report = json_of(&applied);
