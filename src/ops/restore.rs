@@ -10,6 +10,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::backup::PATIENCE;
+
+/// How long a restored stream's consumers have to answer before it is restored again.
+const FIRST_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 use super::{Options, Transfer, reach};
 use crate::backup::{self, StreamBackup};
 use crate::desired::Desired;
@@ -138,41 +141,59 @@ async fn restore_all(
             .get(&step.entry.account)
             .context("no JetStream connection")?
             .in_domain(step.domain.as_deref());
-        if step.existing.is_some() {
-            retry_transient(PATIENCE, || api.delete_stream(&step.entry.stream))
-                .await
-                .with_context(|| format!("cannot delete {label} before restoring it"))?;
-        }
-        let path = from.join(&step.entry.file);
-        let mut file = std::fs::File::open(&path).with_context(|| format!("cannot open `{}`", path.display()))?;
-        transfer(Transfer::Begin {
-            label: &label,
-            total: Some(step.entry.bytes),
-        });
-        let info = api
-            .restore(
-                &step.config,
-                &step.entry.state,
-                |buf| file.read(buf),
-                |n| transfer(Transfer::Bytes(n)),
-            )
-            .await;
-        transfer(Transfer::End);
-        let info = info.with_context(|| format!("cannot restore {label} from `{}`", path.display()))?;
-        let messages = info["state"]["messages"].as_u64().unwrap_or(0);
-        if messages != step.entry.messages {
-            bail!(
-                "{label} was restored with {messages} message(s), the backup holds {}",
-                step.entry.messages
-            );
-        }
-        // Restored means usable: nats-server recreates the consumers a moment after the stream;
-        // each must answer (its leader elected) before restore ends.
-        for consumer in &step.entry.consumers {
-            consumer_back(&api, &step.entry.stream, consumer)
-                .await
-                .with_context(|| format!("{label} was restored but its consumer {consumer} did not come back"))?;
-        }
+        // nats-server may drop a consumer it has just restored when the replaced stream's consumer
+        // of the same name is still being deleted (seen under load): a stream whose consumer does
+        // not come back is deleted and restored once more.
+        let mut attempt = 1;
+        let messages = loop {
+            if step.existing.is_some() || attempt > 1 {
+                retry_transient(PATIENCE, || api.delete_stream(&step.entry.stream))
+                    .await
+                    .with_context(|| format!("cannot delete {label} before restoring it"))?;
+            }
+            let path = from.join(&step.entry.file);
+            let mut file = std::fs::File::open(&path).with_context(|| format!("cannot open `{}`", path.display()))?;
+            transfer(Transfer::Begin {
+                label: &label,
+                total: Some(step.entry.bytes),
+            });
+            let info = api
+                .restore(
+                    &step.config,
+                    &step.entry.state,
+                    |buf| file.read(buf),
+                    |n| transfer(Transfer::Bytes(n)),
+                )
+                .await;
+            transfer(Transfer::End);
+            let info = info.with_context(|| format!("cannot restore {label} from `{}`", path.display()))?;
+            let messages = info["state"]["messages"].as_u64().unwrap_or(0);
+            if messages != step.entry.messages {
+                bail!(
+                    "{label} was restored with {messages} message(s), the backup holds {}",
+                    step.entry.messages
+                );
+            }
+            // Restored means usable: nats-server recreates the consumers a moment after the
+            // stream; each must answer (its leader elected) before restore ends.
+            let patience = if attempt == 1 { FIRST_PATIENCE } else { PATIENCE };
+            let mut missing = None;
+            for consumer in &step.entry.consumers {
+                if let Err(e) = consumer_back(&api, &step.entry.stream, consumer, patience).await {
+                    missing = Some((consumer, e));
+                    break;
+                }
+            }
+            match missing {
+                None => break messages,
+                Some((_, e)) if attempt == 1 && e.is_not_found() => attempt += 1,
+                Some((consumer, e)) => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("{label} was restored but its consumer {consumer} did not come back"))
+                    );
+                }
+            }
+        };
         bytes += step.entry.bytes;
         restored.push(Restored {
             label,
@@ -191,12 +212,17 @@ async fn restore_all(
 }
 
 /// Waits until the restored consumer answers, for at most `PATIENCE`.
-async fn consumer_back(api: &crate::jsapi::JsApi, stream: &str, consumer: &str) -> Result<(), crate::jsapi::ApiError> {
+async fn consumer_back(
+    api: &crate::jsapi::JsApi,
+    stream: &str,
+    consumer: &str,
+    patience: std::time::Duration,
+) -> Result<(), crate::jsapi::ApiError> {
     let started = Instant::now();
     loop {
         match api.consumer_info(stream, consumer).await {
             Ok(_) => return Ok(()),
-            Err(e) if (e.is_not_found() || e.is_transient()) && started.elapsed() < PATIENCE => {
+            Err(e) if (e.is_not_found() || e.is_transient()) && started.elapsed() < patience => {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             Err(e) => return Err(e),
