@@ -9,7 +9,7 @@
 use indexmap::IndexMap;
 use std::collections::VecDeque;
 
-use crate::model::{Endpoint, ExportKind, Flow, FlowTarget, Loc, Pattern, Rule, Site, Stream, Topology};
+use crate::model::{Endpoint, ExportKind, Flow, FlowTarget, Loc, Pattern, Permissions, Rule, Site, Stream, Topology};
 use crate::subject;
 
 /// A rule of the topology that moved or stopped the message, with where it is written.
@@ -66,6 +66,8 @@ pub struct Walk<'t> {
     publish_refused: Option<Step>,
     /// What happened before the first place: the account's subject mapping, if one applies.
     origin: Vec<Step>,
+    /// Each leafnode's link permissions (`None`: no allow lists), worked out once per walk.
+    links: Vec<Option<Permissions>>,
 }
 
 /// Walks `flow` and judges its targets: `reaches` then `never`, in declaration order.
@@ -83,6 +85,11 @@ impl<'t> Walk<'t> {
             refused: Vec::new(),
             publish_refused: None,
             origin: Vec::new(),
+            links: topology
+                .leafnodes
+                .iter()
+                .map(|l| crate::access::link_permissions(topology, l))
+                .collect(),
         };
         // The server maps the subject in the publisher's account before anything sees it.
         let mapping = publish
@@ -136,23 +143,10 @@ impl<'t> Walk<'t> {
         let moved = |site: SiteKey| Place { site, ..place.clone() };
         match &place.site {
             SiteKey::SuperCluster => {
-                for leaf in t.leafnodes.iter().filter(|l| l.account == place.account) {
+                for (leaf, link) in t.leafnodes.iter().zip(&self.links).filter(|(l, _)| l.account == place.account) {
                     let to = moved(SiteKey::Leafnode(leaf.name.clone()));
-                    let link = crate::access::link_permissions(t, leaf);
-                    if let Some(refused) = link.and_then(|p| allow_refusal(&p.subscribe.allow, &place.subject)) {
-                        out.push((
-                            Err(to),
-                            Step::at(
-                                format!(
-                                    "the imports of leafnode `{}` ({}) do not let `{}` in from hub region `{}`",
-                                    leaf.name,
-                                    quoted_patterns(&refused),
-                                    place.subject,
-                                    leaf.hub
-                                ),
-                                refused.first().map(|p| p.loc).unwrap_or(leaf.loc),
-                            ),
-                        ));
+                    if let Some(refused) = link_refusal(leaf, link.as_ref().map(|p| &p.subscribe), &place.subject, "imports", "in from") {
+                        out.push((Err(to), refused));
                         continue;
                     }
                     match first_match(&leaf.deny_import, &place.subject) {
@@ -180,24 +174,16 @@ impl<'t> Walk<'t> {
                 }
             }
             SiteKey::Leafnode(name) => {
-                if let Some(leaf) = t.leafnodes.iter().find(|l| &l.name == name && l.account == place.account) {
+                let found = t
+                    .leafnodes
+                    .iter()
+                    .zip(&self.links)
+                    .find(|(l, _)| &l.name == name && l.account == place.account);
+                if let Some((leaf, link)) = found {
                     let hub_clustered = t.region(&leaf.hub).is_some_and(|r| t.is_clustered(r));
                     let to = moved(SiteKey::SuperCluster);
-                    let link = crate::access::link_permissions(t, leaf);
-                    if let Some(refused) = link.and_then(|p| allow_refusal(&p.publish.allow, &place.subject)) {
-                        out.push((
-                            Err(to),
-                            Step::at(
-                                format!(
-                                    "the exports of leafnode `{}` ({}) do not let `{}` out to hub region `{}`",
-                                    leaf.name,
-                                    quoted_patterns(&refused),
-                                    place.subject,
-                                    leaf.hub
-                                ),
-                                refused.first().map(|p| p.loc).unwrap_or(leaf.loc),
-                            ),
-                        ));
+                    if let Some(refused) = link_refusal(leaf, link.as_ref().map(|p| &p.publish), &place.subject, "exports", "out to") {
+                        out.push((Err(to), refused));
                     } else {
                         let export_deny = first_match(&leaf.deny_export, &place.subject);
                         // Measured on nats-server 2.15: a clustered hub applies deny_import both ways.
@@ -537,9 +523,21 @@ fn stream_site(stream: &Stream) -> SiteKey {
     }
 }
 
-/// The allow list, when none of it matches `subject`.
-fn allow_refusal(allow: &[Pattern], subject: &str) -> Option<Vec<Pattern>> {
-    (first_match(allow, subject).is_none()).then(|| allow.to_vec())
+/// Why a leafnode's link (its `imports` or `exports`, as `rule`) keeps `subject` from crossing.
+fn link_refusal(leaf: &crate::model::Leafnode, rule: Option<&Rule>, subject: &str, lists: &str, way: &str) -> Option<Step> {
+    let allow = &rule?.allow;
+    if first_match(allow, subject).is_some() {
+        return None;
+    }
+    Some(Step::at(
+        format!(
+            "the {lists} of leafnode `{}` ({}) do not let `{subject}` {way} hub region `{}`",
+            leaf.name,
+            quoted_patterns(allow),
+            leaf.hub
+        ),
+        allow.first().map(|p| p.loc).unwrap_or(leaf.loc),
+    ))
 }
 
 fn first_match<'a>(patterns: &'a [Pattern], subject: &str) -> Option<&'a Pattern> {
