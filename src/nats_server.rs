@@ -99,8 +99,9 @@ fn executable(p: &Path) -> Result<PathBuf> {
 
 /// Runs `nats-server -t -c path`: the config's digest (`sha256:...`) when valid, or the server's
 /// own complaint (with file:line:col) when not.
-pub async fn check_config(bin: &Path, path: &Path) -> Result<String> {
+pub async fn check_config(bin: &Path, path: &Path, workdir: &Path) -> Result<String> {
     let out = tokio::process::Command::new(bin)
+        .current_dir(workdir)
         .arg("-t")
         .arg("-c")
         .arg(path)
@@ -125,9 +126,18 @@ pub async fn check_config(bin: &Path, path: &Path) -> Result<String> {
 
 /// `check_config` for a config held in memory (written to a private temporary file).
 pub async fn check_config_text(bin: &Path, name: &str, content: &str) -> Result<String> {
+    check_config_text_in(bin, name, content, &[]).await
+}
+
+/// `check_config_text`, run in a scratch working directory holding `links` (name -> path):
+/// for configs whose paths are relative to the working directory the server runs in.
+pub async fn check_config_text_in(bin: &Path, name: &str, content: &str, links: &[(&str, std::path::PathBuf)]) -> Result<String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let dir = tempfile::Builder::new().prefix("notif-infra-check").tempdir()?;
+    for (link, to) in links {
+        std::os::unix::fs::symlink(to, dir.path().join(link)).with_context(|| format!("cannot link `{}`", to.display()))?;
+    }
     let path = dir.path().join(format!("{name}.conf"));
     // A scratch copy, private, that nothing reads after this check: not synced to disk.
     std::fs::OpenOptions::new()
@@ -137,5 +147,5 @@ pub async fn check_config_text(bin: &Path, name: &str, content: &str) -> Result<
         .open(&path)
         .and_then(|mut f| f.write_all(content.as_bytes()))
         .with_context(|| format!("cannot write `{}`", path.display()))?;
-    check_config(bin, &path).await
+    check_config(bin, &path, dir.path()).await
 }

@@ -19,7 +19,8 @@ use crate::plan::{ClusterStep, LiveState, Plan, ServerAction, ServerChange};
 use crate::targets::{DeploymentState, HostLog, Log, StopMode, Target, stop_grace};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
-const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// A reload not seen yet is asked for again after this long.
+const RESIGNAL_AFTER: Duration = Duration::from_secs(5);
 const HEALTHY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What one rollout carries out, and with what.
@@ -127,7 +128,16 @@ impl Rollout<'_> {
             progress.checkpoint()?;
         }
         let monitor = Monitor::for_desired(self.desired);
-        for c in plan.servers.iter().filter(|c| c.action == ServerAction::Stop) {
+        let in_order = |action: ServerAction| {
+            let mut changes: Vec<&ServerChange> = plan
+                .servers
+                .iter()
+                .filter(|c| c.action == action || (action == ServerAction::Restart && promoted.contains(&c.server)))
+                .collect();
+            changes.sort_by(|a, b| target.roll_order(&a.server, &b.server));
+            changes
+        };
+        for c in in_order(ServerAction::Stop) {
             target
                 .stop(&c.server, stop_grace(self.desired, &c.server), StopMode::Terminate)
                 .await?;
@@ -191,11 +201,7 @@ impl Rollout<'_> {
             progress.checkpoint()?;
         }
 
-        for c in plan
-            .servers
-            .iter()
-            .filter(|c| c.action == ServerAction::Restart || promoted.contains(&c.server))
-        {
+        for c in in_order(ServerAction::Restart) {
             let digest = self.expected_digest(c).await?;
             // Lame duck hands the server's clients to the others before it goes.
             target
@@ -307,12 +313,18 @@ impl Rollout<'_> {
         let loaded_before = monitor.config_digest(&spec.monitor_url).await.ok().and_then(|(_, t)| t);
         self.target.reload(&c.server).await?;
         let started = Instant::now();
-        while started.elapsed() < RELOAD_TIMEOUT {
+        let mut signalled = Instant::now();
+        while started.elapsed() < self.target.reload_patience() {
             if let Ok((seen, loaded)) = monitor.config_digest(&spec.monitor_url).await
                 && seen.as_deref() == Some(digest.as_str())
                 && loaded != loaded_before
             {
                 return Ok(());
+            }
+            // Where the new files arrive late (a ConfigMap), the reload is asked for again.
+            if signalled.elapsed() > RESIGNAL_AFTER {
+                self.target.reload(&c.server).await?;
+                signalled = Instant::now();
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

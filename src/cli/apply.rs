@@ -46,6 +46,8 @@ pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
         opts.state_root = saved.state_root.clone();
         opts.port_base = Some(saved.port_base);
         opts.prune = saved.prune;
+        opts.image = saved.image.clone();
+        opts.kube_context = saved.kube_context.clone();
     } else {
         opts.prune = a.prune;
     }
@@ -69,7 +71,7 @@ pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
     spinner.finish();
     let (loaded, plan, report) = result?;
     if let (Some(file), true) = (&a.env_file, report.ok) {
-        let vars = ops::client_environment(&opts)?;
+        let vars = ops::client_environment(&opts).await?;
         let lines: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         use std::io::Write;
         std::fs::OpenOptions::new()

@@ -9,16 +9,13 @@ use notif_infra::ops;
 
 #[derive(Args)]
 pub struct GraphArgs {
-    /// The topology file
-    file: PathBuf,
+    #[command(flatten)]
+    target: super::TargetArgs,
     #[arg(long, value_enum, default_value = "mermaid")]
     format: Format,
-    /// Colour the links by the last verification of the local deployment (green up, red down)
+    /// Colour the links by the last verification of the deployment on --target (green up, red down)
     #[arg(long)]
     live: bool,
-    /// Where the local target keeps its state (for --live)
-    #[arg(long, env = "NOTIF_INFRA_STATE_DIR", default_value = ".notif-infra")]
-    state_dir: PathBuf,
     /// The SVG file to write (--format svg; default <topology name>.svg)
     #[arg(long)]
     out: Option<PathBuf>,
@@ -37,14 +34,14 @@ pub fn run(a: GraphArgs) -> Result<ExitCode> {
         Format::Mermaid => GraphFormat::Mermaid,
         Format::Dot | Format::Svg => GraphFormat::Dot,
     };
-    let picture = ops::graph(&a.file, &a.state_dir, format, a.live)?;
+    let picture = ops::graph(&a.target.options(None), format, a.live)?;
     if !matches!(a.format, Format::Svg) {
         print!("{picture}");
         return Ok(ExitCode::SUCCESS);
     }
     let out = match a.out {
         Some(out) => out,
-        None => PathBuf::from(format!("{}.svg", ops::load(&a.file)?.topology.name)),
+        None => PathBuf::from(format!("{}.svg", ops::load(&a.target.file)?.topology.name)),
     };
     let mut dot = Command::new("dot")
         .arg("-Tsvg")

@@ -110,9 +110,13 @@ pub struct TargetArgs {
     #[arg(long)]
     pub nats_server: Option<PathBuf>,
     /// The image the compose target runs, instead of the topology's `compose.image` (default
-    /// nats:2.15.1; nothing is pulled: it must be on the Docker engine)
+    /// nats:2.15.1; nothing is pulled: it must be on the Docker engine), and the k8s target's
+    /// pods, instead of `kubernetes.image`
     #[arg(long, env = "NATS_IMAGE")]
     pub image: Option<String>,
+    /// k8s target: the kubectl context (otherwise kubectl's current one)
+    #[arg(long = "context", env = "NOTIF_INFRA_KUBE_CONTEXT")]
+    pub kube_context: Option<String>,
     /// ssh target: record the key of a host not yet in known_hosts (a changed key is always refused)
     #[arg(long)]
     pub accept_new_host_keys: bool,
@@ -130,6 +134,7 @@ impl TargetArgs {
             state_root: self.state_dir.clone(),
             nats_server: self.nats_server.clone(),
             image: self.image.clone(),
+            kube_context: self.kube_context.clone(),
             host_keys: HostKeyPolicy {
                 accept_new: self.accept_new_host_keys,
             },

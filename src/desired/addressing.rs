@@ -38,7 +38,21 @@ pub enum Addressing {
         slots: BTreeMap<String, u16>,
         state_dir: PathBuf,
     },
+    /// Pods of a Kubernetes namespace: each server on its pod's stable DNS name and the ports
+    /// the topology declares; certificates and credentials at paths relative to the pod's
+    /// working directory (`/etc/nats`, where they are mounted), so that nats-server computes
+    /// the same config digest in the pod and on this machine. Its client and monitoring ports
+    /// are reached through port-forwards on 127.0.0.1 at the local target's slot ports.
+    Kubernetes {
+        namespace: String,
+        port_base: u16,
+        port_stride: u16,
+        slots: BTreeMap<String, u16>,
+    },
 }
+
+/// The directory a pod's config paths are relative to (its working directory).
+pub const POD_CONFIG_DIR: &str = ".";
 
 /// How one server is addressed under an `Addressing`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +114,20 @@ impl Addressing {
                 reach_host: "127.0.0.1".into(),
                 reach_ports: slot_ports(*port_base, *port_stride, slots[server]),
             },
+            Addressing::Kubernetes {
+                port_base,
+                port_stride,
+                slots,
+                ..
+            } => Endpoint {
+                listen_host: "0.0.0.0".into(),
+                host: host.to_string(),
+                ports,
+                store_dir: declared_store,
+                config_dir: POD_CONFIG_DIR.into(),
+                reach_host: "127.0.0.1".into(),
+                reach_ports: slot_ports(*port_base, *port_stride, slots[server]),
+            },
             Addressing::Local {
                 port_base,
                 port_stride,
@@ -118,6 +146,27 @@ impl Addressing {
                 }
             }
         }
+    }
+}
+
+impl Addressing {
+    /// More names a server is reached by, for its certificate: on Kubernetes, its region's
+    /// services (clients dial the client service, whichever pod answers).
+    pub fn aliases(&self, topology: &Topology, server: &str) -> Vec<String> {
+        let Addressing::Kubernetes { namespace, .. } = self else {
+            return Vec::new();
+        };
+        let Some(region) = topology.regions.iter().find(|r| r.nodes.iter().any(|n| n.name == server)) else {
+            return Vec::new();
+        };
+        let client = format!("{}-client", region.name);
+        vec![
+            format!("{client}.{namespace}.svc.cluster.local"),
+            format!("{client}.{namespace}.svc"),
+            format!("{client}.{namespace}"),
+            client,
+            format!("{}.{namespace}.svc.cluster.local", region.name),
+        ]
     }
 }
 

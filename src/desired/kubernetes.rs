@@ -2,26 +2,41 @@
 //! its servers, named after the pods and dialled through the headless service's stable DNS
 //! names. `manifests.yaml` holds the Namespace, the ConfigMap with every pod's config, the
 //! services, the StatefulSet and its PodDisruptionBudget; `secrets.yaml` (0600) the pods'
-//! certificates and the users' credentials.
+//! certificates and the users' credentials. Every object carries the digest of what was
+//! rendered for it, so what runs on the cluster can be compared with what would be applied.
 
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{Desired, RenderedFile, Role, ServerSpec};
 use crate::model::{Kubernetes, Node, Resources, Topology};
 
-/// Where the pods find their configs, certificates and credentials.
+/// The pods' working directory: the configs' certificate and resolver paths are relative to it.
+pub const POD_WORKING_DIR: &str = "/etc/nats";
+/// Where the pods find their configs, certificates and resolver directory.
 const CONF_DIR: &str = "/etc/nats/conf";
 const PKI_DIR: &str = "/etc/nats/pki";
-/// The Secret the operator creates with the password variables the configs read.
+const RESOLVER_DIR: &str = "/etc/nats/resolver";
+/// The label naming the topology on every object notif-infra applies.
+pub const TOPOLOGY_LABEL: &str = "notif-infra.io/topology";
+/// The annotation holding the digest of the object as rendered (without the replica count and
+/// partition, which the rollout sets).
+pub const DIGEST_ANNOTATION: &str = "notif-infra.io/digest";
+/// The pod template's annotation (and so every pod's) holding the template's digest: a pod
+/// whose digest is not the rendered template's must restart to take it.
+pub const TEMPLATE_ANNOTATION: &str = "notif-infra.io/template";
+
+/// The Secret with the password variables the configs read.
 pub fn passwords_secret(topology: &str) -> String {
     format!("{topology}-passwords")
 }
 
 /// The topology as it runs on Kubernetes: each region's servers are its StatefulSet's pods
 /// (`<region>-0`, `<region>-1`, ...), reached at `<pod>.<region>.<namespace>.svc.cluster.local`
-/// on the ports of the region's first node. Leafnodes stay outside (they run at the edge).
+/// on the ports of the region's first node. A region's nodes map to its pods in order, so
+/// removing a node removes the region's last pod.
 pub fn pod_topology(t: &Topology, k: &Kubernetes) -> Topology {
     let mut pods = t.clone();
     for region in &mut pods.regions {
@@ -45,23 +60,48 @@ pub fn pod_topology(t: &Topology, k: &Kubernetes) -> Topology {
     pods
 }
 
-/// The service names a pod is also reached by (clients dial the client service, whichever pod
-/// answers), for its certificate.
-pub fn service_names(pods: &Topology, k: &Kubernetes) -> BTreeMap<String, Vec<String>> {
-    pods.regions
+/// How the pods of `pods` (from `pod_topology`) are addressed, each pod keeping the slot it
+/// had in `previous` (its forwarded ports on this machine).
+pub fn addressing(
+    pods: &Topology,
+    k: &Kubernetes,
+    port_base: u16,
+    port_stride: u16,
+    previous: &BTreeMap<String, u16>,
+) -> Result<super::Addressing, String> {
+    Ok(super::Addressing::Kubernetes {
+        namespace: k.namespace.clone(),
+        port_base,
+        port_stride,
+        slots: super::assign_slots(pods, port_base, port_stride, previous)?,
+    })
+}
+
+/// The pod's region and ordinal, from its name (`<region>-<ordinal>`).
+pub fn pod_ordinal(pod: &str) -> Option<(&str, u32)> {
+    let (region, ordinal) = pod.rsplit_once('-')?;
+    Some((region, ordinal.parse().ok()?))
+}
+
+/// The part of an object its digest covers: all but the counts the rollout sets.
+pub fn digest_of(doc: &Value) -> String {
+    let mut doc = doc.clone();
+    if let Some(spec) = doc.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("replicas");
+        spec.remove("updateStrategy");
+    }
+    let hex: String = Sha256::digest(doc.to_string().as_bytes())
         .iter()
-        .flat_map(|r| {
-            let client = format!("{}-client", r.name);
-            let names = vec![
-                format!("{client}.{}.svc.cluster.local", k.namespace),
-                format!("{client}.{}.svc", k.namespace),
-                format!("{client}.{}", k.namespace),
-                client,
-                format!("{}.{}.svc.cluster.local", r.name, k.namespace),
-            ];
-            r.nodes.iter().map(move |n| (n.name.clone(), names.clone()))
-        })
-        .collect()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
+/// Stamps the object with the digest of what it is now.
+fn stamped(mut doc: Value) -> Value {
+    let digest = digest_of(&doc);
+    doc["metadata"]["annotations"] = json!({ DIGEST_ANNOTATION: digest });
+    doc
 }
 
 /// PEM files of the pods' certificates, by file name under `pki/` (`ca.pem`, `<pod>.pem`,
@@ -89,7 +129,13 @@ pub fn manifests(
             .collect();
         let Some(first) = servers.first() else { continue };
         let labels = json!({"app.kubernetes.io/name": "nats", "app.kubernetes.io/instance": region.name});
-        let meta = |name: String| json!({"name": name, "namespace": k.namespace, "labels": labels});
+        let owned = json!({
+            "app.kubernetes.io/name": "nats",
+            "app.kubernetes.io/instance": region.name,
+            "app.kubernetes.io/managed-by": "notif-infra",
+            TOPOLOGY_LABEL: t.name,
+        });
+        let meta = |name: String| json!({"name": name, "namespace": k.namespace, "labels": owned});
         let ports = first.endpoint_ports;
         let conf = &first.conf;
         let tls = conf.tls.is_some() || conf.cluster.as_ref().is_some_and(|c| c.tls.is_some());
@@ -127,9 +173,16 @@ pub fn manifests(
             volumes.push(json!({"name": "pki", "secret": {"secretName": format!("{}-pki", region.name), "defaultMode": 0o400}}));
         }
         let store = conf.jetstream.as_ref().map(|_| t.settings.jetstream_store_dir.clone());
+        let resolver = conf.operator.as_ref().is_some_and(|o| o.resolver_dir.is_some());
         if let Some(dir) = &store {
             mounts.push(json!({"name": "data", "mountPath": dir}));
         }
+        // The full resolver keeps the accounts pushed to it: on the pod's volume, beside its
+        // store, so a restarted pod has them.
+        if resolver {
+            mounts.push(json!({"name": "data", "mountPath": RESOLVER_DIR, "subPath": "resolver"}));
+        }
+        let claims = store.is_some() || resolver;
         let probe = |path: &str, period: u32, failures: u32| json!({"httpGet": {"path": path, "port": "monitor", "scheme": monitor_scheme}, "periodSeconds": period, "failureThreshold": failures, "timeoutSeconds": 5});
         // Lame duck hands clients over before the pod goes: the pod waits for it, plus a margin.
         let lame_duck = t.settings.lame_duck.map(|l| l.duration + l.grace_period).unwrap_or_default();
@@ -146,6 +199,7 @@ pub fn manifests(
             "containers": [{
                 "name": "nats",
                 "image": k.image,
+                "workingDir": POD_WORKING_DIR,
                 "args": ["-c", format!("{CONF_DIR}/$(POD_NAME).conf")],
                 "env": env,
                 "ports": container_ports,
@@ -174,19 +228,24 @@ pub fn manifests(
                 "serviceName": region.name,
                 "replicas": servers.len(),
                 "podManagementPolicy": "Parallel",
+                // notif-infra rolls the pods itself, one at a time from the highest ordinal,
+                // lowering the partition to each in turn: the controller never rolls on its own.
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": servers.len()}},
                 "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": pod_spec}
+                "template": {"metadata": {"labels": owned}, "spec": pod_spec}
             }
         });
-        if store.is_some() {
+        let template = digest_of(&stateful_set["spec"]["template"]);
+        stateful_set["spec"]["template"]["metadata"]["annotations"] = json!({ TEMPLATE_ANNOTATION: template });
+        if claims {
             let mut claim = json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": k.storage}}});
             if let Some(class) = &k.storage_class {
                 claim["storageClassName"] = json!(class);
             }
-            stateful_set["spec"]["volumeClaimTemplates"] = json!([{"metadata": {"name": "data"}, "spec": claim}]);
+            stateful_set["spec"]["volumeClaimTemplates"] = json!([{"metadata": {"name": "data", "labels": owned}, "spec": claim}]);
         }
         let mut docs = vec![
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": k.namespace}}),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": k.namespace, "labels": {"app.kubernetes.io/managed-by": "notif-infra"}}}),
             config_map,
             json!({
                 "apiVersion": "v1",
@@ -269,6 +328,36 @@ pub fn manifests(
     files
 }
 
+/// The pods' certificates (read back from the tree's PKI) and the users' credentials, for the
+/// Kubernetes Secrets.
+pub fn secret_files(tree: &Path, pods: &Desired) -> anyhow::Result<SecretFiles> {
+    let mut pki = BTreeMap::new();
+    if pods.client_tls.is_some() || pods.servers.iter().any(|s| !s.conf.referenced_files().is_empty()) {
+        let names = std::iter::once("ca.pem".to_string()).chain(
+            pods.servers
+                .iter()
+                .flat_map(|s| [format!("{}.pem", s.name), format!("{}-key.pem", s.name)]),
+        );
+        for name in names {
+            let path = tree.join("pki").join(&name);
+            if let Ok(pem) = std::fs::read_to_string(&path) {
+                pki.insert(name, pem);
+            }
+        }
+    }
+    let creds = pods
+        .auth_files
+        .iter()
+        .filter(|f| f.path.extension().is_some_and(|e| e == "creds") && !f.path.to_string_lossy().contains("/_"))
+        .filter_map(|f| {
+            let account = f.path.parent()?.file_name()?.to_str()?;
+            let user = f.path.file_stem()?.to_str()?;
+            Some((format!("{account}.{user}.creds"), f.content.clone()))
+        })
+        .collect();
+    Ok(SecretFiles { pki, creds })
+}
+
 /// Requests or limits as Kubernetes writes them, leaving out what the topology leaves unset.
 fn amounts(r: &Resources) -> Value {
     let mut v = json!({});
@@ -300,7 +389,7 @@ fn configs(servers: &[&ServerSpec], rendered: &[RenderedFile]) -> Value {
 
 fn yaml_documents(docs: &[Value]) -> String {
     docs.iter()
-        .map(|d| serde_saphyr::to_string(d).expect("a manifest serializes"))
+        .map(|d| serde_saphyr::to_string(&stamped(d.clone())).expect("a manifest serializes"))
         .collect::<Vec<_>>()
         .join("---\n")
 }

@@ -114,6 +114,7 @@ pub fn cert_requests(topology: &Topology, addressing: &Addressing) -> Vec<CertRe
                 "localhost".into(),
                 "127.0.0.1".into(),
             ];
+            sans.extend(addressing.aliases(topology, name));
             let mut seen = std::collections::HashSet::new();
             sans.retain(|s| seen.insert(s.clone()));
             CertRequest {

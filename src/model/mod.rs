@@ -476,6 +476,12 @@ impl Topology {
             .collect()
     }
 
+    /// The environment variables the servers' configs read, each once, sorted.
+    pub fn env_var_names(&self) -> Vec<String> {
+        let names: std::collections::BTreeSet<String> = self.env_refs().into_iter().map(|r| r.var).collect();
+        names.into_iter().collect()
+    }
+
     pub fn env_refs(&self) -> Vec<EnvRef> {
         let encryption = self.settings.encryption.iter().map(|e| EnvRef {
             var: e.key_var.clone(),

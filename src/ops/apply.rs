@@ -14,7 +14,6 @@ use crate::apply::interrupt::{self, Interrupted};
 use crate::apply::rollout::Rollout;
 use crate::observed::jetstream::StreamPlacement;
 use crate::plan::{LiveState, Plan, ServerAction};
-use crate::targets::TargetKind;
 use crate::topology::Loaded;
 use crate::verify::{self, Report};
 
@@ -26,9 +25,6 @@ pub async fn apply(
     timeout: Duration,
     events: ApplyEvents<'_>,
 ) -> Result<(Loaded, Plan, Report)> {
-    if opts.target == TargetKind::K8s {
-        return super::k8s::apply(opts, timeout, events).await;
-    }
     // Invalid input stops here, before the lock or anything else is written.
     let loaded = super::load_for_servers(&opts.topology)?;
     let _lock = lock(opts, &loaded.topology.name, "apply", events.log)?;

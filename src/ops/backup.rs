@@ -52,7 +52,7 @@ pub(super) fn select<'a>(declared: &'a [JsObject], names: &[String]) -> Result<V
 pub async fn backup(opts: &Options, names: &[String], to: &Path, transfer: &(dyn Fn(Transfer) + Sync)) -> Result<BackupReport> {
     let loaded = super::load(&opts.topology)?;
     let t = &loaded.topology;
-    let reached = reach(opts, t)?;
+    let reached = reach(opts, t).await?;
     let objects = select(&reached.desired.jetstream, names)?;
     if objects.is_empty() {
         bail!(

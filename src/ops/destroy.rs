@@ -5,13 +5,10 @@ use anyhow::Result;
 use std::path::PathBuf;
 
 use super::{Options, lock, open_target};
-use crate::targets::{DeploymentState, HostLog, TargetKind};
+use crate::targets::{DeploymentState, HostLog};
 
 /// Returns the servers stopped and the state directory removed.
 pub async fn destroy(opts: &Options, log: &(dyn Fn(String) + Sync), host: HostLog<'_>) -> Result<(Vec<String>, PathBuf)> {
-    if opts.target == TargetKind::K8s {
-        return super::k8s::destroy(opts);
-    }
     let loaded = super::load(&opts.topology)?;
     let t = &loaded.topology;
     let lock = lock(opts, &t.name, "destroy", log)?;

@@ -2,25 +2,27 @@
 
 use anyhow::Result;
 
-use super::{Options, applied};
-use crate::desired::{Role, ServerSpec};
-use crate::targets::TargetKind;
+use super::{Options, Reached, reach};
+use crate::desired::Role;
 
 /// The client and monitoring URLs as this machine reaches them, the CA, and each user's
 /// credentials file (absolute paths), as environment variables.
-pub fn client_environment(opts: &Options) -> Result<Vec<(String, String)>> {
+pub async fn client_environment(opts: &Options) -> Result<Vec<(String, String)>> {
     let loaded = super::load(&opts.topology)?;
     let t = &loaded.topology;
-    if opts.target == TargetKind::K8s {
-        return super::k8s::client_environment(opts);
-    }
-    let (target, desired, _) = applied(opts, t)?;
+    let Reached { mut target, desired, .. } = reach(opts, t).await?;
+    target.close().await;
     let tree = target.dir();
-    let nodes: Vec<&ServerSpec> = desired.servers.iter().filter(|s| s.role == Role::Node).collect();
-    let join = |f: fn(&ServerSpec) -> &str| nodes.iter().map(|s| f(s)).collect::<Vec<_>>().join(",");
+    let urls: Vec<(String, String)> = desired
+        .servers
+        .iter()
+        .filter(|s| s.role == Role::Node)
+        .map(|s| target.lasting_urls(s))
+        .collect();
+    let join = |f: fn(&(String, String)) -> &str| urls.iter().map(f).collect::<Vec<_>>().join(",");
     let mut vars = vec![
-        ("NATS_URL".to_string(), join(|s| s.client_url.as_str())),
-        ("NATS_MONITOR_URLS".to_string(), join(|s| s.monitor_url.as_str())),
+        ("NATS_URL".to_string(), join(|u| u.0.as_str())),
+        ("NATS_MONITOR_URLS".to_string(), join(|u| u.1.as_str())),
     ];
     if let Some(tls) = &desired.client_tls {
         vars.push(("NATS_CA".into(), tls.ca.display().to_string()));

@@ -6,7 +6,6 @@ mod apply;
 mod backup;
 mod destroy;
 mod env;
-mod k8s;
 mod material;
 mod monitor;
 mod plan;
@@ -25,7 +24,7 @@ use crate::apply::lock::DeploymentLock;
 use crate::graph::{self, GraphFormat};
 use crate::plan::Plan;
 use crate::targets::ssh::session::HostKeyPolicy;
-use crate::targets::{Target, TargetKind, compose::ComposeTarget, local::LocalTarget, ssh::SshTarget};
+use crate::targets::{Target, TargetKind};
 use crate::topology::{self, Loaded, TopologyError};
 use crate::verify::Progress;
 
@@ -70,8 +69,10 @@ pub struct Options {
     pub state_root: PathBuf,
     /// The nats-server binary (local target); looked up when not given.
     pub nats_server: Option<PathBuf>,
-    /// The image the compose target runs instead of the topology's.
+    /// The image the compose and k8s targets run instead of the topology's.
     pub image: Option<String>,
+    /// The kubectl context of the k8s target (otherwise kubectl's current one).
+    pub kube_context: Option<String>,
     pub host_keys: HostKeyPolicy,
     /// First port of the local and compose targets' range (kept from the last apply otherwise).
     pub port_base: Option<u16>,
@@ -95,7 +96,6 @@ impl Options {
 /// The target the options name, for the deployment of `topology`. `starts_servers`: the
 /// command may start servers (or compute their digests), so the local nats-server is needed.
 fn open_target(opts: &Options, t: &crate::model::Topology, starts_servers: bool) -> Result<Box<dyn Target>> {
-    let topology = t.name.as_str();
     let bin = || -> Result<PathBuf> {
         if starts_servers {
             crate::nats_server::locate_version(opts.nats_server.as_deref(), t.nats_server_version.as_deref())
@@ -103,12 +103,14 @@ fn open_target(opts: &Options, t: &crate::model::Topology, starts_servers: bool)
             Ok(opts.nats_server.clone().unwrap_or_else(|| PathBuf::from("nats-server")))
         }
     };
-    Ok(match opts.target {
-        TargetKind::Local => Box::new(LocalTarget::new(&opts.state_root, topology, bin()?)?),
-        TargetKind::Compose => Box::new(ComposeTarget::new(&opts.state_root, topology, opts.image.as_deref(), bin()?)?),
-        TargetKind::Ssh => Box::new(SshTarget::new(&opts.state_root, topology, opts.host_keys.clone())?),
-        TargetKind::K8s => bail!("internal: the k8s target is driven through kubectl, not per server"),
-    })
+    let place = crate::targets::Place {
+        state_root: &opts.state_root,
+        topology: t,
+        image: opts.image.as_deref(),
+        host_keys: &opts.host_keys,
+        kube_context: opts.kube_context.as_deref(),
+    };
+    crate::targets::open(opts.target, place, bin)
 }
 
 /// Takes the deployment's lock for `command` (apply, destroy, rotate).
@@ -128,37 +130,30 @@ fn not_applied(opts: &Options, topology: &str) -> anyhow::Error {
     )
 }
 
-/// An applied deployment as it must be: its target, desired state and keys (every key must
-/// exist). Fails when the deployment was never applied.
-fn applied(opts: &Options, t: &crate::model::Topology) -> Result<(Box<dyn Target>, crate::desired::Desired, crate::material::Keys)> {
-    use material::{KeyMode, secrets};
-    let target = open_target(opts, t, false)?;
-    let mut state = crate::targets::DeploymentState::load(target.dir())?.ok_or_else(|| not_applied(opts, &t.name))?;
-    let addressing = target.addressing(t, &mut state, None)?;
-    let tree = target.dir();
-    let secrets = secrets(t, tree, &addressing, KeyMode::Require, crate::material::pki::Rotation::None)?;
-    let desired = crate::desired::build(t, &addressing, &secrets.material(tree));
-    Ok((target, desired, secrets.keys))
-}
-
-/// An applied deployment as this machine reaches it: its desired state (the URLs this machine
-/// can use), its keys, and on k8s the port-forwards that keep those URLs open.
+/// An applied deployment as this machine reaches it: its target (holding what keeps the
+/// URLs open, such as port-forwards, until it is dropped), its desired state and its keys
+/// (every key must exist). Fails when the deployment was never applied.
 pub(crate) struct Reached {
+    pub target: Box<dyn Target>,
     pub desired: crate::desired::Desired,
     pub keys: crate::material::Keys,
-    _forwards: Vec<k8s::PortForward>,
 }
 
 /// The applied deployment `opts` names, on any target.
-fn reach(opts: &Options, t: &crate::model::Topology) -> Result<Reached> {
-    if opts.target == TargetKind::K8s {
-        return k8s::forwarded(opts, t);
-    }
-    let (_, desired, keys) = applied(opts, t)?;
+async fn reach(opts: &Options, t: &crate::model::Topology) -> Result<Reached> {
+    use material::{KeyMode, secrets};
+    let mut target = open_target(opts, t, false)?;
+    let mut state = crate::targets::DeploymentState::load(target.dir())?.ok_or_else(|| not_applied(opts, &t.name))?;
+    let deployed = target.deployed(t)?;
+    let addressing = target.addressing(&deployed, &mut state, None)?;
+    let tree = target.dir();
+    let secrets = secrets(&deployed, tree, &addressing, KeyMode::Require, crate::material::pki::Rotation::None)?;
+    let desired = crate::desired::build(&deployed, &addressing, &secrets.material(tree));
+    target.open_reach(&desired).await?;
     Ok(Reached {
+        target,
         desired,
-        keys,
-        _forwards: Vec::new(),
+        keys: secrets.keys,
     })
 }
 
@@ -197,29 +192,31 @@ fn load_for_servers(path: &Path) -> Result<Loaded> {
     Ok(loaded)
 }
 
-/// The topology as Mermaid or DOT; with `live`, coloured by the local deployment's last
-/// verification.
-pub fn graph(path: &Path, state_root: &Path, format: GraphFormat, live: bool) -> Result<String> {
-    let loaded = load(path)?;
+/// The topology as Mermaid or DOT; with `live`, as its target runs it, coloured by the last
+/// verification of its deployment there.
+pub fn graph(opts: &Options, format: GraphFormat, live: bool) -> Result<String> {
+    let loaded = load(&opts.topology)?;
     let t = &loaded.topology;
-    let links = if live {
-        let dir = TargetKind::Local.deployment_dir(state_root, &t.name);
-        let saved = dir.join("last-verify.json");
-        let report = match std::fs::read_to_string(&saved) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-                "topology `{}` has not been verified on the local target (nothing in `{}`): run `notif-infra verify {}` first",
-                t.name,
-                dir.display(),
-                path.display()
-            ),
-            Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read `{}`", saved.display()))),
-        };
-        Some(graph::live_links(&report).context("the saved verification report is not readable: run verify again")?)
-    } else {
-        None
+    if !live {
+        return Ok(graph::render(t, format, None));
+    }
+    let target = open_target(opts, t, false)?;
+    let saved = target.dir().join("last-verify.json");
+    let report = match std::fs::read_to_string(&saved) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "topology `{}` has not been verified on the {} target (nothing in `{}`): run `notif-infra verify --target {} {}` first",
+            t.name,
+            opts.target.name(),
+            target.dir().display(),
+            opts.target.name(),
+            opts.topology.display()
+        ),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read `{}`", saved.display()))),
     };
-    Ok(graph::render(t, format, links.as_deref()))
+    let links = graph::live_links(&report).context("the saved verification report is not readable: run verify again")?;
+    let shown = target.deployed(t)?;
+    Ok(graph::render(&shown, format, Some(&links)))
 }
 
 /// The starter topologies shipped in `topologies/`, by name.

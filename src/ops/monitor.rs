@@ -11,7 +11,7 @@ use crate::monitor::{self, Watched, Watcher};
 pub async fn monitor(opts: &Options, listen: Option<SocketAddr>, ready: &(dyn Fn(SocketAddr) + Sync), log: monitor::Log) -> Result<()> {
     let loaded = super::load(&opts.topology)?;
     let t = &loaded.topology;
-    let reached = reach(opts, t)?;
+    let reached = reach(opts, t).await?;
     let listen = listen.unwrap_or(t.monitoring.listen);
     let listener = tokio::net::TcpListener::bind(listen)
         .await

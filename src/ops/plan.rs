@@ -40,6 +40,12 @@ pub struct PlanFile {
     pub state_root: PathBuf,
     pub port_base: u16,
     pub prune: bool,
+    /// The image the compose and k8s targets run instead of the topology's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The k8s target's kubectl context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_context: Option<String>,
     topology_sha256: String,
     /// Every file the target deploys, as rendered when the plan was made, by plan path.
     files: BTreeMap<PathBuf, SavedFile>,
@@ -62,6 +68,8 @@ impl PlanFile {
             state_root: std::path::absolute(&opts.state_root)?,
             port_base: p.state.port_base,
             prune: opts.prune,
+            image: opts.image.clone(),
+            kube_context: opts.kube_context.clone(),
             topology_sha256: sha256(&source),
             files: p
                 .files
@@ -140,9 +148,6 @@ impl PlanFile {
 
 /// Makes the plan (writing nothing); with `out`, saves it there (0600) for `apply`.
 pub async fn plan(opts: &Options, out: Option<&Path>, host: HostLog<'_>) -> Result<PlanOutcome> {
-    if opts.target == TargetKind::K8s {
-        return super::k8s::plan(opts).await;
-    }
     let mut p = prepare(opts, super::load_for_servers(&opts.topology)?, KeyMode::Inspect, host).await?;
     p.target.close().await;
     if let Some(out) = out {

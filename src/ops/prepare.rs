@@ -34,8 +34,9 @@ pub(super) struct Prepared {
 /// plan. With `KeyMode::Generate` missing keys are generated (apply); with `Inspect` nothing is
 /// written (plan). The target stays connected.
 pub(super) async fn prepare(opts: &Options, loaded: Loaded, mode: KeyMode, host: HostLog<'_>) -> Result<Prepared> {
-    let t = &loaded.topology;
-    let mut target = open_target(opts, t, true)?;
+    let mut target = open_target(opts, &loaded.topology, true)?;
+    let deployed = target.deployed(&loaded.topology)?;
+    let t = deployed.as_ref();
     let mut state = DeploymentState::load(target.dir())?.unwrap_or_default();
     let addressing = target.addressing(t, &mut state, opts.port_base)?;
     let tree = target.dir().to_path_buf();
@@ -50,6 +51,10 @@ pub(super) async fn prepare(opts: &Options, loaded: Loaded, mode: KeyMode, host:
     }
     let files = target.layout(t, &desired, rendered)?;
     target.connect(t, &state, host).await?;
+    if let Err(e) = target.open_reach(&desired).await {
+        target.close().await;
+        return Err(e);
+    }
     let read = async {
         let on_target = target.read_files(t, &files, &state).await?;
         let observed = target.observe(&state, &desired).await?;

@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 
 use super::load;
 use super::material::{KeyMode, secrets_for};
-use crate::desired::{self, Addressing, Desired, RenderedFile};
+use crate::desired::{self, Addressing, DEFAULT_LOCAL_PORT_BASE, LOCAL_PORT_STRIDE, RenderedFile};
 use crate::material::auth;
 use crate::material::pki::{CertRequest, Rotation};
 use crate::model::Topology;
 use crate::plan;
-use crate::targets::compose::env_var_names;
 use crate::topology::Loaded;
 
 /// What `render` wrote, and the topology (with its warnings) it came from.
@@ -26,19 +25,13 @@ pub struct Rendered {
 
 /// The certificates an output tree holds: one PKI for the hosts and the pods, each server with
 /// a certificate for the names it is reached by.
-pub(super) fn cert_requests(t: &Topology) -> Vec<CertRequest> {
+fn cert_requests(t: &Topology, pods: Option<&(Topology, Addressing)>) -> Vec<CertRequest> {
     let mut requests = desired::cert_requests(t, &Addressing::Declared);
-    if let Some(k) = &t.kubernetes {
-        let pods = desired::kubernetes::pod_topology(t, k);
-        let services = desired::kubernetes::service_names(&pods, k);
+    if let Some((pods, addressing)) = pods {
         requests.extend(
-            desired::cert_requests(&pods, &Addressing::Declared)
+            desired::cert_requests(pods, addressing)
                 .into_iter()
-                .filter(|r| !r.stem.starts_with("clients/"))
-                .map(|mut r| {
-                    r.sans.extend(services.get(&r.stem).cloned().unwrap_or_default());
-                    r
-                }),
+                .filter(|r| !r.stem.starts_with("clients/")),
         );
     }
     requests
@@ -50,8 +43,16 @@ pub fn render(path: &Path, out: Option<&Path>, dry_run: bool) -> Result<Rendered
     let loaded = load(path)?;
     let t = &loaded.topology;
     let out = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("out").join(&t.name));
-    let pods = t.kubernetes.as_ref().map(|k| (k, desired::kubernetes::pod_topology(t, k)));
-    let requests = cert_requests(t);
+    let pods = match &t.kubernetes {
+        Some(k) => {
+            let pods = desired::kubernetes::pod_topology(t, k);
+            let addressing = desired::kubernetes::addressing(&pods, k, DEFAULT_LOCAL_PORT_BASE, LOCAL_PORT_STRIDE, &BTreeMap::new())
+                .map_err(anyhow::Error::msg)?;
+            Some((pods, addressing))
+        }
+        None => None,
+    };
+    let requests = cert_requests(t, pods.as_ref());
     let mode = if dry_run { KeyMode::Inspect } else { KeyMode::Generate };
     let secrets = secrets_for(t, &out, &requests, mode, Rotation::None)?;
     let tree = std::path::absolute(&out)?;
@@ -59,11 +60,11 @@ pub fn render(path: &Path, out: Option<&Path>, dry_run: bool) -> Result<Rendered
     let mut files = desired::render_files(&desired).context("cannot render the server configs")?;
     files.extend(desired::compose_file(
         &desired,
-        &env_var_names(t),
+        &t.env_var_names(),
         desired::Publish::Declared,
         desired::DECLARED_CONFIG_DIR,
     ));
-    files.extend(desired::host_projects(&desired, &env_var_names(t), desired::DECLARED_CONFIG_DIR));
+    files.extend(desired::host_projects(&desired, &t.env_var_names(), desired::DECLARED_CONFIG_DIR));
     files.push(desired::hosts::inventory(t));
     files.push(desired::hosts::terraform_vars(t));
     files.extend(desired::monitoring::scrape_files(t));
@@ -83,16 +84,16 @@ pub fn render(path: &Path, out: Option<&Path>, dry_run: bool) -> Result<Rendered
         let keys = crate::material::wireguard::WgKeyStore::new(&out).load(&hosts, mesh.preshared_keys, !dry_run)?;
         files.extend(desired::wireguard::configs(t, &keys));
     }
-    if let Some((k, pods)) = &pods {
-        let pod_desired = desired::build(pods, &Addressing::Declared, &secrets.material(&tree));
+    if let (Some(k), Some((pods, addressing))) = (&t.kubernetes, &pods) {
+        let pod_desired = desired::build(pods, addressing, &secrets.material(&tree));
         let pod_configs = desired::render_files(&pod_desired).context("cannot render the pods' configs")?;
-        let secret_files = kubernetes_secret_files(&out, &pod_desired, &desired)?;
+        let secret_files = desired::kubernetes::secret_files(&out, &pod_desired)?;
         files.extend(desired::kubernetes::manifests(
             pods,
             k,
             &pod_desired,
             &pod_configs,
-            &env_var_names(t),
+            &t.env_var_names(),
             &secret_files,
         ));
         owned.extend(t.regions.iter().map(|r| format!("k8s/{}", r.name)));
@@ -110,34 +111,4 @@ pub fn render(path: &Path, out: Option<&Path>, dry_run: bool) -> Result<Rendered
         files,
         changes,
     })
-}
-
-/// The pods' certificates (read back from the tree's PKI) and the users' credentials, for the
-/// Kubernetes Secrets.
-fn kubernetes_secret_files(tree: &Path, pods: &Desired, hosts: &Desired) -> Result<desired::kubernetes::SecretFiles> {
-    let mut pki = BTreeMap::new();
-    if pods.client_tls.is_some() || pods.servers.iter().any(|s| !s.conf.referenced_files().is_empty()) {
-        let names = std::iter::once("ca.pem".to_string()).chain(
-            pods.servers
-                .iter()
-                .flat_map(|s| [format!("{}.pem", s.name), format!("{}-key.pem", s.name)]),
-        );
-        for name in names {
-            let path = tree.join("pki").join(&name);
-            if let Ok(pem) = std::fs::read_to_string(&path) {
-                pki.insert(name, pem);
-            }
-        }
-    }
-    let creds = hosts
-        .auth_files
-        .iter()
-        .filter(|f| f.path.extension().is_some_and(|e| e == "creds") && !f.path.to_string_lossy().contains("/_"))
-        .filter_map(|f| {
-            let account = f.path.parent()?.file_name()?.to_str()?;
-            let user = f.path.file_stem()?.to_str()?;
-            Some((format!("{account}.{user}.creds"), f.content.clone()))
-        })
-        .collect();
-    Ok(desired::kubernetes::SecretFiles { pki, creds })
 }

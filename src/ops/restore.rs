@@ -57,7 +57,7 @@ pub async fn restore(
     backup::check_files(from, entries.iter().copied()).context("nothing was restored")?;
     let loaded = super::load(&opts.topology)?;
     let t = &loaded.topology;
-    let reached = reach(opts, t)?;
+    let reached = reach(opts, t).await?;
     let desired = &reached.desired;
     for e in &entries {
         if !desired.jetstream_accounts.contains(&e.account) {

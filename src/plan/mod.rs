@@ -147,6 +147,9 @@ pub struct ObservedServer {
     pub digest: Option<String>,
     /// The config apply last gave this server.
     pub applied: Option<ServerConf>,
+    /// Why the target says the server must restart to run as deployed (a pod template
+    /// changed), whatever its config.
+    pub must_restart: Option<String>,
 }
 
 /// A server as desired: its config and the digest nats-server computes for it (`None` when it
@@ -354,6 +357,10 @@ pub fn server_changes(desired: &[DesiredServer], observed: &BTreeMap<String, Obs
         let o = observed.get(&d.name).cloned().unwrap_or_default();
         if !o.running {
             changes.push(change(ServerAction::Start, "not running".into()));
+            continue;
+        }
+        if let Some(why) = &o.must_restart {
+            changes.push(change(ServerAction::Restart, why.clone()));
             continue;
         }
         if d.digest.is_some() && o.digest == d.digest {
@@ -620,6 +627,7 @@ mod tests {
                 running: true,
                 digest: Some("sha256:1".into()),
                 applied: Some(conf()),
+                must_restart: None,
             },
         );
         observed.insert(
@@ -628,6 +636,7 @@ mod tests {
                 running: true,
                 digest: Some("sha256:0".into()),
                 applied: Some(conf()),
+                must_restart: None,
             },
         );
         observed.insert(
@@ -636,17 +645,30 @@ mod tests {
                 running: true,
                 digest: None,
                 applied: None,
+                must_restart: None,
             },
         );
-        let changes = server_changes(&[d("same"), d("drifted"), d("new")], &observed);
+        // Its config is as rendered, but the target says it runs an older pod template.
+        observed.insert(
+            "outdated".to_string(),
+            ObservedServer {
+                running: true,
+                digest: Some("sha256:1".into()),
+                applied: Some(conf()),
+                must_restart: Some("its pod template changed".into()),
+            },
+        );
+        let changes = server_changes(&[d("same"), d("drifted"), d("new"), d("outdated")], &observed);
         let got: Vec<_> = changes.iter().map(|c| (c.server.as_str(), c.action)).collect();
         assert_eq!(
             got,
             vec![
                 ("drifted", ServerAction::Reload),
                 ("new", ServerAction::Start),
+                ("outdated", ServerAction::Restart),
                 ("gone", ServerAction::Stop)
             ]
         );
+        assert_eq!(changes[2].reason, "its pod template changed");
     }
 }

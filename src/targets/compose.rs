@@ -159,12 +159,6 @@ impl ComposeTarget {
     }
 }
 
-/// The environment variables the servers' configs read, each once.
-pub fn env_var_names(t: &Topology) -> Vec<String> {
-    let names: std::collections::BTreeSet<String> = t.env_refs().into_iter().map(|r| r.var).collect();
-    names.into_iter().collect()
-}
-
 #[async_trait]
 impl Target for ComposeTarget {
     fn kind(&self) -> TargetKind {
@@ -186,7 +180,7 @@ impl Target for ComposeTarget {
     }
 
     fn layout(&self, t: &Topology, desired: &Desired, rendered: Vec<RenderedFile>) -> Result<Vec<RenderedFile>> {
-        let project = desired::compose_file(desired, &env_var_names(t), desired::Publish::Loopback, &self.dir.display().to_string())
+        let project = desired::compose_file(desired, &t.env_var_names(), desired::Publish::Loopback, &self.dir.display().to_string())
             .with_context(|| {
                 format!(
                     "topology `{}` dials its servers by IP address (one host each): the compose target runs them all on this machine; give the nodes host names",

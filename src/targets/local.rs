@@ -193,6 +193,7 @@ pub(super) async fn observe_here(
                 running: running.contains(&name),
                 digest: digests.get(&name).cloned().flatten(),
                 applied: state.applied.get(&name).cloned(),
+                must_restart: None,
             };
             (name, observed)
         })

@@ -51,6 +51,35 @@ impl TargetKind {
     }
 }
 
+/// Where a deployment is and what its driver is told.
+pub struct Place<'a> {
+    pub state_root: &'a Path,
+    pub topology: &'a Topology,
+    /// The image the compose and k8s targets run instead of the topology's.
+    pub image: Option<&'a str>,
+    pub host_keys: &'a ssh::session::HostKeyPolicy,
+    /// The k8s target's kubectl context (otherwise kubectl's current one).
+    pub kube_context: Option<&'a str>,
+}
+
+/// The driver of `kind` for the deployment at `place`; `bin` finds the nats-server that runs
+/// (or checks) its servers' configs on this machine, for the drivers that need one.
+pub fn open(kind: TargetKind, place: Place<'_>, bin: impl FnOnce() -> Result<PathBuf>) -> Result<Box<dyn Target>> {
+    let name = place.topology.name.as_str();
+    Ok(match kind {
+        TargetKind::Local => Box::new(local::LocalTarget::new(place.state_root, name, bin()?)?),
+        TargetKind::Compose => Box::new(compose::ComposeTarget::new(place.state_root, name, place.image, bin()?)?),
+        TargetKind::Ssh => Box::new(ssh::SshTarget::new(place.state_root, name, place.host_keys.clone())?),
+        TargetKind::K8s => Box::new(k8s::KubernetesTarget::new(
+            place.state_root,
+            place.topology,
+            place.kube_context,
+            place.image,
+            bin()?,
+        )?),
+    })
+}
+
 /// What a deployment keeps on this machine (`state.json` in its directory), written after
 /// every step of a rollout so that an interrupted one can be read and continued.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -155,6 +184,12 @@ pub trait Target: Send + Sync {
     /// The deployment's directory on this machine: state, keys, certificates, credentials.
     fn dir(&self) -> &Path;
 
+    /// The topology as this target runs it: on Kubernetes each region's servers are its
+    /// StatefulSet's pods. Fails, naming the object, for what the target cannot run.
+    fn deployed<'t>(&self, t: &'t Topology) -> Result<std::borrow::Cow<'t, Topology>> {
+        Ok(std::borrow::Cow::Borrowed(t))
+    }
+
     /// How servers are addressed here; settles the port layout in `state` where the target
     /// assigns ports (`port_base`: the one asked for, else the one recorded).
     fn addressing(&self, t: &Topology, state: &mut DeploymentState, port_base: Option<u16>) -> Result<Addressing>;
@@ -174,7 +209,13 @@ pub trait Target: Send + Sync {
         Ok(())
     }
 
-    /// Closes what `connect` opened.
+    /// Opens what this machine needs to reach the servers' client and monitoring ports at the
+    /// URLs `desired` names (Kubernetes: port-forwards), until `close`.
+    async fn open_reach(&mut self, _desired: &Desired) -> Result<()> {
+        Ok(())
+    }
+
+    /// Closes what `connect` and `open_reach` opened.
     async fn close(&mut self) {}
 
     /// The deployed files (those in `files` and those apply placed before), by plan path.
@@ -211,6 +252,25 @@ pub trait Target: Send + Sync {
 
     /// Signals a server to reload its config.
     async fn reload(&self, server: &str) -> Result<()>;
+
+    /// How long a reloaded server may take to show its new config (Kubernetes brings a changed
+    /// ConfigMap into a pod within the kubelet's sync period).
+    fn reload_patience(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+
+    /// The order servers are stopped and rolled in, where the target has one (a StatefulSet
+    /// removes and rolls its highest ordinals first).
+    fn roll_order(&self, _a: &str, _b: &str) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+
+    /// The client and monitoring URLs that outlive this command, for the clients of a later
+    /// step (`apply --env-file`): where this machine reaches them, unless only a command's
+    /// port-forward does.
+    fn lasting_urls(&self, s: &crate::desired::ServerSpec) -> (String, String) {
+        (s.client_url.clone(), s.monitor_url.clone())
+    }
 
     /// Whether the server's process runs.
     async fn running(&self, server: &str) -> Result<bool>;

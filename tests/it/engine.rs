@@ -1,7 +1,7 @@
 //! The deployment engine as a user meets it: Ctrl-C (and a kill) at any moment of a rollout,
 //! two commands on one deployment at once, and saved plans that go stale.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -334,120 +334,6 @@ fn a_saved_plan_is_applied_exactly_or_refused_when_stale() {
     );
     let out = d.cmd("plan").output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-}
-
-/// A kubectl stand-in that records every call and answers as a cluster would.
-fn kubectl_stand_in(dir: &Path) -> (PathBuf, PathBuf) {
-    let log = dir.join("kubectl.calls");
-    let bin = dir.join("kubectl");
-    std::fs::write(
-        &bin,
-        format!(
-            r#"#!/bin/sh
-echo "$*" >> {log}
-case "$1" in
-  config) echo test-context ;;
-  diff) echo "+  replicas: 3"; exit 1 ;;
-  apply) echo "statefulset.apps/stand-in serverside-applied" ;;
-  rollout) echo "partitioned roll out complete" ;;
-  port-forward) echo "error: no pod" >&2; exit 1 ;;
-  delete) echo "statefulset.apps \"stand-in\" deleted" ;;
-esac
-"#,
-            log = log.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (bin, log)
-}
-
-/// `VERB supercluster --target k8s` in `dir`, with the kubectl stand-in, or with no kubectl at all.
-fn on_k8s(dir: &Path, verb: &str, kubectl: Option<&Path>) -> std::process::Output {
-    let mut cmd = crate::support::notif_infra(dir);
-    match kubectl {
-        Some(k) => cmd.env("KUBECTL", k),
-        None => cmd.env("PATH", "/usr/bin:/bin").env_remove("KUBECTL"),
-    };
-    cmd.arg(verb)
-        .arg(topology("supercluster"))
-        .args(["--target", "k8s"])
-        .output()
-        .unwrap()
-}
-
-/// Where the k8s target renders the supercluster's manifests under `dir`.
-fn k8s_manifests(dir: &Path) -> PathBuf {
-    std::fs::canonicalize(dir).unwrap().join(".notif-infra/supercluster.k8s/k8s")
-}
-
-#[test]
-fn the_k8s_target_plans_applies_and_destroys_through_kubectl_server_side() {
-    let dir = tempfile::tempdir().unwrap();
-    let (kubectl, calls) = kubectl_stand_in(dir.path());
-    let run = |verb: &str| on_k8s(dir.path(), verb, Some(&kubectl));
-    let manifests = k8s_manifests(dir.path());
-    let m = manifests.display().to_string();
-
-    let out = run("apply");
-    // The stand-in forwards no port: apply gets as far as verify and says why it stops.
-    assert!(!out.status.success());
-    assert_contains_all(
-        &text(&out),
-        &[
-            "serverside-applied",
-            "partitioned roll out complete",
-            "kubectl port-forward -n nats pod/east-0",
-        ],
-    );
-    let out = run("plan");
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert_contains_all(&text(&out), &["~ cluster", "+  replicas: 3"]);
-    let out = run("destroy");
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(!manifests.exists());
-
-    let recorded = std::fs::read_to_string(&calls).unwrap();
-    let calls: Vec<&str> = recorded.lines().filter(|l| !l.starts_with("config")).collect();
-    assert_eq!(
-        calls,
-        [
-            format!("apply --server-side --field-manager=notif-infra --recursive -f {m}").as_str(),
-            "rollout status -n nats statefulset/east --watch=true --timeout=60s",
-            "rollout status -n nats statefulset/west --watch=true --timeout=60s",
-            "port-forward -n nats pod/east-0 :4222 :8222",
-            format!("diff --server-side --field-manager=notif-infra --recursive -f {m}").as_str(),
-            format!("delete --ignore-not-found --wait=true --recursive -f {m}").as_str(),
-        ]
-    );
-}
-
-#[test]
-fn without_a_kubectl_context_every_k8s_command_says_what_it_would_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let run = |verb: &str| on_k8s(dir.path(), verb, None);
-    let manifests = k8s_manifests(dir.path());
-    let out = run("apply");
-    assert!(!out.status.success());
-    assert_contains_all(
-        &text(&out),
-        &[
-            "kubectl or a current context is missing, so nothing was applied",
-            &format!(
-                "kubectl apply --server-side --field-manager=notif-infra --recursive -f {}",
-                manifests.display()
-            ),
-        ],
-    );
-    assert!(manifests.join("east/manifests.yaml").is_file());
-    let out = run("plan");
-    assert_contains_all(&text(&out), &["kubectl diff --server-side"]);
-    let out = run("verify");
-    assert_contains_all(&text(&out), &["kubectl port-forward -n nats"]);
-    let out = run("destroy");
-    assert!(!out.status.success());
-    assert_contains_all(&text(&out), &["nothing was deleted", "kubectl delete --ignore-not-found"]);
 }
 
 #[test]

@@ -397,7 +397,15 @@ impl Target for SshTarget {
                         _ => None,
                     };
                     let applied = state.applied.get(server.as_str()).cloned();
-                    Ok::<_, SshError>((server.clone(), ObservedServer { running, digest, applied }))
+                    Ok::<_, SshError>((
+                        server.clone(),
+                        ObservedServer {
+                            running,
+                            digest,
+                            applied,
+                            must_restart: None,
+                        },
+                    ))
                 }
                 .boxed()
             })
