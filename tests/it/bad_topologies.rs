@@ -420,14 +420,16 @@ const CASES: &[(&str, &str, &[&str])] = &[
     ),
     (
         "names Kubernetes cannot take",
-        "name: t\nregions:\n  us_east:\n    nodes: 1\nkubernetes:\n  namespace: Prod\n  memory: 4 GB\n",
+        "name: t\nregions:\n  us_east:\n    nodes: 1\nleafnodes:\n  Edge_1: { hub: us_east }\nkubernetes:\n  namespace: Prod\n  memory: 4 GB\n",
         &[
             "`us_east` cannot name a Kubernetes region",
             "bad.yaml:3:3",
+            "`Edge_1` cannot name a Kubernetes leafnode",
+            "bad.yaml:6:3",
             "`Prod` cannot name a Kubernetes namespace",
-            "bad.yaml:6:14",
+            "bad.yaml:8:14",
             "`4 GB` is not a Kubernetes quantity",
-            "bad.yaml:7:11",
+            "bad.yaml:9:11",
         ],
     ),
     (

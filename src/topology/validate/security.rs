@@ -288,6 +288,10 @@ impl Validator {
                 63 - "-external".len(),
             );
         }
+        for (name, _) in &file.leafnodes {
+            // On Kubernetes a leafnode is a Pod of that name, with `<leafnode>-config` and the like.
+            self.dns_label(&name.value, loc(name), "leafnode (a Pod and its ConfigMap)", 63 - "-config".len());
+        }
         let (requests, limits) = match (&spec.resources, &spec.cpu, &spec.memory) {
             (Some(r), None, None) => (
                 Resources {
