@@ -8,6 +8,11 @@ pub mod nkeys;
 pub mod pki;
 pub mod wireguard;
 
+/// The directories of a deployment's tree that hold its identity: the CA and certificates
+/// (`pki/`), the operator, account, user and WireGuard keys and what they signed (`auth/`).
+/// Losing them invalidates every credential handed out; destroy keeps them unless asked.
+pub const IDENTITY_DIRS: &[&str] = &["pki", "auth"];
+
 use std::collections::BTreeMap;
 
 use crate::model::Topology;

@@ -135,7 +135,9 @@ fn destroy_leaves_nothing(d: &Deployment) {
     let out = d.cmd("destroy").output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(containers_in(&compose_dir), Vec::<String>::new());
-    assert!(!d.state_dir().exists());
+    // The runtime state goes; the identity (its CA and keys) stays for a later apply.
+    assert!(!d.state_dir().join("state.json").exists() && !d.state_dir().join("compose").exists());
+    assert!(d.state_dir().join("pki/ca-key.pem").is_file());
 }
 
 #[test]

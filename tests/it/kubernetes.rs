@@ -426,7 +426,8 @@ fn covenant_comes_up_on_pods_and_carries_its_flows_then_scales_and_goes() {
     let out = run("destroy", &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(cluster.containers(), Vec::<String>::new());
-    assert!(!state.exists());
+    assert!(!state.join("state.json").exists() && !state.join("k8s").exists());
+    assert!(state.join("pki/ca-key.pem").is_file(), "the identity stays");
 }
 
 /// A new image in `kubernetes.image` rolls the pods one at a time from the highest ordinal,

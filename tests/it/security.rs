@@ -424,3 +424,75 @@ fn static_accounts_share_only_what_they_export_and_keep_passwords_out_of_files()
         assert_eq!(account.limits.max_memory, Some(64 * 1024 * 1024));
     });
 }
+
+/// A deployment whose users hold JWT credentials and trust its CA.
+const IDENTITY: &str = r#"name: identity
+regions:
+  main:
+    nodes: 1
+tls:
+  client: true
+operator:
+  name: op
+accounts:
+  SYS: { system: true }
+  APP:
+    users:
+      - user: svc
+"#;
+
+/// Destroy stops the servers and removes the runtime state but keeps the identity: a re-apply
+/// reuses it, and a `.creds` file handed out before still connects, over TLS trusting the CA
+/// handed out before. `--purge-keys` removes the identity too.
+#[test]
+fn destroy_keeps_the_identity_so_credentials_handed_out_still_connect_after_a_reapply() {
+    let (d, dir) = applied(IDENTITY, "identity");
+    let state = d.state_dir();
+    let creds = std::fs::read_to_string(state.join("auth/APP/svc.creds")).unwrap();
+    let ca = dir.path().join("handed-out-ca.pem");
+    std::fs::copy(state.join("pki/ca.pem"), &ca).unwrap();
+
+    let out = d.cmd("destroy").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_contains_all(&text(&out), &["kept the identity (pki/, auth/)", "destroy --purge-keys"]);
+    assert!(!state.join("state.json").exists() && !state.join("nats").exists());
+    assert!(state.join("pki/ca-key.pem").is_file() && state.join("auth/nkeys").is_dir());
+
+    let out = d.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let connected = runtime.block_on(async {
+        let client = async_nats::ConnectOptions::with_credentials(&creds)
+            .unwrap()
+            .require_tls(true)
+            .add_root_certificates(ca.clone())
+            .connection_timeout(std::time::Duration::from_secs(2))
+            .connect(format!("tls://127.0.0.1:{}", d.port_base))
+            .await;
+        match client {
+            Ok(c) => c.flush().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    assert_eq!(connected, Ok(()), "the old credentials and CA after destroy and apply");
+
+    let out = d.cmd("destroy").arg("--purge-keys").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!state.exists(), "--purge-keys leaves nothing");
+}
+
+/// Purging the identity of a deployment outside this machine asks first; without a terminal
+/// and without --auto-approve nothing is destroyed.
+#[test]
+fn purging_keys_off_this_machine_needs_confirmation() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::notif_infra(dir.path())
+        .args(["destroy"])
+        .arg(topology("secure"))
+        .args(["--target", "ssh", "--purge-keys"])
+        .write_stdin("yes\n")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_contains_all(&text(&out), &["needs confirmation", "--auto-approve", "nothing was destroyed"]);
+}
