@@ -25,6 +25,17 @@ pub struct Manifest {
     /// When the backup finished (RFC 3339, UTC).
     pub created: String,
     pub streams: Vec<StreamBackup>,
+    /// The deployment's identity, sealed (`backup --identity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<SealedFile>,
+}
+
+/// A file of the backup with its checksum.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SealedFile {
+    pub file: String,
+    pub bytes: u64,
+    pub sha256: String,
 }
 
 /// One stream (or KV bucket, or object store) in a backup.
@@ -127,6 +138,11 @@ impl SnapshotWriter {
     }
 }
 
+/// The SHA-256 of `bytes`, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -135,7 +151,7 @@ pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
     crate::fsio::write_atomic(&dir.join(MANIFEST), serde_json::to_string_pretty(manifest)?.as_bytes(), 0o600)
 }
 
-pub fn new_manifest(topology: &str, streams: Vec<StreamBackup>) -> Manifest {
+pub fn new_manifest(topology: &str, streams: Vec<StreamBackup>, identity: Option<SealedFile>) -> Manifest {
     let created = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
@@ -144,6 +160,7 @@ pub fn new_manifest(topology: &str, streams: Vec<StreamBackup>) -> Manifest {
         topology: topology.to_string(),
         created,
         streams,
+        identity,
     }
 }
 
@@ -244,7 +261,7 @@ mod tests {
         let entry = backup_of(&target, b"x");
         let mode = std::fs::metadata(target.join(&entry.file)).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        write_manifest(&target, &new_manifest("dev", vec![entry])).unwrap();
+        write_manifest(&target, &new_manifest("dev", vec![entry], None)).unwrap();
         assert!(create_dir(&target).unwrap_err().to_string().contains("already holds a backup"));
         assert_eq!(read_manifest(&target).unwrap().streams.len(), 1);
     }

@@ -9,6 +9,7 @@ pub mod client;
 pub mod desired;
 pub mod fsio;
 pub mod graph;
+pub mod identity;
 pub mod jsapi;
 pub mod material;
 pub mod model;

@@ -273,6 +273,12 @@ pub fn backup_table(r: &crate::ops::BackupReport) -> String {
         r.mb_per_s,
         r.dir
     );
+    if let Some(file) = &r.identity {
+        out += &format!(
+            "the identity is sealed in `{}/{file}` (age, passphrase from the environment)\n",
+            r.dir
+        );
+    }
     out
 }
 

@@ -20,6 +20,8 @@ pub struct BackupReport {
     pub dir: String,
     pub streams: Vec<StreamBackup>,
     pub bytes: u64,
+    /// The sealed identity's file, when it was asked for.
+    pub identity: Option<String>,
     pub seconds: f64,
     /// Megabytes (10^6 bytes) of snapshot per second.
     pub mb_per_s: f64,
@@ -49,12 +51,22 @@ pub(super) fn select<'a>(declared: &'a [JsObject], names: &[String]) -> Result<V
         .collect())
 }
 
-pub async fn backup(opts: &Options, names: &[String], to: &Path, transfer: &(dyn Fn(Transfer) + Sync)) -> Result<BackupReport> {
+/// Snapshots the streams `names` picks (every declared one when empty) into `to`; with
+/// `identity`, the deployment's identity too, sealed under the passphrase from the environment.
+pub async fn backup(
+    opts: &Options,
+    names: &[String],
+    to: &Path,
+    identity: bool,
+    transfer: &(dyn Fn(Transfer) + Sync),
+) -> Result<BackupReport> {
     let loaded = super::load(&opts.topology)?;
     let t = &loaded.topology;
+    // The passphrase is checked before anything is read or written.
+    let passphrase = identity.then(crate::identity::passphrase).transpose()?;
     let reached = reach(opts, t).await?;
     let objects = select(&reached.desired.jetstream, names)?;
-    if objects.is_empty() {
+    if objects.is_empty() && passphrase.is_none() {
         bail!(
             "topology `{}` declares no streams, KV buckets or object stores: there is nothing to back up",
             t.name
@@ -63,8 +75,15 @@ pub async fn backup(opts: &Options, names: &[String], to: &Path, transfer: &(dyn
     let existed = to.exists();
     backup::create_dir(to)?;
     let started = Instant::now();
-    let taken = snapshot_all(&reached, &objects, to, transfer).await;
-    let streams = match taken {
+    let taken = async {
+        let sealed = match &passphrase {
+            Some(p) => Some(seal_identity(reached.target.dir(), p, to)?),
+            None => None,
+        };
+        Ok::<_, anyhow::Error>((snapshot_all(&reached, &objects, to, transfer).await?, sealed))
+    }
+    .await;
+    let (streams, sealed) = match taken {
         Ok(s) => s,
         Err(e) => {
             // What was written is no backup: leave the directory as it was found.
@@ -78,15 +97,28 @@ pub async fn backup(opts: &Options, names: &[String], to: &Path, transfer: &(dyn
             return Err(e);
         }
     };
-    backup::write_manifest(to, &backup::new_manifest(&t.name, streams.clone()))?;
+    let identity = sealed.as_ref().map(|s| s.file.clone());
+    backup::write_manifest(to, &backup::new_manifest(&t.name, streams.clone(), sealed))?;
     let elapsed = started.elapsed();
     let bytes = streams.iter().map(|s| s.bytes).sum();
     Ok(BackupReport {
         dir: to.display().to_string(),
         streams,
         bytes,
+        identity,
         seconds: elapsed.as_secs_f64(),
         mb_per_s: super::throughput(bytes, elapsed),
+    })
+}
+
+/// Seals the identity of the deployment tree `tree` into the backup directory `to`.
+fn seal_identity(tree: &Path, passphrase: &age::secrecy::SecretString, to: &Path) -> Result<backup::SealedFile> {
+    let sealed = crate::identity::seal(tree, passphrase)?;
+    crate::fsio::write_atomic(&to.join(crate::identity::FILE), &sealed, 0o600)?;
+    Ok(backup::SealedFile {
+        file: crate::identity::FILE.into(),
+        bytes: sealed.len() as u64,
+        sha256: backup::sha256_hex(&sealed),
     })
 }
 

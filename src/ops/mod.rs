@@ -35,7 +35,7 @@ pub use env::client_environment;
 pub use monitor::monitor;
 pub use plan::{plan, read_plan_file};
 pub use render::{Rendered, render};
-pub use restore::{RestoreReport, restore};
+pub use restore::{RestoreReport, restore, restore_identity};
 pub use rotate::rotate_certs;
 pub use verify::verify;
 

@@ -45,6 +45,31 @@ struct Step<'a> {
     existing: Option<u64>,
 }
 
+/// Brings a backup's sealed identity into the deployment's directory on this machine, which
+/// must hold none (a new machine, or after `destroy --purge-keys`); returns what it restored.
+/// Nothing runs yet: the next apply deploys with it.
+pub fn restore_identity(opts: &Options, from: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let manifest = backup::read_manifest(from)?;
+    let loaded = super::load(&opts.topology)?;
+    let sealed = manifest.identity.as_ref().with_context(|| {
+        format!(
+            "the backup in `{}` holds no identity (it was taken without --identity); nothing was restored",
+            from.display()
+        )
+    })?;
+    let passphrase = crate::identity::passphrase()?;
+    let path = from.join(&sealed.file);
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    if backup::sha256_hex(&bytes) != sealed.sha256 {
+        bail!(
+            "`{}` is damaged: its SHA-256 is not the one the manifest records; nothing was restored",
+            path.display()
+        );
+    }
+    let tree = std::path::absolute(opts.deployment_dir(&loaded.topology.name))?;
+    crate::identity::open(&bytes, &path, &passphrase, &tree)
+}
+
 pub async fn restore(
     opts: &Options,
     from: &Path,

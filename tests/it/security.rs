@@ -496,3 +496,76 @@ fn purging_keys_off_this_machine_needs_confirmation() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_contains_all(&text(&out), &["needs confirmation", "--auto-approve", "nothing was destroyed"]);
 }
+
+/// A new machine: the identity comes back from a backup sealed under a passphrase, into a clean
+/// state folder, and a deployment applied there accepts the credentials and trusts the CA handed
+/// out by the first.
+#[test]
+fn an_identity_restored_from_a_sealed_backup_on_a_clean_machine_keeps_credentials_working() {
+    const PASS: &str = "NOTIF_INFRA_BACKUP_PASSPHRASE";
+    let (d, dir) = applied(IDENTITY, "identity");
+    let creds = std::fs::read_to_string(d.state_dir().join("auth/APP/svc.creds")).unwrap();
+    let ca = dir.path().join("handed-out-ca.pem");
+    std::fs::copy(d.state_dir().join("pki/ca.pem"), &ca).unwrap();
+    let backup = dir.path().join("backup");
+    let to = backup.to_str().unwrap();
+
+    let out = d.cmd("backup").args(["--identity", "--to", to]).env_remove(PASS).output().unwrap();
+    assert!(!out.status.success());
+    assert_contains_all(&text(&out), &[PASS, "not set", "nothing was written"]);
+    let out = d
+        .cmd("backup")
+        .args(["--identity", "--to", to])
+        .env(PASS, "a long enough passphrase")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_contains_all(&text(&out), &["the identity is sealed in", "identity.tar.age"]);
+    let sealed = std::fs::read(backup.join("identity.tar.age")).unwrap();
+    assert!(leaked_secrets(&String::from_utf8_lossy(&sealed)).is_empty());
+    assert!(!text(&out).contains("a long enough passphrase"));
+
+    let clean = Deployment::new(&d.topology, "identity", 1);
+    let out = clean
+        .cmd("restore")
+        .args(["--identity", "--from", to])
+        .env(PASS, "not the passphrase")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_contains_all(&text(&out), &["cannot open", "nothing was restored"]);
+    assert!(!clean.state_dir().join("pki").exists());
+    let out = clean
+        .cmd("restore")
+        .args(["--identity", "--from", to])
+        .env(PASS, "a long enough passphrase")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = clean
+        .cmd("restore")
+        .args(["--identity", "--from", to])
+        .env(PASS, "a long enough passphrase")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an identity is never restored over another");
+    assert_contains_all(&text(&out), &["already holds an identity"]);
+
+    let out = clean.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let connected = runtime.block_on(async {
+        let client = async_nats::ConnectOptions::with_credentials(&creds)
+            .unwrap()
+            .require_tls(true)
+            .add_root_certificates(ca.clone())
+            .connection_timeout(std::time::Duration::from_secs(2))
+            .connect(format!("tls://127.0.0.1:{}", clean.port_base))
+            .await;
+        match client {
+            Ok(c) => c.flush().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    assert_eq!(connected, Ok(()), "the first deployment's credentials on the second");
+}
