@@ -344,6 +344,16 @@ const CASES: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "streams that fit one by one but not together",
+        "name: dev\ndefaults:\n  jetstream: { max_file_store: 50GB }\nregions:\n  main:\n    nodes: 3\n    jetstream: true\nstreams:\n  A: { max_bytes: 40GB, replicas: 3 }\n  B: { max_bytes: 40GB, replicas: 3 }\n  C: { max_bytes: 1GB, storage: memory }\n",
+        &[
+            "the file stores of region `main` cannot hold what its objects declare: 257698037760 bytes, and its servers (main-1, main-2, main-3) store 53687091200 each, 161061273600 in all",
+            "stream `A` 128849018880 (max_bytes 42949672960 x 3 replica(s))",
+            "bad.yaml:9:3",
+            "raise the `max_file_store` of region `main`",
+        ],
+    ),
+    (
         "several problems at once",
         "name: dev\nregions:\n  east:\n    nodes: 0\nleafnodes:\n  edge:\n    hub: nowhere\n",
         &[

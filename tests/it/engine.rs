@@ -149,7 +149,7 @@ fn interrupt_then_converge(d: &Deployment, moment: Duration, signal: nix::sys::s
         "destroy after {signal} at {moment:?} left {:?}",
         processes_of(d)
     );
-    assert!(!d.state_dir().join("state.json").exists() && !d.state_dir().join("nats").exists());
+    assert_eq!(crate::support::left_after_destroy(&d.state_dir()), Vec::<String>::new());
     let base = d.port_base;
     for port in (base..base + STRIDE * servers as u16).step_by(STRIDE as usize) {
         assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(), "port {port} still taken");

@@ -193,6 +193,19 @@ impl Drop for Deployment {
     }
 }
 
+/// What a destroyed deployment's directory still holds besides its identity (`pki/`, `auth/`):
+/// nothing, after a destroy.
+pub fn left_after_destroy(state: &Path) -> Vec<String> {
+    std::fs::read_dir(state)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| !notif_infra::material::IDENTITY_DIRS.contains(&name.as_str()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// GETs a monitoring endpoint (plain HTTP/1.0) and parses its JSON body.
 pub fn get_json(url: &str) -> serde_json::Value {
     use std::io::{Read, Write};

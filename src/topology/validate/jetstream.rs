@@ -53,6 +53,7 @@ impl Validator {
         for h in &held {
             self.replicas_and_placement(h, topology, &js_regions);
         }
+        self.stores_fit(&held, topology, &js_regions);
         self.consumer_checks(&objects);
         if !objects.is_empty() && !topology.regions.iter().any(|r| r.jetstream.is_some()) {
             let at = file.streams.keys().next().map(loc).or_else(|| file.kv.keys().next().map(loc));
@@ -585,6 +586,81 @@ impl Validator {
         }
     }
 
+    /// The objects' declared sizes against the stores of the servers that hold them: each
+    /// replica takes its `max_bytes` on one server, so what a region's (or a leafnode's) objects
+    /// declare, times their replicas, must fit in its servers' stores together. Objects without
+    /// `max_bytes`, and stores without a limit, are not counted.
+    fn stores_fit(&mut self, held: &[Held], t: &Topology, js: &JetStreamRegions) {
+        // By holder and storage (file or memory).
+        let mut groups: std::collections::BTreeMap<(String, bool), StoreGroup> = Default::default();
+        for h in held {
+            let Some(max_bytes) = h.store.max_bytes else { continue };
+            let file = h.store.storage == Storage::File;
+            let (holder, limits, servers, replicas) = match h.leafnode {
+                Some(name) => {
+                    let Some(leaf) = t.leafnodes.iter().find(|l| l.name == name) else {
+                        continue;
+                    };
+                    let Some(js) = &leaf.jetstream else { continue };
+                    (format!("leafnode `{name}`"), js.limits, vec![name.to_string()], 1)
+                }
+                None => {
+                    let placed = h.store.placement.as_ref().and_then(|p| p.region.as_deref());
+                    let region = match placed {
+                        Some(name) => js.by_name.get(name).copied(),
+                        None => js.in_order.first().copied(),
+                    };
+                    let Some(region) = region else { continue };
+                    let servers = region.nodes.iter().map(|n| n.name.clone()).collect();
+                    (
+                        format!("region `{}`", region.name),
+                        region.jetstream.unwrap_or_default(),
+                        servers,
+                        u64::from(h.store.replicas),
+                    )
+                }
+            };
+            let Some(limit) = (if file { limits.max_file_store } else { limits.max_memory_store }) else {
+                continue;
+            };
+            let group = groups.entry((holder, file)).or_insert_with(|| StoreGroup {
+                limit,
+                servers,
+                objects: Vec::new(),
+            });
+            group.objects.push((h, max_bytes.saturating_mul(replicas)));
+        }
+        for ((holder, file), StoreGroup { limit, servers, objects }) in groups {
+            let wanted: u64 = objects.iter().map(|(_, b)| *b).fold(0, u64::saturating_add);
+            let capacity = limit.saturating_mul(servers.len() as u64);
+            if wanted <= capacity || objects.len() < 2 {
+                // One object too large for its servers is named with the object itself.
+                continue;
+            }
+            let kind = if file { "file" } else { "memory" };
+            let listed: Vec<String> = objects
+                .iter()
+                .map(|(h, b)| {
+                    format!(
+                        "{} {b} (max_bytes {} x {} replica(s))",
+                        h.object,
+                        h.store.max_bytes.unwrap_or(0),
+                        b / h.store.max_bytes.unwrap_or(1).max(1)
+                    )
+                })
+                .collect();
+            self.error(
+                Diagnostic::error(format!(
+                    "the {kind} stores of {holder} cannot hold what its objects declare: {wanted} bytes, and its servers ({}) store {limit} each, {capacity} in all: {}",
+                    servers.join(", "),
+                    listed.join("; ")
+                ))
+                .at(objects[0].0.loc)
+                .help(format!("lower `max_bytes` or `replicas`, raise the `max_{kind}_store` of {holder}, or add servers")),
+            );
+        }
+    }
+
     fn consumer_checks(&mut self, objects: &JetStreamObjects) {
         let streams: HashMap<&str, &Stream> = objects.streams.iter().map(|s| (s.name.as_str(), s)).collect();
         let mut by_stream: HashMap<&str, Vec<&Consumer>> = HashMap::new();
@@ -698,6 +774,14 @@ fn account_label(account: &AccountName) -> String {
         Some(a) => format!("account `{a}`"),
         None => "the global account".into(),
     }
+}
+
+/// The servers that hold some objects, each with a store of `limit` bytes, and the objects
+/// with the bytes they declare (max_bytes times replicas).
+struct StoreGroup<'a> {
+    limit: u64,
+    servers: Vec<String>,
+    objects: Vec<(&'a Held<'a>, u64)>,
 }
 
 /// The regions that run JetStream, in topology order and by name: looked up once per object.
