@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::support::{Deployment, assert_contains_all, containers_in, json_of, notif_infra, project_root, render_into, text, topology};
 
-fn compose_binary() -> std::path::PathBuf {
+pub(crate) fn compose_binary() -> std::path::PathBuf {
     project_root().join(".tools").join("bin").join("docker-compose")
 }
 

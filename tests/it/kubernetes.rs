@@ -9,7 +9,7 @@ use crate::support::{assert_contains_all, python, render_into, text, topology};
 
 /// `kubernetes-validate --strict --quiet`: exit 0 and nothing printed (an unknown kind is only a
 /// warning there, so silence is part of the check).
-fn kubernetes_validate(files: &[std::path::PathBuf]) {
+pub(crate) fn kubernetes_validate(files: &[std::path::PathBuf]) {
     let out = python()
         .args(["-m", "kubernetes_validate", "--strict", "--quiet"])
         .args(files)

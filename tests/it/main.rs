@@ -16,6 +16,7 @@ mod load;
 mod local_cluster;
 mod monitor;
 mod netns;
+mod properties;
 mod rendering;
 mod rollout;
 mod security;
