@@ -441,6 +441,23 @@ accounts:
       - user: svc
 "#;
 
+/// Connects over TLS to the server on `port` with a user's `.creds` and a CA file handed out
+/// earlier, as that user's application would.
+fn connect_with(creds: &str, ca: &std::path::Path, port: u16) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = async_nats::ConnectOptions::with_credentials(creds)
+            .unwrap()
+            .require_tls(true)
+            .add_root_certificates(ca.to_path_buf())
+            .connection_timeout(std::time::Duration::from_secs(2))
+            .connect(format!("tls://127.0.0.1:{port}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        client.flush().await.map_err(|e| e.to_string())
+    })
+}
+
 /// Destroy stops the servers and removes the runtime state but keeps the identity: a re-apply
 /// reuses it, and a `.creds` file handed out before still connects, over TLS trusting the CA
 /// handed out before. `--purge-keys` removes the identity too.
@@ -460,21 +477,11 @@ fn destroy_keeps_the_identity_so_credentials_handed_out_still_connect_after_a_re
 
     let out = d.cmd("apply").output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let connected = runtime.block_on(async {
-        let client = async_nats::ConnectOptions::with_credentials(&creds)
-            .unwrap()
-            .require_tls(true)
-            .add_root_certificates(ca.clone())
-            .connection_timeout(std::time::Duration::from_secs(2))
-            .connect(format!("tls://127.0.0.1:{}", d.port_base))
-            .await;
-        match client {
-            Ok(c) => c.flush().await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        }
-    });
-    assert_eq!(connected, Ok(()), "the old credentials and CA after destroy and apply");
+    assert_eq!(
+        connect_with(&creds, &ca, d.port_base),
+        Ok(()),
+        "the old credentials and CA after destroy and apply"
+    );
 
     let out = d.cmd("destroy").arg("--purge-keys").output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
@@ -553,19 +560,9 @@ fn an_identity_restored_from_a_sealed_backup_on_a_clean_machine_keeps_credential
 
     let out = clean.cmd("apply").output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let connected = runtime.block_on(async {
-        let client = async_nats::ConnectOptions::with_credentials(&creds)
-            .unwrap()
-            .require_tls(true)
-            .add_root_certificates(ca.clone())
-            .connection_timeout(std::time::Duration::from_secs(2))
-            .connect(format!("tls://127.0.0.1:{}", clean.port_base))
-            .await;
-        match client {
-            Ok(c) => c.flush().await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        }
-    });
-    assert_eq!(connected, Ok(()), "the first deployment's credentials on the second");
+    assert_eq!(
+        connect_with(&creds, &ca, clean.port_base),
+        Ok(()),
+        "the first deployment's credentials on the second"
+    );
 }
