@@ -18,7 +18,11 @@ fuzz_target!(|data: &[u8]| {
         Ok(loaded) => loaded,
         Err(TopologyError::Invalid { diagnostics, .. }) => {
             for d in diagnostics.iter().filter(|d| d.severity == Severity::Error) {
-                assert!(d.loc.is_some() || d.object.is_some(), "a rejection that names no place: {}", d.message);
+                assert!(
+                    d.loc.is_some() || d.object.is_some(),
+                    "a rejection that names no place: {}",
+                    d.message
+                );
             }
             return;
         }

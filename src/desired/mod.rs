@@ -74,6 +74,8 @@ pub struct Desired {
     pub compose_image: String,
     /// The version every server must report, when the topology pins one.
     pub nats_server_version: Option<String>,
+    /// How full (percent of its limit) a JetStream store may be before verify names it.
+    pub store_full_percent: u8,
     /// The declared flows, for `verify --flows`.
     pub flows: Vec<ExpectedFlow>,
     /// The applications' KV bucket and object store uses, proven by `verify --flows` too.
@@ -311,6 +313,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         request_checks: flows::request_checks(topology),
         compose_image: compose_image(topology),
         nats_server_version: topology.nats_server_version.clone(),
+        store_full_percent: topology.monitoring.store_full_percent,
         jetstream_meta: links::jetstream_meta(topology),
         jetstream_urls: jetstream_urls(topology, &servers),
         jetstream: jetstream::objects(topology),

@@ -49,6 +49,35 @@ impl Evaluation {
     }
 }
 
+/// A JetStream store of the server at or above the topology's threshold, named with how full
+/// it is and the objects placed where the server runs (the ones that fill it).
+fn full_store(desired: &Desired, s: &crate::desired::ServerSpec, o: &NodeObservation) -> Option<String> {
+    let figures = o.figures.as_ref()?;
+    let threshold = u128::from(desired.store_full_percent);
+    let (kind, used, limit) = [("file", figures.file_store), ("memory", figures.memory_store)]
+        .into_iter()
+        .map(|(kind, (used, limit))| (kind, used, limit))
+        .find(|(_, used, limit)| *limit > 0 && u128::from(*used) * 100 >= u128::from(*limit) * threshold)?;
+    // Unplaced objects live in the first region running JetStream.
+    let first_region = desired.jetstream_nodes().first().map(|n| n.region.clone());
+    let here: Vec<&str> = desired
+        .jetstream
+        .iter()
+        .filter(|j| j.kind != crate::desired::ObjectKind::Consumer && j.leaf_domain.is_none())
+        .filter(|j| j.region.as_ref().or(first_region.as_ref()) == Some(&s.region))
+        .map(|j| j.stream.as_str())
+        .collect();
+    Some(format!(
+        "its JetStream {kind} store is {}% full ({used} of {limit} bytes, the threshold is {threshold}%): publishes to {} will be refused",
+        u128::from(used) * 100 / u128::from(limit),
+        if here.is_empty() {
+            "its streams".to_string()
+        } else {
+            here.join(", ")
+        }
+    ))
+}
+
 pub fn evaluate(desired: &Desired, seen: &BTreeMap<String, NodeObservation>) -> Evaluation {
     let empty = NodeObservation::default();
     let obs = |name: &str| seen.get(name).unwrap_or(&empty);
@@ -70,7 +99,10 @@ pub fn evaluate(desired: &Desired, seen: &BTreeMap<String, NodeObservation>) -> 
                         wrong_version.map(String::as_str).unwrap_or_default()
                     )),
                 ),
-                (Some(Ok(())), _) => (true, None),
+                (Some(Ok(())), _) => match full_store(desired, s, o) {
+                    Some(full) => (false, Some(full)),
+                    None => (true, None),
+                },
                 (Some(Err(reason)), _) => (false, Some(reason.clone())),
                 (None, Some(e)) => (false, Some(format!("unreachable: {e}"))),
                 (None, None) => (false, Some("not observed".into())),
