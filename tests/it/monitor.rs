@@ -2,7 +2,8 @@
 //! and its rule tests fire each alert (and only where the topology's thresholds say); a real
 //! Prometheus scraping `notif-infra monitor` on a running super-cluster fires the consumer-lag
 //! alert at the topology's threshold, fires the link-down alert for a killed server's links
-//! within the rule's `for` plus two scrape intervals, and resolves it once the server is back.
+//! within the rule's `for` plus two scrape intervals, and resolves it once the server is back;
+//! and fires the store alert on a filling store while it still takes publishes.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -345,4 +346,102 @@ fn prometheus_fires_link_down_for_a_killed_server_and_resolves_it_when_the_serve
     let log = log.join().unwrap();
     assert!(log.iter().any(|l| l.starts_with("down: ") && l.contains(victim)), "{log:?}");
     assert!(log.iter().any(|l| l.starts_with("back: ") && l.contains(victim)), "{log:?}");
+}
+
+/// A store that fills under an application's acknowledged publishing: Prometheus fires
+/// NatsStoreNearlyFull (at the topology's 80%) while publishes are still taken, nats-server
+/// refuses the ones that do not fit later, and every acknowledged message is stored.
+#[test]
+fn prometheus_fires_store_nearly_full_before_publishes_are_refused_and_nothing_acknowledged_is_lost() {
+    let ports = free_port_base(1);
+    let (monitor_port, prometheus_port) = (ports, ports + 1);
+    let mut d = Deployment::new(Path::new("unused"), "smon", 1);
+    d.topology = d.dir.path().join("smon.yaml");
+    std::fs::write(
+        &d.topology,
+        format!(
+            "name: smon\ndefaults:\n  jetstream: {{ max_file_store: 1MB }}\nregions:\n  main:\n    nodes: 1\n    jetstream: true\n\
+accounts:\n  APP:\n    jetstream: true\n    users:\n      - {{ user: app, password: \"${{APP_PASS}}\" }}\n\
+streams:\n  EVENTS: {{ account: APP, subjects: [\"events.>\"] }}\n\
+monitoring:\n  listen: 127.0.0.1:{monitor_port}\n  interval: 2s\n  alert_after: 2s\n  store_full_percent: 80\n"
+        ),
+    )
+    .unwrap();
+    let apply = d.cmd("apply").output().unwrap();
+    assert!(apply.status.success(), "{}", text(&apply));
+    let out = d.dir.path().join("out");
+    render_into(&d.topology, &out);
+
+    let mut monitor = Command::new(env!("CARGO_BIN_EXE_notif-infra"));
+    monitor
+        .current_dir(d.dir.path())
+        .args(["monitor"])
+        .arg(&d.topology)
+        .stderr(Stdio::piped());
+    let mut monitor = Running(monitor.spawn().unwrap());
+    let mut said = BufReader::new(monitor.0.stderr.take().unwrap()).lines();
+    let first = said.next().unwrap().unwrap();
+    assert_eq!(first, format!("monitor: serving http://127.0.0.1:{monitor_port}/metrics"));
+    let _log = std::thread::spawn(move || said.map_while(Result::ok).count());
+    let tsdb = d.dir.path().join("tsdb");
+    let _prometheus = Running(
+        Command::new(tool("prometheus"))
+            .arg(format!("--config.file={}", out.join("monitoring/prometheus-local.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let prometheus = format!("http://127.0.0.1:{prometheus_port}");
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let js = rt.block_on(async {
+        let client = async_nats::ConnectOptions::with_user_and_password("app".into(), "app-secret".into())
+            .connect(format!("nats://127.0.0.1:{}", d.port_base))
+            .await
+            .unwrap();
+        async_nats::jetstream::new(client)
+    });
+    let publish = |id: u64| {
+        rt.block_on(async {
+            js.publish(format!("events.{id}"), vec![b'x'; 1024].into())
+                .await
+                .unwrap()
+                .await
+                .is_ok()
+        })
+    };
+    // 850 KiB of payload: past 80% of the 1 MiB store, short of its end.
+    let mut acked = 0u64;
+    while acked < 850 {
+        assert!(publish(acked), "refused at {acked} KiB, before the store was 80% full");
+        acked += 1;
+    }
+    let fired = wait_for("NatsStoreNearlyFull firing", Duration::from_secs(30), || {
+        firing(&prometheus, "NatsStoreNearlyFull")
+            .iter()
+            .any(|l| l["server"] == "main-1" && l["store"] == "file")
+    });
+    // The store still takes messages after the alert; then it is full.
+    assert!(publish(acked), "the alert fired only once publishes were refused");
+    acked += 1;
+    let last = acked + 500;
+    let mut refused_at = None;
+    while acked < last {
+        if !publish(acked) {
+            refused_at = Some(acked);
+            break;
+        }
+        acked += 1;
+    }
+    let stored = rt.block_on(async { js.get_stream("EVENTS").await.unwrap().cached_info().state.messages });
+    eprintln!(
+        "NatsStoreNearlyFull fired {:.1} s after the store passed 80%; publishes refused from message {} on; {acked} acknowledged, {stored} stored",
+        fired.as_secs_f64(),
+        refused_at.map(|r| r.to_string()).unwrap_or_else(|| "-".into())
+    );
+    assert!(refused_at.is_some(), "the 1 MiB store never filled");
+    assert_eq!(stored, acked, "every acknowledged message is stored, and only those");
 }
