@@ -16,9 +16,9 @@ pub struct ApplyArgs {
     /// First port of the local target's range (kept from the last apply when not given)
     #[arg(long, env = "NOTIF_INFRA_PORT_BASE")]
     port_base: Option<u16>,
-    /// Seconds to wait for the topology to verify
-    #[arg(long, default_value = "60")]
-    timeout: f64,
+    /// How long to wait for the topology to verify (`90s`, `2m`, or seconds)
+    #[arg(long, default_value = "60s", value_parser = super::duration_arg)]
+    timeout: Duration,
     /// Delete JetStream objects on the servers that the topology does not name
     #[arg(long)]
     prune: bool,
@@ -66,7 +66,7 @@ pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
         host: &|server, step| spinner.host(server, step),
         progress: &|p| spinner.progress(p),
     };
-    let timeout = Duration::from_secs_f64(a.timeout);
+    let timeout = a.timeout;
     let result = ops::apply(&opts, saved.as_ref().map(|s| (s, a.target.file.as_path())), timeout, events).await;
     spinner.finish();
     let (loaded, plan, report) = result?;

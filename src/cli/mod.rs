@@ -4,10 +4,12 @@
 mod add;
 mod apply;
 mod backup;
+mod completions;
 mod destroy;
 mod graph;
 mod hosts;
 mod init;
+mod man;
 mod monitor;
 mod plan;
 mod remove;
@@ -70,6 +72,10 @@ enum Command {
     Restore(restore::RestoreArgs),
     /// Fill provisioned hosts' addresses into the topology (from terraform output)
     Hosts(hosts::HostsArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell)
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff, for `man -l -`), or write every page into a directory
+    Man(man::ManArgs),
 }
 
 /// Where servers run.
@@ -120,9 +126,10 @@ pub struct TargetArgs {
     /// ssh target: record the key of a host not yet in known_hosts (a changed key is always refused)
     #[arg(long)]
     pub accept_new_host_keys: bool,
-    /// Seconds to wait for another command holding the deployment's lock (apply, destroy, rotate)
-    #[arg(long, default_value = "0")]
-    pub lock_timeout: f64,
+    /// How long to wait for another command holding the deployment's lock (apply, destroy,
+    /// rotate): `30s`, `2m`, or seconds
+    #[arg(long, default_value = "0s", value_parser = duration_arg)]
+    pub lock_timeout: Duration,
 }
 
 impl TargetArgs {
@@ -141,9 +148,20 @@ impl TargetArgs {
             port_base,
             prune: false,
             allow_replace: false,
-            lock_timeout: Duration::from_secs_f64(self.lock_timeout.max(0.0)),
+            lock_timeout: self.lock_timeout,
             flows: false,
         }
+    }
+}
+
+/// A duration as the topology file writes them (`30s`, `1m30s`), or a number of seconds.
+fn duration_arg(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(Duration::from_secs_f64(seconds)),
+        Ok(_) => Err(format!(
+            "`{text}` is not a duration: give a positive number of seconds or a duration such as 30s"
+        )),
+        Err(_) => notif_infra::units::parse_duration(text),
     }
 }
 
@@ -168,6 +186,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Graph(a) => graph::run(a),
         Command::Rotate(a) => rotate::run(a),
         Command::Hosts(a) => hosts::run(a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
         Command::Monitor(a) => runtime.block_on(monitor::run(a)),
         Command::Backup(a) => runtime.block_on(backup::run(a)),
         Command::Restore(a) => runtime.block_on(restore::run(a)),

@@ -10,9 +10,9 @@ use notif_infra::ui::{self, Format, Spinner};
 pub struct VerifyArgs {
     #[command(flatten)]
     target: super::TargetArgs,
-    /// Seconds to wait for convergence before reporting what is missing
-    #[arg(long, default_value = "30")]
-    timeout: f64,
+    /// How long to wait for convergence before reporting what is missing (`30s`, `2m`, or seconds)
+    #[arg(long, default_value = "30s", value_parser = super::duration_arg)]
+    timeout: Duration,
     /// Also prove the topology's declared flows live: marked messages as the declared users
     #[arg(long)]
     flows: bool,
@@ -22,7 +22,7 @@ pub struct VerifyArgs {
 
 pub async fn run(a: VerifyArgs) -> Result<ExitCode> {
     let spinner = Spinner::new(a.output);
-    let timeout = Duration::from_secs_f64(a.timeout);
+    let timeout = a.timeout;
     let progress = |p: notif_infra::verify::Progress<'_>| spinner.progress(p);
     let opts = notif_infra::ops::Options {
         flows: a.flows,

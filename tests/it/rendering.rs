@@ -199,3 +199,72 @@ fn a_dry_run_after_render_is_clean_and_a_usage_error_exits_64() {
     let help = notif_infra(dir.path()).arg("--help").output().unwrap();
     assert_eq!(help.status.code(), Some(0));
 }
+
+/// Shell completions and manual pages come from the CLI definition: the bash script parses and
+/// completes every command; one page per command, each well formed where groff is installed.
+/// Durations on the command line read as in the file (`2s`) or as seconds.
+#[test]
+fn completions_man_pages_and_duration_flags_follow_the_cli_definition() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = notif_infra(dir.path()).args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let script = dir.path().join("notif-infra.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let parse = std::process::Command::new("bash").arg("-n").arg(&script).output().unwrap();
+    assert!(parse.status.success(), "{}", String::from_utf8_lossy(&parse.stderr));
+    let script = String::from_utf8_lossy(&out.stdout);
+    for word in ["apply", "plan", "verify", "destroy", "--purge-keys", "--target", "--context"] {
+        assert!(script.contains(word), "the completion script lacks {word}");
+    }
+
+    let pages = dir.path().join("man1");
+    let out = notif_infra(dir.path()).args(["man", "--dir"]).arg(&pages).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for command in [
+        "notif-infra",
+        "notif-infra-apply",
+        "notif-infra-plan",
+        "notif-infra-destroy",
+        "notif-infra-restore",
+    ] {
+        let page = pages.join(format!("{command}.1"));
+        let roff = std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
+        assert!(roff.contains(&format!(".TH {command} 1")), "{roff}");
+        if let Ok(groff) = std::process::Command::new("groff")
+            .args(["-man", "-Tutf8", "-z", "-ww"])
+            .arg(&page)
+            .output()
+        {
+            assert!(
+                groff.status.success() && groff.stderr.is_empty(),
+                "{command}: {}",
+                String::from_utf8_lossy(&groff.stderr)
+            );
+        }
+    }
+
+    let dev = crate::support::topology("dev");
+    let out = notif_infra(dir.path())
+        .arg("verify")
+        .arg(&dev)
+        .args(["--timeout", "ten"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`ten`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for timeout in ["1s", "0.5", "1m"] {
+        let out = notif_infra(dir.path())
+            .arg("verify")
+            .arg(&dev)
+            .args(["--timeout", timeout])
+            .output()
+            .unwrap();
+        // Not applied here: the run gets past the flags and says so.
+        assert_eq!(out.status.code(), Some(1), "{timeout}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is not applied"), "{timeout}");
+    }
+}
