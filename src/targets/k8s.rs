@@ -297,27 +297,27 @@ impl KubernetesTarget {
         format!("{TOPOLOGY_LABEL}={}", self.topology)
     }
 
-    /// The deployment's pods and StatefulSets as the cluster has them now.
-    async fn pods_and_sets(&self) -> Result<(BTreeMap<String, Pod>, BTreeMap<String, Value>)> {
+    /// The deployment's objects of `kind` (kubectl's plural) as the cluster has them now, by name.
+    async fn listed(&self, kind: &str) -> Result<BTreeMap<String, Value>> {
         let list = self
             .kubectl
-            .json(&["get", "pods,statefulsets", "-n", self.ns(), "-l", &self.selector(), "-o", "json"])
+            .json(&["get", kind, "-n", self.ns(), "-l", &self.selector(), "-o", "json"])
             .await?;
-        let mut pods = BTreeMap::new();
-        let mut sets = BTreeMap::new();
-        for item in list["items"].as_array().into_iter().flatten() {
-            let name = item["metadata"]["name"].as_str().unwrap_or_default().to_string();
-            match item["kind"].as_str() {
-                Some("Pod") => {
-                    pods.insert(name, Pod::of(item));
-                }
-                Some("StatefulSet") => {
-                    sets.insert(name, item.clone());
-                }
-                _ => {}
-            }
-        }
-        Ok((pods, sets))
+        Ok(list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| (item["metadata"]["name"].as_str().unwrap_or_default().to_string(), item.clone()))
+            .collect())
+    }
+
+    async fn pods(&self) -> Result<BTreeMap<String, Pod>> {
+        Ok(self
+            .listed("pods")
+            .await?
+            .iter()
+            .map(|(name, v)| (name.clone(), Pod::of(v)))
+            .collect())
     }
 
     async fn pod(&self, pod: &str) -> Result<Option<Pod>> {
@@ -547,7 +547,7 @@ impl Target for KubernetesTarget {
                 (s.name.clone(), ports)
             })
             .collect();
-        let (running, _) = self.pods_and_sets().await?;
+        let running = self.pods().await?;
         let forwards = Forwards::open(&self.kubectl, self.ns(), pods);
         *self.forwards.lock().expect("forwards") = Some(forwards);
         // The running pods' forwards are listening before anything reads through them.
@@ -641,7 +641,7 @@ impl Target for KubernetesTarget {
     }
 
     async fn observe(&self, state: &DeploymentState, desired: &Desired) -> Result<BTreeMap<String, ObservedServer>> {
-        let (pods, _) = self.pods_and_sets().await?;
+        let pods = self.pods().await?;
         let running: BTreeSet<String> = pods.iter().filter(|(_, p)| p.running).map(|(n, _)| n.clone()).collect();
         let url = |name: &str| desired.server(name).map(|s| s.monitor_url.clone());
         let mut observed = observe_here(state, desired, &running, url).await;
@@ -673,7 +673,7 @@ impl Target for KubernetesTarget {
         log: HostLog<'_>,
     ) -> Result<()> {
         write_under(&self.dir, changes)?;
-        let (_, sets) = self.pods_and_sets().await?;
+        let sets = self.listed("statefulsets").await?;
         let mut namespaces = Vec::new();
         let mut objects = Vec::new();
         for f in files.iter().filter(|f| is_manifest(&f.path)) {
@@ -855,7 +855,7 @@ impl Target for KubernetesTarget {
     }
 
     async fn destroy(&self, _state: &DeploymentState, log: HostLog<'_>) -> Result<Vec<String>> {
-        let (pods, _) = self.pods_and_sets().await?;
+        let pods = self.pods().await?;
         self.kubectl
             .run(
                 &[

@@ -23,7 +23,6 @@ mod security;
 mod seed_topologies;
 mod ssh;
 mod ssh_hosts;
-mod storage;
 mod support;
 mod terraform;
 mod upgrade;

@@ -198,6 +198,40 @@ consumers:
 
 /// A Prometheus API answer; `None` while Prometheus is still starting (it answers 503 in plain
 /// text until its storage is ready).
+/// `notif-infra monitor` on the deployment, serving on `monitor_port` (its log read in the
+/// background, which keeps its pipe from filling), and a real Prometheus on `prometheus_port`
+/// scraping it with the config rendered into `out`; both stop when dropped. Returns Prometheus's
+/// URL last.
+fn watch(
+    d: &Deployment,
+    out: &Path,
+    monitor_port: u16,
+    prometheus_port: u16,
+) -> (Running, std::thread::JoinHandle<Vec<String>>, Running, String) {
+    let mut monitor = Command::new(env!("CARGO_BIN_EXE_notif-infra"));
+    monitor
+        .current_dir(d.dir.path())
+        .args(["monitor"])
+        .arg(&d.topology)
+        .stderr(Stdio::piped());
+    let mut monitor = Running(monitor.spawn().unwrap());
+    let mut said = BufReader::new(monitor.0.stderr.take().unwrap()).lines();
+    let first = said.next().unwrap().unwrap();
+    assert_eq!(first, format!("monitor: serving http://127.0.0.1:{monitor_port}/metrics"));
+    let log = std::thread::spawn(move || said.map_while(Result::ok).collect::<Vec<_>>());
+    let prometheus = Running(
+        Command::new(tool("prometheus"))
+            .arg(format!("--config.file={}", out.join("monitoring/prometheus-local.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", d.dir.path().join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    (monitor, log, prometheus, format!("http://127.0.0.1:{prometheus_port}"))
+}
+
 fn api(url: &str) -> Option<serde_json::Value> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://")?;
@@ -262,31 +296,7 @@ fn prometheus_fires_link_down_for_a_killed_server_and_resolves_it_when_the_serve
         }
     });
 
-    let mut monitor = Command::new(env!("CARGO_BIN_EXE_notif-infra"));
-    monitor
-        .current_dir(d.dir.path())
-        .args(["monitor"])
-        .arg(&d.topology)
-        .stderr(Stdio::piped());
-    let mut monitor = Running(monitor.spawn().unwrap());
-    let mut said = BufReader::new(monitor.0.stderr.take().unwrap()).lines();
-    let first = said.next().unwrap().unwrap();
-    assert_eq!(first, format!("monitor: serving http://127.0.0.1:{monitor_port}/metrics"));
-    // The monitor's log goes on in the background (reading it keeps its pipe from filling).
-    let log = std::thread::spawn(move || said.map_while(Result::ok).collect::<Vec<_>>());
-
-    let tsdb = d.dir.path().join("tsdb");
-    let _prometheus = Running(
-        Command::new(tool("prometheus"))
-            .arg(format!("--config.file={}", out.join("monitoring/prometheus-local.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let prometheus = format!("http://127.0.0.1:{prometheus_port}");
+    let (monitor, log, _prometheus, prometheus) = watch(&d, &out, monitor_port, prometheus_port);
     wait_for("Prometheus scraping every link up", Duration::from_secs(60), || {
         api(&format!("{prometheus}/api/v1/query?query=min(nats_link_up)")).is_some_and(|up| up["data"]["result"][0]["value"][1] == "1")
     });
@@ -350,7 +360,8 @@ fn prometheus_fires_link_down_for_a_killed_server_and_resolves_it_when_the_serve
 
 /// A store that fills under an application's acknowledged publishing: Prometheus fires
 /// NatsStoreNearlyFull (at the topology's 80%) while publishes are still taken, nats-server
-/// refuses the ones that do not fit later, and every acknowledged message is stored.
+/// refuses the ones that do not fit later, every acknowledged message is stored, and verify
+/// names the full store's server and stream.
 #[test]
 fn prometheus_fires_store_nearly_full_before_publishes_are_refused_and_nothing_acknowledged_is_lost() {
     let ports = free_port_base(1);
@@ -372,29 +383,7 @@ monitoring:\n  listen: 127.0.0.1:{monitor_port}\n  interval: 2s\n  alert_after: 
     let out = d.dir.path().join("out");
     render_into(&d.topology, &out);
 
-    let mut monitor = Command::new(env!("CARGO_BIN_EXE_notif-infra"));
-    monitor
-        .current_dir(d.dir.path())
-        .args(["monitor"])
-        .arg(&d.topology)
-        .stderr(Stdio::piped());
-    let mut monitor = Running(monitor.spawn().unwrap());
-    let mut said = BufReader::new(monitor.0.stderr.take().unwrap()).lines();
-    let first = said.next().unwrap().unwrap();
-    assert_eq!(first, format!("monitor: serving http://127.0.0.1:{monitor_port}/metrics"));
-    let _log = std::thread::spawn(move || said.map_while(Result::ok).count());
-    let tsdb = d.dir.path().join("tsdb");
-    let _prometheus = Running(
-        Command::new(tool("prometheus"))
-            .arg(format!("--config.file={}", out.join("monitoring/prometheus-local.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let prometheus = format!("http://127.0.0.1:{prometheus_port}");
+    let (_monitor, _log, _prometheus, prometheus) = watch(&d, &out, monitor_port, prometheus_port);
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let js = rt.block_on(async {
@@ -444,4 +433,10 @@ monitoring:\n  listen: 127.0.0.1:{monitor_port}\n  interval: 2s\n  alert_after: 
     );
     assert!(refused_at.is_some(), "the 1 MiB store never filled");
     assert_eq!(stored, acked, "every acknowledged message is stored, and only those");
+    // verify names the server, how full its store is and the stream that fills it.
+    let out = d.cmd("verify").args(["--timeout", "2"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    for said in ["main-1", "JetStream file store is", "publishes to EVENTS will be refused"] {
+        assert!(text(&out).contains(said), "no `{said}` in:\n{}", text(&out));
+    }
 }
