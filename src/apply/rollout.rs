@@ -3,15 +3,17 @@
 //! JetStream meta group), then those streams back to their replica count -> starts (each
 //! confirmed by its expected config digest) -> reloads (each confirmed by the new digest; a
 //! digest that cannot be read is a failure) -> rolling restarts, one server at a time, each
-//! healthy with its streams current before the next -> cluster steps -> JetStream. The state
-//! is saved after every step, a start is journaled before its process exists, and an
-//! interrupt stops the rollout between two steps.
+//! healthy with its streams current before the next and none begun while a peer of its cluster
+//! is unreachable -> cluster steps -> JetStream. The state is saved after every step, a start
+//! is journaled before its process exists, and an interrupt stops the rollout between two
+//! steps. A step that fails stops the rollout there, naming it and what was and was not done.
 
 use anyhow::{Context, Result, bail};
 use std::time::{Duration, Instant};
 
 use super::cluster::{converge_jetstream, forget_removed_peers, run_cluster_steps};
 use super::interrupt::{self, Interrupted};
+use crate::desired::Role;
 use crate::desired::{Desired, RenderedFile};
 use crate::material::Keys;
 use crate::observed::Monitor;
@@ -37,15 +39,42 @@ pub struct Rollout<'a> {
     pub live_jetstream: &'a LiveState,
     pub prune: bool,
     pub allow_replace: bool,
+    /// How long a rolling restart waits for its cluster's servers to answer before it stops.
+    pub peer_wait: Duration,
 }
 
-/// How far the rollout got: what is done and what is still to do, for an interrupt's report.
+/// A rollout that stopped because a step failed: the state is saved and says the same.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the roll stopped at `{step}`: {cause}\n  done: {}\n  not done: {}\nhelp: the state is saved; once the cause is mended, run the same command again to finish the roll",
+    list(.done),
+    list(.not_done)
+)]
+pub struct Stopped {
+    pub step: String,
+    /// The failure, with its context.
+    pub cause: String,
+    pub done: Vec<String>,
+    pub not_done: Vec<String>,
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() { "nothing".into() } else { items.join(", ") }
+}
+
+/// How far the rollout got: what is done, under way and still to do, for the report of an
+/// interrupt or a failed step.
 struct Progress {
     done: Vec<String>,
     not_done: Vec<String>,
+    current: Option<String>,
 }
 
 impl Progress {
+    fn begin(&mut self, step: impl Into<String>) {
+        self.current = Some(step.into());
+    }
+
     fn finish(&mut self, step: &str) {
         self.not_done.retain(|s| s != step);
         self.done.push(step.to_string());
@@ -77,13 +106,28 @@ fn step_name(c: &ServerChange) -> String {
 impl Rollout<'_> {
     /// Carries out the plan. `log` reports the deployment's steps, `host` each server's.
     pub async fn run(&self, state: &mut DeploymentState, log: Log<'_>, host: HostLog<'_>) -> Result<()> {
-        let target = self.target;
-        let dir = target.dir();
-        let plan = self.plan;
         let mut progress = Progress {
             done: Vec::new(),
             not_done: Vec::new(),
+            current: None,
         };
+        let result = self.carry_out(&mut progress, state, log, host).await;
+        match (result, progress.current) {
+            (Err(e), Some(step)) if e.downcast_ref::<Interrupted>().is_none() => Err(Stopped {
+                step,
+                cause: format!("{e:#}"),
+                done: progress.done,
+                not_done: progress.not_done,
+            }
+            .into()),
+            (result, _) => result,
+        }
+    }
+
+    async fn carry_out(&self, progress: &mut Progress, state: &mut DeploymentState, log: Log<'_>, host: HostLog<'_>) -> Result<()> {
+        let target = self.target;
+        let dir = target.dir();
+        let plan = self.plan;
         if !plan.files.is_empty() {
             progress.not_done.push("files".into());
         }
@@ -111,6 +155,7 @@ impl Rollout<'_> {
 
         let changes: Vec<_> = plan.files.iter().collect();
         if !changes.is_empty() {
+            progress.begin("files");
             target.write_files(&changes, self.files, state, host).await?;
             state.save(dir)?;
             progress.finish("files");
@@ -123,6 +168,7 @@ impl Rollout<'_> {
         state.save(dir)?;
 
         if moves {
+            progress.begin("new replicas");
             super::replicas::grow(self.desired, self.keys, &plan.cluster, log).await?;
             progress.finish("new replicas");
             progress.checkpoint()?;
@@ -138,6 +184,7 @@ impl Rollout<'_> {
             changes
         };
         for c in in_order(ServerAction::Stop) {
+            progress.begin(step_name(c));
             target
                 .stop(&c.server, stop_grace(self.desired, &c.server), StopMode::Terminate)
                 .await?;
@@ -159,6 +206,7 @@ impl Rollout<'_> {
 
         let starts: Vec<&ServerChange> = plan.servers.iter().filter(|c| c.action == ServerAction::Start).collect();
         if !starts.is_empty() {
+            progress.begin(starts.iter().map(|c| step_name(c)).collect::<Vec<_>>().join(", "));
             let mut digests = Vec::new();
             for c in &starts {
                 digests.push(self.expected_digest(c).await?);
@@ -191,6 +239,7 @@ impl Rollout<'_> {
             .iter()
             .filter(|c| c.action == ServerAction::Reload && !promoted.contains(&c.server))
         {
+            progress.begin(step_name(c));
             self.reload(&monitor, c).await?;
             if let Some(s) = self.desired.server(&c.server) {
                 state.applied.insert(c.server.clone(), s.conf.clone());
@@ -202,6 +251,8 @@ impl Rollout<'_> {
         }
 
         for c in in_order(ServerAction::Restart) {
+            progress.begin(step_name(c));
+            self.wait_for_cluster(&monitor, &c.server, host).await?;
             let digest = self.expected_digest(c).await?;
             // Lame duck hands the server's clients to the others before it goes.
             target
@@ -233,11 +284,13 @@ impl Rollout<'_> {
         }
 
         if !plan.cluster.is_empty() {
+            progress.begin("cluster steps");
             run_cluster_steps(self.desired, self.keys, &plan.cluster, log).await?;
             progress.finish("cluster steps");
             progress.checkpoint()?;
         }
 
+        progress.begin("JetStream");
         converge_jetstream(
             self.desired,
             self.keys,
@@ -247,6 +300,63 @@ impl Rollout<'_> {
             log,
         )
         .await
+    }
+
+    /// Waits until `server` answers and every other server of its cluster is healthy: a
+    /// restart while a peer is unreachable could leave the meta group and the replicated
+    /// streams without a quorum. Fails, changing nothing, after `peer_wait`.
+    async fn wait_for_cluster(&self, monitor: &Monitor, server: &str, host: HostLog<'_>) -> Result<()> {
+        let Some(spec) = self.desired.server(server) else {
+            return Ok(());
+        };
+        let cluster: Vec<_> = match spec.role {
+            Role::Node => self
+                .desired
+                .servers
+                .iter()
+                .filter(|s| s.role == Role::Node && s.region == spec.region)
+                .collect(),
+            Role::Leaf => vec![spec],
+        };
+        let started = Instant::now();
+        let mut reported = None;
+        loop {
+            let answers = cluster.iter().map(|s| async move { (*s, monitor.health(&s.monitor_url).await) });
+            let waiting_for = futures_util::future::join_all(answers)
+                .await
+                .into_iter()
+                .find_map(|(s, answer)| match answer {
+                    // The server itself need only answer: the restart may be what mends it.
+                    Ok(_) if s.name == server => None,
+                    Ok(Ok(())) => None,
+                    Ok(Err(reason)) => Some((s, format!("it is not healthy: {reason}"))),
+                    Err(reason) => Some((s, format!("it does not answer: {reason}"))),
+                });
+            let Some((peer, why)) = waiting_for else {
+                return Ok(());
+            };
+            if reported.as_deref() != Some(peer.name.as_str()) {
+                host(
+                    server,
+                    format!("waits for {} at {} before its restart: {why}", peer.name, peer.host),
+                );
+                reported = Some(peer.name.clone());
+            }
+            if started.elapsed() >= self.peer_wait {
+                let whose = if peer.name == server {
+                    "it".to_string()
+                } else {
+                    format!("its peer {}", peer.name)
+                };
+                bail!(
+                    "{server} was not restarted: {whose} at {} has been unreachable or unhealthy for {} s ({why}); a restart now could leave the cluster {} without a quorum. Nothing of {server} was changed",
+                    peer.host,
+                    self.peer_wait.as_secs(),
+                    spec.region
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// The digest `c`'s server must show once changed: the plan's, else computed where the

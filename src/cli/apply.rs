@@ -16,7 +16,8 @@ pub struct ApplyArgs {
     /// First port of the local target's range (kept from the last apply when not given)
     #[arg(long, env = "NOTIF_INFRA_PORT_BASE")]
     port_base: Option<u16>,
-    /// How long to wait for the topology to verify (`90s`, `2m`, or seconds)
+    /// How long to wait for the topology to verify, and for an unreachable server of a cluster
+    /// before a rolling restart stops (`90s`, `2m`, or seconds)
     #[arg(long, default_value = "60s", value_parser = super::duration_arg)]
     timeout: Duration,
     /// Delete JetStream objects on the servers that the topology does not name

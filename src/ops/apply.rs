@@ -53,6 +53,7 @@ pub async fn apply(
             live_jetstream: &p.live_jetstream,
             prune: opts.prune,
             allow_replace: opts.allow_replace,
+            peer_wait: timeout,
         };
         rollout.run(&mut p.state, events.log, events.host).await?;
         p.state.save(p.target.dir())?;

@@ -6,6 +6,7 @@ mod backup;
 mod bad_topologies;
 mod compose;
 mod day2;
+mod docker_engine;
 mod domains;
 mod engine;
 mod gossip;

@@ -149,7 +149,11 @@ fn random_valid_topologies_render_what_each_validator_accepts() {
         }
         let k8s = tree.join("k8s");
         if k8s.is_dir() {
-            manifests.extend(walk(&k8s).into_iter().map(|entry| std::fs::read_to_string(entry).unwrap()));
+            manifests.extend(
+                crate::support::files_under(&k8s)
+                    .into_iter()
+                    .map(|entry| std::fs::read_to_string(entry).unwrap()),
+            );
         }
     }
     // One validator run for every case's manifests (its start-up is the slow part).
@@ -166,18 +170,4 @@ fn random_valid_topologies_render_what_each_validator_accepts() {
     if !files.is_empty() {
         crate::kubernetes::kubernetes_validate(&files);
     }
-}
-
-/// Every file under `dir`.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }

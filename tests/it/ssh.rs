@@ -5,13 +5,13 @@
 //! TLS, an R3 stream) on hosts the Ansible playbook prepared, a fourth pod added with `add`
 //! reaches every host, and destroy leaves nothing running or installed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::netns::Lan;
-use crate::ssh_hosts::{ssh_keygen, start_sshd, tools, wait_listening};
-use crate::support::{ansible, project_root, text};
+use crate::ssh_hosts::{monitoring, ssh_keygen, start_sshd, tools, wait_listening};
+use crate::support::{ansible, files_under, project_root, text};
 
 /// The hosts, their sshd processes and the user the playbook creates, removed whatever happens.
 struct Hosts {
@@ -258,7 +258,7 @@ fn apply_over_ssh_brings_up_a_wireguard_mesh_grows_by_a_pod_and_destroys_cleanly
         assert!(!others, "host {i} got another server's key");
     }
     // The routes run between VPN addresses, through the tunnels.
-    let routes = routez(&op, &public(0));
+    let routes = monitoring(&op, &public(0), "/routez");
     let mut peers: Vec<String> = routes["routes"]
         .as_array()
         .unwrap()
@@ -353,7 +353,7 @@ fn apply_over_ssh_brings_up_a_wireguard_mesh_grows_by_a_pod_and_destroys_cleanly
         assert!(left.is_empty(), "host {i} still runs {left:?}\n{}", text(&destroyed));
     }
     for base in ["h0/etc", "h1/etc", "h2/etc", "shared/etc"] {
-        let left: Vec<_> = walk(&d.join(base));
+        let left: Vec<_> = files_under(&d.join(base));
         assert!(left.is_empty(), "{base} still holds {left:?}");
     }
     assert!(!d.join("h0/data/jetstream/pod-0").exists());
@@ -363,32 +363,6 @@ fn apply_over_ssh_brings_up_a_wireguard_mesh_grows_by_a_pod_and_destroys_cleanly
         !String::from_utf8_lossy(&left.stdout).contains(&format!("ns{id}-")),
         "namespaces left behind"
     );
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.path().is_dir() {
-                files.extend(walk(&e.path()));
-            } else {
-                files.push(e.path());
-            }
-        }
-    }
-    files
-}
-
-/// `/routez` of the server at `address`, asked from the operator's namespace.
-fn routez(op: &str, address: &str) -> serde_json::Value {
-    let out = Command::new("ip")
-        .args(["netns", "exec", op, "python3", "-c"])
-        .arg(format!(
-            "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('http://{address}:8222/routez', timeout=2).read().decode())"
-        ))
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("no /routez from {address}: {}", text(&out)))
 }
 
 fn host_logs(d: &Path) -> String {

@@ -72,6 +72,8 @@ pub fn wait_listening(ns: &str, address: &str, host_dir: &Path) {
 pub struct SshHosts {
     pub op: String,
     pub addresses: Vec<String>,
+    /// Each host's network namespace.
+    pub namespaces: Vec<String>,
     sshd: Vec<Child>,
     /// Dropped after the sshd processes: what apply started in the namespaces goes with it.
     _lan: Lan,
@@ -89,6 +91,7 @@ impl SshHosts {
         let mut hosts = SshHosts {
             op,
             addresses: addresses.clone(),
+            namespaces: names.clone(),
             sshd: Vec::new(),
             _lan: lan,
         };
@@ -103,6 +106,26 @@ impl SshHosts {
         }
         hosts
     }
+}
+
+impl SshHosts {
+    /// Cuts host `i` off the network (its link down: nothing reaches it, nothing leaves it),
+    /// or connects it again.
+    pub fn cut_off(&self, i: usize, off: bool) {
+        crate::netns::ip(&["-n", &self.namespaces[i], "link", "set", "eth0", if off { "down" } else { "up" }]);
+    }
+}
+
+/// `path` of the monitoring endpoint of the server at `address`, asked from namespace `op`.
+pub fn monitoring(op: &str, address: &str, path: &str) -> serde_json::Value {
+    let out = Command::new("ip")
+        .args(["netns", "exec", op, "python3", "-c"])
+        .arg(format!(
+            "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('http://{address}:8222{path}', timeout=2).read().decode())"
+        ))
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("no {path} from {address}: {}", text(&out)))
 }
 
 impl Drop for SshHosts {

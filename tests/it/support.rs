@@ -373,3 +373,17 @@ pub fn ansible(tool: &str, home: &Path, netns: Option<&str>) -> std::process::Co
         .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"));
     cmd
 }
+
+/// Every file under `dir` (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
