@@ -30,6 +30,12 @@ python_package pydot "$PYDOT_VERSION" "pydot==$PYDOT_VERSION" pydot
 NATS_PY_VERSION="${NATS_PY_VERSION:-2.16.0}"
 python_package nats-py "$NATS_PY_VERSION" "nats-py[nkeys]==$NATS_PY_VERSION" "nats, nkeys"
 
+# jsonschema (with PyYAML) checks the shipped topologies against `notif-infra schema`.
+JSONSCHEMA_VERSION="${JSONSCHEMA_VERSION:-4.26.0}"
+python_package jsonschema "$JSONSCHEMA_VERSION" "jsonschema==$JSONSCHEMA_VERSION" "jsonschema, yaml"
+PYYAML_VERSION="${PYYAML_VERSION:-6.0.4}"
+python_package PyYAML "$PYYAML_VERSION" "PyYAML==$PYYAML_VERSION" yaml
+
 # kubernetes-validate checks rendered manifests against the Kubernetes schemas (offline).
 KUBERNETES_VALIDATE_VERSION="${KUBERNETES_VALIDATE_VERSION:-1.37.0}"
 python_package kubernetes-validate "$KUBERNETES_VALIDATE_VERSION" "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" kubernetes_validate

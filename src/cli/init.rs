@@ -24,10 +24,14 @@ pub fn run(a: InitArgs) -> Result<ExitCode> {
         bail!("`{}` already exists; pass --force to overwrite it", a.file.display());
     }
     std::fs::write(&a.file, text).with_context(|| format!("cannot write `{}`", a.file.display()))?;
+    // The file's modeline names the schema beside it: editors validate and complete from it.
+    let schema = a.file.with_file_name(notif_infra::topology::SCHEMA_FILE);
+    std::fs::write(&schema, notif_infra::topology::schema_text()).with_context(|| format!("cannot write `{}`", schema.display()))?;
     eprintln!(
-        "wrote `{}` from example `{}`; next: notif-infra apply {}",
+        "wrote `{}` from example `{}` and its schema `{}`; next: notif-infra apply {}",
         a.file.display(),
         a.example,
+        schema.display(),
         a.file.display()
     );
     Ok(ExitCode::SUCCESS)

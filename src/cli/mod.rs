@@ -16,6 +16,7 @@ mod remove;
 mod render;
 mod restore;
 mod rotate;
+mod schema;
 mod validate;
 mod verify;
 
@@ -76,6 +77,8 @@ enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the manual page (roff, for `man -l -`), or write every page into a directory
     Man(man::ManArgs),
+    /// Print the JSON Schema of the topology file (for editors and validators)
+    Schema(schema::SchemaArgs),
 }
 
 /// Where servers run.
@@ -188,6 +191,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Hosts(a) => hosts::run(a),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),
+        Command::Schema(a) => schema::run(a),
         Command::Monitor(a) => runtime.block_on(monitor::run(a)),
         Command::Backup(a) => runtime.block_on(backup::run(a)),
         Command::Restore(a) => runtime.block_on(restore::run(a)),

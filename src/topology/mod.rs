@@ -8,6 +8,17 @@ mod validate;
 pub use diagnostic::{Diagnostic, Severity, did_you_mean};
 pub use validate::check_env;
 
+/// The file name the topologies' yaml-language-server modeline gives their schema.
+pub const SCHEMA_FILE: &str = "notif-infra.schema.json";
+
+/// The JSON Schema of the topology file, pretty-printed: what `schema` prints and what the shipped
+/// topologies' modeline names (`topologies/notif-infra.schema.json`).
+pub fn schema_text() -> String {
+    let mut text = serde_json::to_string_pretty(&schema::json_schema()).expect("a schema is JSON");
+    text.push('\n');
+    text
+}
+
 use std::fmt;
 use std::path::Path;
 

@@ -1,12 +1,14 @@
 //! Verification: live evidence that the topology exists. Reads every server's monitoring
 //! endpoints until the expected links are all up (or the timeout passes), then sends the probes.
 
+mod checklist;
 mod checks;
 mod flows;
 mod probes;
 mod readers;
 mod streams;
 
+pub use checklist::{Check, Level, Thresholds, nagios, prometheus, worst};
 pub use checks::{Evaluation, LinkReport, MetaReport, NodeReport, evaluate};
 pub use flows::FlowReport;
 pub use probes::{Clients as ProbeClients, ProbeReport, run_all as run_probes};
@@ -39,40 +41,7 @@ pub struct Report {
 impl Report {
     /// One line per thing that is wrong, naming it.
     pub fn failures(&self) -> Vec<String> {
-        let nodes = self
-            .nodes
-            .iter()
-            .filter(|n| !n.healthy)
-            .map(|n| format!("node {} unhealthy: {}", n.name, n.detail.as_deref().unwrap_or("?")));
-        let links = self
-            .links
-            .iter()
-            .filter(|l| !l.ok)
-            .map(|l| format!("{} {} -> {} missing: {}", l.kind, l.from, l.to, l.detail));
-        let meta = self.jetstream.iter().filter(|m| !m.ok).map(|m| {
-            format!(
-                "jetstream meta group on {}: leader {}, cluster size {} (expected {})",
-                m.node,
-                m.leader.as_deref().unwrap_or("none"),
-                m.cluster_size,
-                m.expected_cluster_size
-            )
-        });
-        let probes = self
-            .probes
-            .iter()
-            .filter(|p| !p.ok)
-            .map(|p| format!("{} probe {} -> {} on {}: {}", p.kind.name(), p.from, p.to, p.subject, p.detail));
-        let streams = self.streams.iter().filter(|s| !s.ok).map(|s| {
-            let account = s.account.as_deref().map(|a| format!(" (account {a})")).unwrap_or_default();
-            format!("{} {}{account}: {}", s.kind.label(), s.name, s.detail)
-        });
-        let flows = self
-            .flows
-            .iter()
-            .filter(|f| !f.ok)
-            .map(|f| format!("flow {} ({} {}): {}", f.name, f.expect, f.target, f.detail));
-        nodes.chain(links).chain(meta).chain(probes).chain(streams).chain(flows).collect()
+        checklist::problems(&self.checks(&Thresholds::default()))
     }
 }
 

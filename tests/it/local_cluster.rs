@@ -130,17 +130,78 @@ fn supercluster_with_leafnode_verifies_links_and_probes() {
     assert_eq!(hub_leafs[0]["account"], "APP");
 }
 
+/// `verify --format nagios` (and `prometheus`, which promtool must accept): its line and exit
+/// code as natscli gives them.
+fn monitoring_formats(d: &Deployment) -> (Option<i32>, String, String) {
+    let nagios = d.cmd("verify").args(["--timeout", "2", "--format", "nagios"]).output().unwrap();
+    let prometheus = d.cmd("verify").args(["--timeout", "2", "--format", "prometheus"]).output().unwrap();
+    assert_eq!(
+        prometheus.status.code(),
+        Some(0),
+        "a Prometheus-format run always exits 0: {}",
+        text(&prometheus)
+    );
+    let mut promtool = std::process::Command::new(crate::ssh_hosts::tools().join("bin/promtool"))
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    promtool.stdin.take().unwrap().write_all(&prometheus.stdout).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(checked.status.success(), "promtool refuses the exposition: {}", text(&checked));
+    (
+        nagios.status.code(),
+        String::from_utf8_lossy(&nagios.stdout).into_owned(),
+        String::from_utf8_lossy(&prometheus.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn killing_a_node_fails_verify_naming_its_links() {
     let d = Deployment::new(&topology("dev"), "dev", 3);
     let out = d.cmd("apply").output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    let (code, line, metrics) = monitoring_formats(&d);
+    assert_eq!(code, Some(0), "{line}");
+    assert!(line.starts_with("OK notif-infra dev: ") && line.contains(" | checks="), "{line}");
+    assert!(
+        metrics.contains("notif_infra_verify_status{topology=\"dev\",target=\"local\"} 0"),
+        "{metrics}"
+    );
+    // A probe slower than an impossible threshold is a WARNING (exit 1), not a failure.
+    let out = d
+        .cmd("verify")
+        .args(["--format", "nagios", "--warn-latency", "0s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("WARNING notif-infra dev: "),
+        "{}",
+        text(&out)
+    );
+
     let victim = d.pid("main-2").unwrap();
     std::process::Command::new("kill")
         .arg("-9")
         .arg(victim.to_string())
         .status()
         .unwrap();
+
+    let (code, line, metrics) = monitoring_formats(&d);
+    assert_eq!(code, Some(2), "{line}");
+    assert!(
+        line.starts_with("CRITICAL notif-infra dev: ") && line.contains("node main-2 unhealthy"),
+        "{line}"
+    );
+    assert!(metrics.contains("kind=\"node\",subject=\"main-2\"} 2"), "{metrics}");
+    assert!(
+        metrics.contains("notif_infra_verify_status{topology=\"dev\",target=\"local\"} 2"),
+        "{metrics}"
+    );
 
     let out = d.cmd("verify").args(["--timeout", "2"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));

@@ -20,6 +20,7 @@ mod netns;
 mod properties;
 mod rendering;
 mod rollout;
+mod schema;
 mod security;
 mod seed_topologies;
 mod ssh;

@@ -1,0 +1,223 @@
+//! The verification as one list of checks, each with a level as natscli's `server check` gives
+//! it (OK, WARNING, CRITICAL, UNKNOWN). Every machine-facing output reads this list: the
+//! problems the table and apply print, the JSON `checks`, Nagios and Prometheus. A new kind of
+//! check is added here, once.
+
+use serde::Serialize;
+use std::fmt::Write as _;
+
+use super::Report;
+
+/// natscli's levels, in order of gravity; the number is Nagios' exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Level {
+    Ok = 0,
+    Warning = 1,
+    Critical = 2,
+    Unknown = 3,
+}
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Ok => "OK",
+            Level::Warning => "WARNING",
+            Level::Critical => "CRITICAL",
+            Level::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// One thing verify looked at.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What sort of thing: `node`, `route`, `gateway`, `leaf`, `meta`, a probe's kind, a stream's
+    /// kind, `flow`.
+    pub kind: String,
+    /// The thing itself: a server, a link `a -> b`, a stream.
+    pub subject: String,
+    pub level: Level,
+    /// What was seen.
+    pub evidence: String,
+    /// A measured figure with its unit, where there is one (a probe's latency).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured: Option<(f64, &'static str)>,
+    /// How a problem of this check reads after its subject (`unhealthy`, `missing`).
+    #[serde(skip)]
+    pub failing_as: &'static str,
+}
+
+/// Levels for measured figures: at or above `warning`, WARNING; at or above `critical`,
+/// CRITICAL.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Thresholds {
+    pub probe_latency_ms: (Option<f64>, Option<f64>),
+}
+
+fn pass_or_fail(ok: bool) -> Level {
+    if ok { Level::Ok } else { Level::Critical }
+}
+
+fn over(value: f64, (warning, critical): (Option<f64>, Option<f64>)) -> Level {
+    if critical.is_some_and(|c| value >= c) {
+        Level::Critical
+    } else if warning.is_some_and(|w| value >= w) {
+        Level::Warning
+    } else {
+        Level::Ok
+    }
+}
+
+impl Report {
+    /// Every check of the report, in the report's order.
+    pub fn checks(&self, thresholds: &Thresholds) -> Vec<Check> {
+        let mut checks = Vec::new();
+        for n in &self.nodes {
+            checks.push(Check {
+                kind: "node".into(),
+                subject: n.name.clone(),
+                level: pass_or_fail(n.healthy),
+                evidence: n.detail.clone().unwrap_or_else(|| "healthy".into()),
+                measured: None,
+                failing_as: " unhealthy",
+            });
+        }
+        for l in &self.links {
+            checks.push(Check {
+                kind: l.kind.into(),
+                subject: format!("{} -> {}", l.from, l.to),
+                level: pass_or_fail(l.ok),
+                evidence: l.detail.clone(),
+                measured: None,
+                failing_as: " missing",
+            });
+        }
+        for m in &self.jetstream {
+            checks.push(Check {
+                kind: "meta group".into(),
+                subject: m.node.clone(),
+                level: pass_or_fail(m.ok),
+                evidence: format!(
+                    "leader {}, cluster size {} (expected {})",
+                    m.leader.as_deref().unwrap_or("none"),
+                    m.cluster_size,
+                    m.expected_cluster_size
+                ),
+                measured: None,
+                failing_as: "",
+            });
+        }
+        for p in &self.probes {
+            let level = match (p.ok, p.latency_ms) {
+                (false, _) => Level::Critical,
+                (true, Some(ms)) => over(ms, thresholds.probe_latency_ms),
+                (true, None) => Level::Ok,
+            };
+            checks.push(Check {
+                kind: format!("{} probe", p.kind.name()),
+                subject: format!("{} -> {} on {}", p.from, p.to, p.subject),
+                level,
+                evidence: p.detail.clone(),
+                measured: p.latency_ms.map(|ms| (ms, "ms")),
+                failing_as: "",
+            });
+        }
+        for s in &self.streams {
+            let account = s.account.as_deref().map(|a| format!(" (account {a})")).unwrap_or_default();
+            checks.push(Check {
+                kind: s.kind.label().into(),
+                subject: format!("{}{account}", s.name),
+                level: pass_or_fail(s.ok),
+                evidence: s.detail.clone(),
+                measured: None,
+                failing_as: "",
+            });
+        }
+        for f in &self.flows {
+            checks.push(Check {
+                kind: "flow".into(),
+                subject: format!("{} ({} {})", f.name, f.expect, f.target),
+                level: pass_or_fail(f.ok),
+                evidence: f.detail.clone(),
+                measured: None,
+                failing_as: "",
+            });
+        }
+        checks
+    }
+}
+
+/// The gravest level among `checks` (OK when there are none).
+pub fn worst(checks: &[Check]) -> Level {
+    checks.iter().map(|c| c.level).max().unwrap_or(Level::Ok)
+}
+
+/// One line per check that is not OK, naming it.
+pub fn problems(checks: &[Check]) -> Vec<String> {
+    checks
+        .iter()
+        .filter(|c| c.level != Level::Ok)
+        .map(|c| format!("{} {}{}: {}", c.kind, c.subject, c.failing_as, c.evidence))
+        .collect()
+}
+
+/// The Nagios plugin line: `LEVEL notif-infra NAME: summary | perfdata`.
+pub fn nagios(topology: &str, checks: &[Check], thresholds: &Thresholds) -> String {
+    let level = worst(checks);
+    let failing = checks.iter().filter(|c| c.level != Level::Ok).count();
+    let summary = if level == Level::Ok {
+        format!("{} checks OK", checks.len())
+    } else {
+        let mut graver: Vec<&Check> = checks.iter().filter(|c| c.level != Level::Ok).collect();
+        graver.sort_by_key(|c| std::cmp::Reverse(c.level));
+        let graver: Vec<Check> = graver.into_iter().cloned().collect();
+        format!("{failing} of {} checks not OK: {}", checks.len(), problems(&graver).join("; "))
+    };
+    let latency = checks
+        .iter()
+        .filter_map(|c| c.measured)
+        .map(|(v, _)| v)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    let mut perf = format!("checks={} not_ok={failing}", checks.len());
+    if let Some(ms) = latency {
+        let (w, c) = thresholds.probe_latency_ms;
+        let limit = |t: Option<f64>| t.map(|t| format!("{t}")).unwrap_or_default();
+        let _ = write!(perf, " probe_latency_max={ms:.3}ms;{};{}", limit(w), limit(c));
+    }
+    format!("{} notif-infra {topology}: {summary} | {perf}\n", level.name())
+}
+
+/// The checks as Prometheus text exposition (what natscli's `--format prometheus` is for).
+pub fn prometheus(topology: &str, target: &str, checks: &[Check]) -> String {
+    let escape = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let labels = |c: &Check| {
+        format!(
+            "topology=\"{}\",target=\"{}\",kind=\"{}\",subject=\"{}\"",
+            escape(topology),
+            escape(target),
+            escape(&c.kind),
+            escape(&c.subject)
+        )
+    };
+    let mut out = String::from(
+        "# HELP notif_infra_check_status The level of one verify check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n# TYPE notif_infra_check_status gauge\n",
+    );
+    for c in checks {
+        let _ = writeln!(out, "notif_infra_check_status{{{}}} {}", labels(c), c.level as u8);
+    }
+    out += "# HELP notif_infra_check_measured_seconds The figure a check measured (a probe's latency).\n# TYPE notif_infra_check_measured_seconds gauge\n";
+    for c in checks {
+        if let Some((ms, "ms")) = c.measured {
+            let _ = writeln!(out, "notif_infra_check_measured_seconds{{{}}} {}", labels(c), ms / 1000.0);
+        }
+    }
+    let _ = write!(
+        out,
+        "# HELP notif_infra_verify_status The gravest level of all checks.\n# TYPE notif_infra_verify_status gauge\nnotif_infra_verify_status{{topology=\"{}\",target=\"{}\"}} {}\n",
+        escape(topology),
+        escape(target),
+        worst(checks) as u8
+    );
+    out
+}
