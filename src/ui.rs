@@ -165,6 +165,28 @@ pub fn verify_table(r: &Report) -> String {
             out += &format!("  {}  {:<w$}  {:<7} {}: {}\n", mark(f.ok), f.name, f.expect, f.target, f.detail);
         }
     }
+    if !r.traces.is_empty() {
+        out += "\nTraced paths (as the servers recorded them)\n";
+        for t in &r.traces {
+            out += &format!("  {}  {}: {}\n", mark(t.ok), t.flow, t.detail);
+            for h in &t.hops {
+                let stored = if h.stored_in.is_empty() {
+                    String::new()
+                } else {
+                    format!("; stored in {}", h.stored_in.join(", "))
+                };
+                let out_to = if h.went_out.is_empty() {
+                    "nowhere".to_string()
+                } else {
+                    h.went_out.join(", ")
+                };
+                out += &format!(
+                    "       {:>8.2} ms  {} ({})  in: {}  out: {out_to}{stored}\n",
+                    h.at_ms, h.server, h.site, h.came_in
+                );
+            }
+        }
+    }
     if !r.streams.is_empty() {
         out += "\nStreams\n";
         let named: Vec<String> = r

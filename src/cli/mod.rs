@@ -153,6 +153,7 @@ impl TargetArgs {
             allow_replace: false,
             lock_timeout: self.lock_timeout,
             flows: false,
+            trace: false,
         }
     }
 }

@@ -39,6 +39,10 @@ pub struct VerifyArgs {
     /// Also prove the topology's declared flows live: marked messages as the declared users
     #[arg(long)]
     flows: bool,
+    /// With --flows: trace each flow's message through the servers (nats-server 2.11+), print
+    /// its hops and check the regions and leafnodes its `via:` names
+    #[arg(long, requires = "flows")]
+    trace: bool,
     /// A probe slower than this is a WARNING (`250ms`, `1s`)
     #[arg(long, value_parser = super::duration_arg)]
     warn_latency: Option<Duration>,
@@ -59,6 +63,7 @@ pub async fn run(a: VerifyArgs) -> Result<ExitCode> {
     let progress = |p: verify::Progress<'_>| spinner.progress(p);
     let opts = notif_infra::ops::Options {
         flows: a.flows,
+        trace: a.trace,
         ..a.target.options(None)
     };
     let report = ops::verify(&opts, a.timeout, &progress).await;

@@ -13,6 +13,8 @@ pub struct ExpectedFlow {
     pub name: String,
     pub publisher: FlowClient,
     pub targets: Vec<ExpectedTarget>,
+    /// The regions and leafnodes its message must pass through.
+    pub via: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -152,6 +154,7 @@ pub fn expected(topology: &Topology) -> Vec<ExpectedFlow> {
                 name: flow.name.clone(),
                 publisher: client(topology, &flow.publish),
                 targets,
+                via: flow.via.iter().map(|site| site.name().to_string()).collect(),
             }
         })
         .collect()

@@ -96,5 +96,7 @@ pub struct Flow {
     pub publish: Endpoint,
     pub reaches: Vec<FlowTarget>,
     pub never: Vec<FlowTarget>,
+    /// The sites the message must pass through, in the order written.
+    pub via: Vec<Site>,
     pub loc: Loc,
 }

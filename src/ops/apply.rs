@@ -76,6 +76,7 @@ pub async fn apply(
             verify::Scope {
                 timeout,
                 flows: opts.flows,
+                trace: false,
             },
             known_streams,
             events.progress,

@@ -84,6 +84,8 @@ pub struct Options {
     pub lock_timeout: Duration,
     /// Verification also proves the declared flows live (`--flows`).
     pub flows: bool,
+    /// ... and traces each flow's message through the servers (`--trace`).
+    pub trace: bool,
 }
 
 impl Options {

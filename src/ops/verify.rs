@@ -13,6 +13,7 @@ pub async fn verify(opts: &Options, timeout: Duration, progress: &(dyn Fn(Progre
     let scope = verify::Scope {
         timeout,
         flows: opts.flows,
+        trace: opts.trace,
     };
     let report = verify::verify(&reached.desired, &reached.keys, reached.target.kind().name(), scope, None, progress).await;
     reached.target.close().await;

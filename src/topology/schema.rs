@@ -844,6 +844,11 @@ pub struct FlowSpec {
     pub reaches: Option<Spanned<Vec<FlowTargetSpec>>>,
     #[serde(default)]
     pub never: Vec<FlowTargetSpec>,
+    /// The regions and leafnodes the message must pass through on its way (proven by
+    /// `verify --flows --trace` from the servers' own trace of the message).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub via: Vec<Spanned<String>>,
 }
 
 /// A client: `user` (or `ACCOUNT/user`) connected at a region or leafnode, on a subject.

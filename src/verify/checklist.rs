@@ -144,6 +144,16 @@ impl Report {
                 failing_as: "",
             });
         }
+        for t in &self.traces {
+            checks.push(Check {
+                kind: "flow path".into(),
+                subject: t.flow.clone(),
+                level: pass_or_fail(t.ok),
+                evidence: t.detail.clone(),
+                measured: None,
+                failing_as: "",
+            });
+        }
         checks
     }
 }

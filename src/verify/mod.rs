@@ -7,12 +7,14 @@ mod flows;
 mod probes;
 mod readers;
 mod streams;
+mod trace;
 
 pub use checklist::{Check, Level, Thresholds, nagios, prometheus, worst};
 pub use checks::{Evaluation, LinkReport, MetaReport, NodeReport, evaluate};
 pub use flows::FlowReport;
 pub use probes::{Clients as ProbeClients, ProbeReport, run_all as run_probes};
 pub use streams::{StreamReport, check_all as check_streams};
+pub use trace::{FlowTrace, Hop};
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -36,6 +38,9 @@ pub struct Report {
     pub streams: Vec<StreamReport>,
     /// The declared flows, when asked for (`--flows`).
     pub flows: Vec<FlowReport>,
+    /// The path of each flow's message as the servers traced it (`--flows --trace`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub traces: Vec<FlowTrace>,
 }
 
 impl Report {
@@ -64,6 +69,8 @@ pub async fn observe_all(monitor: &Monitor, desired: &Desired) -> BTreeMap<Strin
 pub struct Scope {
     pub timeout: Duration,
     pub flows: bool,
+    /// Also trace each flow's message through the servers and check its `via:`.
+    pub trace: bool,
 }
 
 /// Polls until everything verifies or `timeout` passes; probes run once the links are up, and
@@ -130,6 +137,10 @@ pub async fn verify(
         report.flows.extend(readers::make_requests(desired, keys, &nonce).await);
         report.ok &= report.flows.iter().all(|f| f.ok);
     }
+    if scope.flows && scope.trace {
+        report.traces = trace::trace_all(desired, keys, &nonce).await;
+        report.ok &= report.traces.iter().all(|t| t.ok);
+    }
     report
 }
 
@@ -179,5 +190,6 @@ fn build_report(
         probes,
         streams,
         flows: Vec::new(),
+        traces: Vec::new(),
     }
 }

@@ -27,5 +27,6 @@ mod ssh;
 mod ssh_hosts;
 mod support;
 mod terraform;
+mod trace;
 mod upgrade;
 mod wireguard;

@@ -41,12 +41,14 @@ impl Validator {
                 }
             };
             let never = self.targets(&spec.never, t, &object, false);
+            let via = spec.via.iter().filter_map(|site| self.site(site, t)).collect();
             if let Some(publish) = publish {
                 flows.push(Flow {
                     name: name.value.clone(),
                     publish,
                     reaches,
                     never,
+                    via,
                     loc: loc(name),
                 });
             }
