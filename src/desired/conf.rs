@@ -82,6 +82,9 @@ pub struct RemoteGatewayConf {
 pub struct LeafListenerConf {
     pub listen: String,
     pub tls: Option<TlsConf>,
+    /// Absent from states written before the setting existed.
+    #[serde(default)]
+    pub isolate_leafnode_interest: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

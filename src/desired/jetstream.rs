@@ -150,7 +150,25 @@ fn stream(t: &Topology, s: &Stream) -> JsObject {
     }
     m.insert("deny_delete".into(), json!(s.deny_delete));
     m.insert("deny_purge".into(), json!(s.deny_purge));
-    m.insert("allow_rollup_hdrs".into(), json!(s.allow_rollup));
+    // nats-server turns rollups on for schedules and delete markers, which rely on them.
+    let rollup = s.allow_rollup || s.features.allow_msg_schedules == Some(true) || s.features.subject_delete_marker_ttl.is_some();
+    m.insert("allow_rollup_hdrs".into(), json!(rollup));
+    // Sent only when written: a server before 2.11 refuses fields it does not know.
+    let f = &s.features;
+    let features = [
+        ("allow_msg_ttl", f.allow_msg_ttl.map(|v| json!(v))),
+        ("subject_delete_marker_ttl", f.subject_delete_marker_ttl.map(nanos)),
+        ("allow_atomic", f.allow_atomic.map(|v| json!(v))),
+        ("allow_msg_counter", f.allow_msg_counter.map(|v| json!(v))),
+        ("allow_msg_schedules", f.allow_msg_schedules.map(|v| json!(v))),
+        ("allow_batched", f.allow_batched.map(|v| json!(v))),
+        ("persist_mode", f.persist_mode.map(|v| json!(v))),
+    ];
+    for (k, v) in features {
+        if let Some(v) = v {
+            m.insert(k.into(), v);
+        }
+    }
     JsObject {
         kind: ObjectKind::Stream,
         account: s.account.clone(),
@@ -247,6 +265,9 @@ fn consumer(c: &Consumer, leaf_domain: Option<String>) -> JsObject {
         ("max_waiting", c.max_waiting.map(|v| json!(v))),
         ("rate_limit_bps", c.rate_limit_bps.map(|v| json!(v))),
         ("idle_heartbeat", c.idle_heartbeat.map(nanos)),
+        ("priority_policy", c.priority_policy.map(|v| json!(v))),
+        ("priority_timeout", c.priority_timeout.map(nanos)),
+        ("pause_until", c.pause_until.as_ref().map(|v| json!(v))),
     ];
     for (k, v) in optional {
         if let Some(v) = v {
@@ -258,6 +279,9 @@ fn consumer(c: &Consumer, leaf_domain: Option<String>) -> JsObject {
     }
     if c.flow_control {
         m.insert("flow_control".into(), json!(true));
+    }
+    if !c.priority_groups.is_empty() {
+        m.insert("priority_groups".into(), json!(c.priority_groups));
     }
     JsObject {
         kind: ObjectKind::Consumer,
@@ -384,6 +408,11 @@ pub fn replace_reason(kind: ObjectKind, field: &str, from: &Value, to: &Value) -
         (_, "retention") if workqueue(from) || workqueue(to) => Some("nats-server cannot change retention to or from workqueue"),
         (_, "deny_delete" | "deny_purge") if from == &Value::Bool(true) => Some("nats-server cannot lift deny_delete or deny_purge"),
         (_, "mirror") => Some("nats-server cannot change what a stream mirrors"),
+        (_, "allow_msg_ttl" | "allow_msg_schedules") if from == &Value::Bool(true) => {
+            Some("nats-server cannot turn off message TTLs or schedules once on")
+        }
+        (_, "allow_msg_counter") => Some("nats-server fixes whether a stream is a counter when it is created"),
+        (_, "persist_mode") => Some("nats-server fixes a stream's persist mode when it is created"),
         _ => None,
     }
 }

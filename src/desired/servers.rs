@@ -183,6 +183,7 @@ impl Servers<'_> {
             conf.leafnode_listener = Some(LeafListenerConf {
                 listen: host_port(&e.listen_host, e.ports.leafnode),
                 tls: security::listener_tls(e, &node.name, tls.leafnode),
+                isolate_leafnode_interest: region.isolate_leafnode_interest,
             });
         }
         conf.jetstream = region.jetstream.map(|limits| JetStreamConf {

@@ -64,6 +64,43 @@ pub enum ReplayPolicy {
     Original,
 }
 
+/// How a stream's writes reach the disk (nats-server 2.12+): `async` acknowledges before the
+/// write is flushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PersistMode {
+    #[default]
+    Default,
+    Async,
+}
+
+/// How a pull consumer's priority groups share its messages (nats-server 2.11+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PriorityPolicy {
+    #[default]
+    None,
+    Overflow,
+    PinnedClient,
+    Prioritized,
+}
+
+/// The stream settings of nats-server 2.11 to 2.15, each left to the server when unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamFeatures {
+    /// Per-message TTLs (`Nats-TTL`); cannot be turned off once on.
+    pub allow_msg_ttl: Option<bool>,
+    pub subject_delete_marker_ttl: Option<Duration>,
+    pub allow_atomic: Option<bool>,
+    /// Fixed when the stream is created.
+    pub allow_msg_counter: Option<bool>,
+    /// Cannot be turned off once on.
+    pub allow_msg_schedules: Option<bool>,
+    pub allow_batched: Option<bool>,
+    /// Fixed when the stream is created.
+    pub persist_mode: Option<PersistMode>,
+}
+
 /// Where the servers put a stream's replicas: a region (cluster) and/or server tags.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Placement {
@@ -107,6 +144,7 @@ pub struct Stream {
     pub deny_delete: bool,
     pub deny_purge: bool,
     pub allow_rollup: bool,
+    pub features: StreamFeatures,
     pub loc: Loc,
 }
 
@@ -133,6 +171,13 @@ pub struct Consumer {
     pub rate_limit_bps: Option<u64>,
     pub flow_control: bool,
     pub idle_heartbeat: Option<Duration>,
+    /// Pull consumers: the groups its clients pull in, and how the groups share.
+    pub priority_groups: Vec<String>,
+    pub priority_policy: Option<PriorityPolicy>,
+    /// How long a pinned client keeps its pin without pulling.
+    pub priority_timeout: Option<Duration>,
+    /// RFC 3339: the consumer delivers nothing until then.
+    pub pause_until: Option<String>,
     pub loc: Loc,
 }
 

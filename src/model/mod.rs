@@ -219,6 +219,8 @@ pub struct Region {
     pub nodes: Vec<Node>,
     /// `Some` when JetStream runs on this region's nodes, with its store limits.
     pub jetstream: Option<JetStreamLimits>,
+    /// Its nodes keep what one leafnode is interested in from the others.
+    pub isolate_leafnode_interest: bool,
     pub loc: Loc,
 }
 

@@ -10,7 +10,7 @@ use serde_saphyr::Spanned;
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::model::{AckPolicy, DeliverPolicy, Discard, ReplayPolicy, Retention, Storage};
+use crate::model::{AckPolicy, DeliverPolicy, Discard, PersistMode, PriorityPolicy, ReplayPolicy, Retention, Storage};
 
 pub type Named<T> = IndexMap<Spanned<String>, T>;
 
@@ -226,6 +226,10 @@ pub struct RegionSpec {
     pub nodes: Spanned<NodesSpec>,
     #[schemars(with = "Option<JetStreamSpec>")]
     pub jetstream: Option<Spanned<JetStreamSpec>>,
+    /// The region's nodes do not pass interest learned from one leafnode to the others
+    /// (nats-server 2.12+; a restart).
+    #[schemars(with = "Option<bool>")]
+    pub isolate_leafnode_interest: Option<Spanned<bool>>,
 }
 
 /// `nodes: 3` (named `<region>-1..3`, each reached by its name) or the explicit list.
@@ -678,6 +682,27 @@ pub struct StreamSpec {
     pub deny_purge: bool,
     #[serde(default)]
     pub allow_rollup: bool,
+    /// Per-message TTLs (`Nats-TTL` header); once on it cannot be turned off (nats-server 2.11+).
+    #[schemars(with = "Option<bool>")]
+    pub allow_msg_ttl: Option<Spanned<bool>>,
+    /// How long the marker left when a subject's last message ages out stays (needs `allow_msg_ttl`).
+    #[schemars(with = "Option<Scalar>")]
+    pub subject_delete_marker_ttl: Option<Spanned<Scalar>>,
+    /// Atomic batch publish (nats-server 2.12+).
+    #[schemars(with = "Option<bool>")]
+    pub allow_atomic: Option<Spanned<bool>>,
+    /// A counter stream (`Nats-Incr`), fixed when the stream is created (nats-server 2.12+).
+    #[schemars(with = "Option<bool>")]
+    pub allow_msg_counter: Option<Spanned<bool>>,
+    /// Scheduled messages; once on it cannot be turned off (nats-server 2.12+).
+    #[schemars(with = "Option<bool>")]
+    pub allow_msg_schedules: Option<Spanned<bool>>,
+    /// Fast batch publish (nats-server 2.14+).
+    #[schemars(with = "Option<bool>")]
+    pub allow_batched: Option<Spanned<bool>>,
+    /// `default` or `async` (acknowledged before flushed), fixed when the stream is created.
+    #[schemars(with = "Option<PersistMode>")]
+    pub persist_mode: Option<Spanned<PersistMode>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -743,6 +768,19 @@ pub struct ConsumerSpec {
     pub flow_control: Option<Spanned<bool>>,
     #[schemars(with = "Option<Scalar>")]
     pub idle_heartbeat: Option<Spanned<Scalar>>,
+    /// Pull consumers: the priority groups its clients pull in (nats-server 2.11+).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub priority_groups: Vec<Spanned<String>>,
+    /// How the priority groups share the messages: `overflow`, `pinned_client` or `prioritized`.
+    #[schemars(with = "Option<PriorityPolicy>")]
+    pub priority_policy: Option<Spanned<PriorityPolicy>>,
+    /// How long a pinned client keeps its pin without pulling (`pinned_client`).
+    #[schemars(with = "Option<Scalar>")]
+    pub priority_timeout: Option<Spanned<Scalar>>,
+    /// The consumer delivers nothing until this RFC 3339 time.
+    #[schemars(with = "Option<String>")]
+    pub pause_until: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -475,6 +475,7 @@ impl Validator {
             name: name.value.clone(),
             nodes,
             jetstream,
+            isolate_leafnode_interest: spec.isolate_leafnode_interest.as_ref().is_some_and(|b| b.value),
             loc: loc(name),
         }
     }

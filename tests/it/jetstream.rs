@@ -216,3 +216,100 @@ fn a_server_refusal_names_the_object_the_error_and_the_fix() {
         "the independent change was applied"
     );
 }
+
+/// The stream and consumer settings of nats-server 2.11 to 2.15, in one topology.
+fn todays_settings(ttl: bool, atomic: bool) -> String {
+    let marker = if ttl { "    subject_delete_marker_ttl: 1m\n" } else { "" };
+    format!(
+        "streams:\n  TIMED:\n    subjects: [\"timed.>\"]\n    replicas: 3\n    allow_msg_ttl: {ttl}\n{marker}    allow_msg_schedules: true\n    allow_batched: true\n{}{}{}",
+        "  COUNTS:\n    subjects: [\"counts.>\"]\n    allow_msg_counter: true\n    persist_mode: async\n",
+        format_args!("  ATOMIC:\n    subjects: [\"atomic.>\"]\n    allow_atomic: {atomic}\n"),
+        "consumers:\n  - durable: workers\n    stream: TIMED\n    priority_groups: [jobs]\n    priority_policy: pinned_client\n    priority_timeout: 1m\n    pause_until: \"2030-01-01T00:00:00Z\"\n"
+    )
+}
+
+#[test]
+fn todays_stream_and_consumer_settings_are_applied_read_back_and_planned_by_what_the_server_allows() {
+    let mut d = Deployment::new(Path::new("js.yaml"), "today", 3);
+    let file = d.dir.path().join("js.yaml");
+    d.topology = file.clone();
+    write(&file, &todays_settings(true, true));
+    let out = d.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Read back from the server, as another client sees them.
+    let timed = js_request(&d, "STREAM.INFO.TIMED", json!({}))["config"].clone();
+    assert_eq!(timed["allow_msg_ttl"], true, "{timed}");
+    assert_eq!(timed["subject_delete_marker_ttl"], 60_000_000_000u64, "{timed}");
+    assert_eq!(timed["allow_msg_schedules"], true, "{timed}");
+    assert_eq!(timed["allow_batched"], true, "{timed}");
+    let counts = js_request(&d, "STREAM.INFO.COUNTS", json!({}))["config"].clone();
+    assert_eq!(
+        (&counts["allow_msg_counter"], &counts["persist_mode"]),
+        (&json!(true), &json!("async")),
+        "{counts}"
+    );
+    let atomic = js_request(&d, "STREAM.INFO.ATOMIC", json!({}))["config"].clone();
+    assert_eq!(atomic["allow_atomic"], true, "{atomic}");
+    let workers = js_request(&d, "CONSUMER.INFO.TIMED.workers", json!({}));
+    let config = &workers["config"];
+    assert_eq!(config["priority_groups"], json!(["jobs"]), "{workers}");
+    assert_eq!(config["priority_policy"], "pinned_client", "{workers}");
+    assert_eq!(config["priority_timeout"], 60_000_000_000u64, "{workers}");
+    assert_eq!(config["pause_until"], "2030-01-01T00:00:00Z", "{workers}");
+    assert_eq!(workers["paused"], true, "{workers}");
+    let (code, changes) = plan_json(&d, &[]);
+    assert_eq!(
+        (code, actions(&changes)),
+        (Some(0), vec![]),
+        "what was applied reads back the same: {changes}"
+    );
+
+    // Atomic batches can be turned off in place; message TTLs cannot: a replacement, with why.
+    write(&file, &todays_settings(true, false));
+    let (code, changes) = plan_json(&d, &[]);
+    assert_eq!(
+        (code, actions(&changes)),
+        (Some(2), vec![("update".into(), "stream".into(), "ATOMIC".into())])
+    );
+    assert!(d.cmd("apply").output().unwrap().status.success());
+    // The server leaves a false setting out of what it reports.
+    let atomic = js_request(&d, "STREAM.INFO.ATOMIC", json!({}))["config"]["allow_atomic"].clone();
+    assert!(!atomic.as_bool().unwrap_or(false), "{atomic}");
+    write(&file, &todays_settings(false, false));
+    let (code, changes) = plan_json(&d, &[]);
+    // Its consumer goes with the replaced stream and is created again.
+    assert_eq!(
+        (code, actions(&changes)),
+        (
+            Some(2),
+            vec![
+                ("replace".into(), "stream".into(), "TIMED".into()),
+                ("create".into(), "consumer".into(), "workers".into())
+            ]
+        )
+    );
+    let reason = changes[0]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["field"] == "allow_msg_ttl")
+        .unwrap()["replace_reason"]
+        .clone();
+    assert_eq!(reason, "nats-server cannot turn off message TTLs or schedules once on");
+
+    // The server's own refusals, refused by validate where they are written.
+    let bad = d.dir.path().join("bad.yaml");
+    write(
+        &bad,
+        "streams:\n  BAD:\n    subjects: [bad]\n    allow_msg_counter: true\n    allow_msg_ttl: true\n    subject_delete_marker_ttl: 1m\n",
+    );
+    let out = crate::support::notif_infra(d.dir.path())
+        .arg("validate")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_contains_all(&text(&out), &["a counter stream cannot use message TTLs", "bad.yaml:11:24"]);
+    assert!(d.cmd("destroy").output().unwrap().status.success());
+}

@@ -377,3 +377,76 @@ fn changed_setting_is_planned_then_reloaded_or_restarted() {
     assert!(after.iter().all(|p| !pids.contains(p)), "every server was restarted");
     assert!(pids.iter().all(|p| !alive(*p)));
 }
+
+/// Messages received on `subscribe_url` for `subject` while 20 are published on `publish_url`
+/// (after giving interest time to spread).
+fn crossing(publish_url: &str, subscribe_url: &str, subject: &str) -> usize {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use futures_util::StreamExt;
+        let subscriber = async_nats::connect(subscribe_url).await.unwrap();
+        let mut sub = subscriber.subscribe(subject.to_string()).await.unwrap();
+        subscriber.flush().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        let publisher = async_nats::connect(publish_url).await.unwrap();
+        for i in 0..20 {
+            publisher.publish(subject.to_string(), format!("{i}").into()).await.unwrap();
+        }
+        publisher.flush().await.unwrap();
+        let mut got = 0;
+        while let Ok(Some(_)) = tokio::time::timeout(std::time::Duration::from_millis(700), sub.next()).await {
+            got += 1;
+        }
+        got
+    })
+}
+
+/// `isolate_leafnode_interest` (nats-server 2.12+) on the hub region, proven by what crosses:
+/// one leafnode's subscriber is not seen by the other leafnode of the same hub server, so the
+/// other's messages stay home, while the hub's own messages reach it. Turned off, plan restarts
+/// the hub (the setting does not reload) and the messages cross.
+#[test]
+fn leafnode_isolation_keeps_one_leafs_interest_from_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("iso.yaml");
+    let topology = |isolate: bool| {
+        format!(
+            "name: iso\nregions:\n  main:\n    nodes: 1\n    isolate_leafnode_interest: {isolate}\nleafnodes:\n  edge-a: {{ hub: main }}\n  edge-b: {{ hub: main }}\n"
+        )
+    };
+    std::fs::write(&file, topology(true)).unwrap();
+    let d = Deployment::new(&file, "iso", 3);
+    let out = d.cmd("apply").args(["-o", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let conf = std::fs::read_to_string(d.state_dir().join("nats/main-1.conf")).unwrap();
+    assert!(conf.contains("isolate_leafnode_interest: true"), "{conf}");
+    let report = json_of(&out);
+    let url = |name: &str| {
+        report["verify"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap()["client_url"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (hub, a, b) = (url("main-1"), url("edge-a"), url("edge-b"));
+    assert_eq!(crossing(&hub, &b, "iso.x"), 20, "the hub reaches edge-b");
+    assert_eq!(crossing(&a, &b, "iso.y"), 0, "edge-a does not see edge-b's interest");
+
+    std::fs::write(&file, topology(false)).unwrap();
+    let out = d.cmd("plan").args(["-o", "json"]).output().unwrap();
+    let servers = json_of(&out)["plan"]["servers"].clone();
+    let taken: Vec<(&str, &str)> = servers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["server"].as_str().unwrap(), s["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(taken, [("main-1", "restart")], "{servers}");
+    assert!(d.cmd("apply").output().unwrap().status.success());
+    assert_eq!(crossing(&a, &b, "iso.z"), 20, "without isolation edge-a's messages reach edge-b");
+    assert!(d.cmd("destroy").output().unwrap().status.success());
+}

@@ -292,8 +292,51 @@ impl Validator {
             deny_delete: spec.deny_delete,
             deny_purge: spec.deny_purge,
             allow_rollup: spec.allow_rollup,
+            features: self.stream_features(spec, &object),
             loc: loc(name),
         }
+    }
+
+    /// The settings of nats-server 2.11 to 2.15, with the combinations the server refuses
+    /// (measured on 2.15) refused here, where they are written.
+    fn stream_features(&mut self, spec: &StreamSpec, object: &str) -> StreamFeatures {
+        let on = |b: &Option<Spanned<bool>>| b.as_ref().map(|b| b.value);
+        let features = StreamFeatures {
+            allow_msg_ttl: on(&spec.allow_msg_ttl),
+            subject_delete_marker_ttl: spec.subject_delete_marker_ttl.as_ref().map(|d| self.duration(d)),
+            allow_atomic: on(&spec.allow_atomic),
+            allow_msg_counter: on(&spec.allow_msg_counter),
+            allow_msg_schedules: on(&spec.allow_msg_schedules),
+            allow_batched: on(&spec.allow_batched),
+            persist_mode: spec.persist_mode.as_ref().map(|p| p.value),
+        };
+        let ttl = features.allow_msg_ttl == Some(true);
+        if let (Some(marker), false) = (&spec.subject_delete_marker_ttl, ttl) {
+            self.error(
+                Diagnostic::error(format!("{object}: `subject_delete_marker_ttl` needs `allow_msg_ttl: true`"))
+                    .at(loc(marker))
+                    .help("nats-server places delete markers only in a stream with per-message TTLs"),
+            );
+        }
+        if let (Some(counter), true) = (&spec.allow_msg_counter, ttl)
+            && counter.value
+        {
+            self.error(
+                Diagnostic::error(format!("{object}: a counter stream cannot use message TTLs"))
+                    .at(loc(counter))
+                    .help("nats-server refuses `allow_msg_counter` beside `allow_msg_ttl`: keep one"),
+            );
+        }
+        if let (Some(mode), Some(true)) = (&spec.persist_mode, features.allow_atomic)
+            && mode.value == PersistMode::Async
+        {
+            self.error(
+                Diagnostic::error(format!("{object}: `persist_mode: async` does not go with `allow_atomic`"))
+                    .at(loc(mode))
+                    .help("nats-server refuses atomic batch publish on a stream that acknowledges before it writes"),
+            );
+        }
+        features
     }
 
     fn kv(&mut self, name: &Spanned<String>, spec: &KvSpec, t: &Topology) -> KeyValue {
@@ -438,6 +481,35 @@ impl Validator {
             }
             _ => {}
         }
+        let pause_until = spec.pause_until.as_ref().map(|t| {
+            if !is_rfc3339(&t.value) {
+                self.error(
+                    Diagnostic::error(format!("`{}` is not an RFC 3339 time", t.value))
+                        .at(loc(t))
+                        .object(object.clone())
+                        .help("write it as 2026-01-31T12:00:00Z"),
+                );
+            }
+            t.value.clone()
+        });
+        if let Some(policy) = &spec.priority_policy
+            && policy.value != PriorityPolicy::None
+        {
+            if spec.priority_groups.is_empty() {
+                self.error(
+                    Diagnostic::error(format!("{object}: `priority_policy` needs at least one of `priority_groups`"))
+                        .at(loc(policy))
+                        .help("name the groups its clients pull in: `priority_groups: [jobs]`"),
+                );
+            }
+            if deliver_subject.is_some() {
+                self.error(
+                    Diagnostic::error(format!("{object}: priority groups are for pull consumers"))
+                        .at(loc(policy))
+                        .help("remove `deliver_subject:` to make the consumer pull"),
+                );
+            }
+        }
         let backoff: Vec<_> = spec.backoff.iter().map(|b| self.duration(b)).collect();
         let max_deliver = spec.max_deliver.as_ref().map(|m| m.value);
         if !backoff.is_empty() && max_deliver.is_none_or(|m| m >= 0 && m <= backoff.len() as i64) {
@@ -479,6 +551,10 @@ impl Validator {
             rate_limit_bps: spec.rate_limit_bps.as_ref().map(|r| r.value),
             flow_control: spec.flow_control.as_ref().is_some_and(|f| f.value),
             idle_heartbeat: spec.idle_heartbeat.as_ref().map(|d| self.duration(d)),
+            priority_groups: spec.priority_groups.iter().map(|g| g.value.clone()).collect(),
+            priority_policy: spec.priority_policy.as_ref().map(|p| p.value),
+            priority_timeout: spec.priority_timeout.as_ref().map(|d| self.duration(d)),
+            pause_until,
             loc: at,
         })
     }
