@@ -26,9 +26,13 @@ fn main() -> ExitCode {
             };
         }
     };
+    let json = cli.json_output();
     match cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
+            if json {
+                print_json_error(&e);
+            }
             if let Some(i) = e.downcast_ref::<Interrupted>() {
                 eprintln!("{i}");
                 return ExitCode::from(interrupt::EXIT_CODE);
@@ -41,4 +45,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What `-o json` prints on stdout when the command fails, for the program that asked for JSON
+/// (the human message still goes to stderr). `format_version` changes when a field's meaning does.
+fn print_json_error(e: &anyhow::Error) {
+    let (kind, diagnostics) = match e.downcast_ref::<TopologyError>() {
+        Some(TopologyError::Invalid { diagnostics, .. }) => ("invalid_topology", serde_json::to_value(diagnostics).unwrap_or_default()),
+        Some(TopologyError::Read { .. }) => ("unreadable_topology", serde_json::json!([])),
+        None if e.downcast_ref::<Interrupted>().is_some() => ("interrupted", serde_json::json!([])),
+        None => ("failed", serde_json::json!([])),
+    };
+    let report = serde_json::json!({
+        "format_version": 1,
+        "ok": false,
+        "error": { "kind": kind, "message": notif_infra::material::redact(&format!("{e:#}")) },
+        "diagnostics": diagnostics,
+    });
+    println!("{}", serde_json::to_string_pretty(&report).expect("JSON serializes"));
 }

@@ -9,8 +9,8 @@ use notif_infra::plan::render_human;
 use notif_infra::ui::{self, Format, Spinner};
 
 #[derive(Args)]
+#[command(mut_arg("file", |a| a.value_name("FILE|PLANFILE").help("The topology file, or a plan saved by `plan --out` (carried out exactly, or refused when stale)")))]
 pub struct ApplyArgs {
-    /// The topology file, or a plan saved by `plan --out` (carried out exactly, or refused when stale)
     #[command(flatten)]
     target: super::TargetArgs,
     /// First port of the local target's range (kept from the last apply when not given)
@@ -34,7 +34,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     env_file: Option<std::path::PathBuf>,
     #[arg(short = 'o', long, value_enum, default_value = "human")]
-    output: Format,
+    pub(super) output: Format,
 }
 
 pub async fn run(a: ApplyArgs) -> Result<ExitCode> {

@@ -21,7 +21,7 @@ pub struct BackupArgs {
     #[arg(long, value_name = "DIR")]
     to: PathBuf,
     #[arg(short = 'o', long, value_enum, default_value = "human")]
-    output: Format,
+    pub(super) output: Format,
 }
 
 pub async fn run(a: BackupArgs) -> Result<ExitCode> {

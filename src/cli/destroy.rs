@@ -20,7 +20,7 @@ pub struct DestroyArgs {
     #[arg(long)]
     auto_approve: bool,
     #[arg(short = 'o', long, value_enum, default_value = "human")]
-    output: Format,
+    pub(super) output: Format,
 }
 
 pub async fn run(a: DestroyArgs) -> Result<ExitCode> {

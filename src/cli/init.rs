@@ -8,7 +8,7 @@ use notif_infra::ops;
 #[derive(Args)]
 pub struct InitArgs {
     /// Where to write the topology
-    #[arg(default_value = "topology.yaml")]
+    #[arg(default_value = super::DEFAULT_TOPOLOGY)]
     file: PathBuf,
     /// Which shipped example to start from
     #[arg(long, default_value = "dev")]

@@ -11,6 +11,7 @@ mod hosts;
 mod init;
 mod man;
 mod monitor;
+mod output;
 mod plan;
 mod remove;
 mod render;
@@ -22,6 +23,7 @@ mod verify;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use notif_infra::ui::Format;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -39,6 +41,25 @@ use std::time::Duration;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    /// Whether the command was asked for JSON (`-o json`): its errors are then JSON too.
+    pub fn json_output(&self) -> bool {
+        let json = |f: &Format| *f == Format::Json;
+        match &self.command {
+            Command::Validate(a) => json(&a.output),
+            Command::Render(a) => json(&a.output),
+            Command::Plan(a) => json(&a.output),
+            Command::Apply(a) => json(&a.output),
+            Command::Destroy(a) => json(&a.output),
+            Command::Backup(a) => json(&a.output),
+            Command::Restore(a) => json(&a.output),
+            Command::Verify(a) => a.output == verify::VerifyFormat::Json,
+            Command::Output(a) => a.output == output::OutputFormat::Json,
+            _ => false,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -79,6 +100,8 @@ enum Command {
     Man(man::ManArgs),
     /// Print the JSON Schema of the topology file (for editors and validators)
     Schema(schema::SchemaArgs),
+    /// Print how clients reach the applied deployment: URLs, CA, credentials and natscli contexts
+    Output(output::OutputArgs),
 }
 
 /// Where servers run.
@@ -105,10 +128,14 @@ impl From<Target> for TargetKind {
     }
 }
 
+/// The topology file a command reads when none is named (the one `init` writes).
+const DEFAULT_TOPOLOGY: &str = "topology.yaml";
+
 /// Options every command that touches a target takes.
 #[derive(Args)]
 pub struct TargetArgs {
     /// The topology file
+    #[arg(default_value = DEFAULT_TOPOLOGY)]
     pub file: PathBuf,
     #[arg(long, value_enum, default_value = "local")]
     pub target: Target,
@@ -193,6 +220,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),
         Command::Schema(a) => schema::run(a),
+        Command::Output(a) => runtime.block_on(output::run(a)),
         Command::Monitor(a) => runtime.block_on(monitor::run(a)),
         Command::Backup(a) => runtime.block_on(backup::run(a)),
         Command::Restore(a) => runtime.block_on(restore::run(a)),

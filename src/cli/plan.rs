@@ -22,7 +22,7 @@ pub struct PlanArgs {
     #[arg(long, value_name = "PLANFILE")]
     out: Option<PathBuf>,
     #[arg(short = 'o', long, value_enum, default_value = "human")]
-    output: Format,
+    pub(super) output: Format,
 }
 
 pub async fn run(a: PlanArgs) -> Result<ExitCode> {

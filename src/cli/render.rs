@@ -9,6 +9,7 @@ use notif_infra::ui::{self, Format};
 
 #[derive(Args)]
 pub struct RenderArgs {
+    #[arg(default_value = super::DEFAULT_TOPOLOGY)]
     file: PathBuf,
     /// Output directory (default out/<topology name>)
     #[arg(long)]
@@ -18,7 +19,7 @@ pub struct RenderArgs {
     #[arg(long)]
     dry_run: bool,
     #[arg(short = 'o', long, value_enum, default_value = "human")]
-    output: Format,
+    pub(super) output: Format,
 }
 
 pub fn run(a: RenderArgs) -> Result<ExitCode> {

@@ -25,7 +25,7 @@ pub struct RestoreArgs {
     #[arg(long)]
     replace: bool,
     #[arg(short = 'o', long, value_enum, default_value = "human")]
-    output: Format,
+    pub(super) output: Format,
 }
 
 pub async fn run(a: RestoreArgs) -> Result<ExitCode> {

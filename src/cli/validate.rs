@@ -9,12 +9,13 @@ use notif_infra::ui::{self, Format};
 
 #[derive(Args)]
 pub struct ValidateArgs {
+    #[arg(default_value = super::DEFAULT_TOPOLOGY)]
     file: PathBuf,
     /// Also require what a target on this machine needs (every referenced environment variable set)
     #[arg(long, value_enum)]
     target: Option<super::Target>,
     #[arg(short = 'o', long, value_enum, default_value = "human")]
-    output: Format,
+    pub(super) output: Format,
 }
 
 pub fn run(a: ValidateArgs) -> Result<ExitCode> {

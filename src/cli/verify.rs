@@ -10,7 +10,7 @@ use notif_infra::verify::{self, Level, Thresholds};
 /// What verify prints: the table, JSON, or a monitoring system's format (as natscli's
 /// `server check --format`).
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum VerifyFormat {
+pub(super) enum VerifyFormat {
     #[value(alias = "text")]
     Human,
     Json,
@@ -50,7 +50,7 @@ pub struct VerifyArgs {
     #[arg(long, value_parser = super::duration_arg)]
     crit_latency: Option<Duration>,
     #[arg(short = 'o', long, alias = "format", value_enum, default_value = "human")]
-    output: VerifyFormat,
+    pub(super) output: VerifyFormat,
 }
 
 pub async fn run(a: VerifyArgs) -> Result<ExitCode> {

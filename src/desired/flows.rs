@@ -5,7 +5,7 @@
 use serde::Serialize;
 use std::path::PathBuf;
 
-use crate::model::{AckPolicy, App, Endpoint, FlowTarget, Password, Site, Topology};
+use crate::model::{AckPolicy, App, Endpoint, FlowTarget, Password, Site, Topology, User};
 use crate::reach;
 
 #[derive(Debug, Clone, Serialize)]
@@ -310,18 +310,9 @@ fn client(topology: &Topology, e: &Endpoint) -> FlowClient {
         .as_deref()
         .and_then(|a| topology.account(a))
         .and_then(|a| a.users.iter().find(|u| Some(&u.name) == e.user.as_ref()));
-    let login = match (user, &e.account) {
-        (None, _) | (_, None) => Login::Anonymous,
-        (Some(u), Some(a)) if topology.operator.is_some() => Login::Creds {
-            path: crate::material::auth::user_creds_path(a, &u.name),
-        },
-        (Some(u), _) => match &u.password {
-            Some(Password::Env { var, .. }) => Login::Password {
-                user: u.name.clone(),
-                var: var.clone(),
-            },
-            _ => Login::Unknown { user: u.name.clone() },
-        },
+    let (login, cert) = match (user, &e.account) {
+        (Some(u), Some(a)) => user_login(topology, a, u),
+        _ => (Login::Anonymous, None),
     };
     FlowClient {
         server,
@@ -329,9 +320,24 @@ fn client(topology: &Topology, e: &Endpoint) -> FlowClient {
         account: e.account.clone(),
         subject: e.subject.clone(),
         login,
-        cert: user
-            .filter(|u| u.client_cert)
-            .zip(e.account.as_ref())
-            .map(|(u, a)| format!("clients/{a}/{}", u.name)),
+        cert,
     }
+}
+
+/// How user `u` of `account` logs in, and the stem of its client certificate under `pki/`.
+pub fn user_login(topology: &Topology, account: &str, u: &User) -> (Login, Option<String>) {
+    let login = if topology.operator.is_some() {
+        Login::Creds {
+            path: crate::material::auth::user_creds_path(account, &u.name),
+        }
+    } else {
+        match &u.password {
+            Some(Password::Env { var, .. }) => Login::Password {
+                user: u.name.clone(),
+                var: var.clone(),
+            },
+            _ => Login::Unknown { user: u.name.clone() },
+        }
+    };
+    (login, u.client_cert.then(|| format!("clients/{account}/{}", u.name)))
 }

@@ -23,7 +23,9 @@ pub use conf::{
     AccountConf, AccountLimitConf, ClusterConf, DefaultPermissionsConf, ExportConf, GatewayConf, ImportConf, JetStreamConf,
     LeafListenerConf, LeafRemoteConf, MappingConf, RemoteGatewayConf, ResponsesConf, RuleConf, ServerConf, UserConf,
 };
-pub use flows::{Answerer, BucketUse, ConsumerReader, ExpectedFlow, ExpectedTarget, FlowClient, Login, RequestCheck, TargetKind};
+pub use flows::{
+    Answerer, BucketUse, ConsumerReader, ExpectedFlow, ExpectedTarget, FlowClient, Login, RequestCheck, TargetKind, user_login,
+};
 pub use jetstream::{JsObject, ObjectKind, object_label};
 pub use links::{Link, Probe, ProbeKind, probe_account, probe_subject};
 pub use render::{RenderedFile, SelfContained, config_files, config_path, render_files};
@@ -265,7 +267,13 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
     }
     servers.extend(topology.leafnodes.iter().map(|leaf| of.leaf(leaf)));
 
-    let first_client_url = servers.first().map(|s: &ServerSpec| s.client_url.clone());
+    // A natscli context lists every node: the client fails over as nats clients do.
+    let node_urls: Vec<&str> = servers
+        .iter()
+        .filter(|s| s.role == Role::Node)
+        .map(|s| s.client_url.as_str())
+        .collect();
+    let context_url = (!node_urls.is_empty()).then(|| node_urls.join(","));
     let client_tls = security::client_tls(topology, material.tree);
     let auth_files = issued
         .map(|i| {
@@ -273,7 +281,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
                 i,
                 keys,
                 material.tree,
-                first_client_url.as_deref(),
+                context_url.as_deref(),
                 client_tls.as_ref().map(|c| c.ca.as_path()),
             )
         })

@@ -31,7 +31,7 @@ use crate::verify::Progress;
 pub use apply::apply;
 pub use backup::{BackupReport, backup};
 pub use destroy::destroy;
-pub use env::client_environment;
+pub use env::{ClientAccess, UserAccess, client_access, client_environment};
 pub use monitor::monitor;
 pub use plan::{plan, read_plan_file};
 pub use render::{Rendered, render};

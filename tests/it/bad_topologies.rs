@@ -625,3 +625,21 @@ fn validate_json_lists_every_diagnostic() {
     assert_eq!(diags[1]["loc"]["line"], 7);
     assert_eq!(diags[1]["help"], "did you mean `east`?");
 }
+
+/// With `-o json`, a failing command still answers in JSON (a format version, the error's kind,
+/// the diagnostics with their places), and FILE defaults to `topology.yaml`.
+#[test]
+fn machine_output_on_error_and_the_default_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("topology.yaml"), "name: dev\nregions:\n  main:\n    nodez: 3\n").unwrap();
+    let out = notif_infra(dir.path()).args(["plan", "-o", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(report["format_version"], 1);
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["error"]["kind"], "invalid_topology");
+    let first = &report["diagnostics"][0];
+    assert!(first["message"].as_str().unwrap().contains("unknown field `nodez`"), "{report:#}");
+    assert_eq!(first["loc"], serde_json::json!({"line": 4, "col": 5}), "{report:#}");
+    assert!(!dir.path().join(".notif-infra").exists(), "nothing written");
+}

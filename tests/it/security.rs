@@ -110,6 +110,44 @@ fn secure_topology_encrypts_every_listener_and_isolates_tenants() {
     let step = python().envs(vars).args(["-c", CI_STEP]).output().unwrap();
     assert!(step.status.success(), "a CI step could not use the environment: {}", text(&step));
 
+    // `output` gives every user its natscli context, without verifying again; a client that
+    // has only that context (every node's URL, the creds, the CA) publishes and receives.
+    let access = json_of(&run(&mut d.cmd("output"), 0));
+    assert_eq!(access["format_version"], 1);
+    let users: Vec<String> = access["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| format!("{}/{}", u["account"].as_str().unwrap(), u["user"].as_str().unwrap()))
+        .collect();
+    assert_eq!(users, ["ACME/acme-app", "PARTNER/partner-app"], "{access:#}");
+    let context = &access["users"][0]["context"];
+    assert_eq!(
+        context["url"].as_str().unwrap().split(',').count(),
+        4,
+        "every node of east and west: {context}"
+    );
+    let from_context = [
+        ("NATS_URL".to_string(), context["url"].as_str().unwrap().to_string()),
+        (
+            "NATS_CREDS_ACME_ACME_APP".to_string(),
+            context["creds"].as_str().unwrap().to_string(),
+        ),
+        ("NATS_CA".to_string(), context["ca"].as_str().unwrap().to_string()),
+    ];
+    let step = python().envs(from_context).args(["-c", CI_STEP]).output().unwrap();
+    assert!(
+        step.status.success(),
+        "a client with only the context could not connect: {}",
+        text(&step)
+    );
+    let env = run(d.cmd("output").args(["-o", "env"]), 0);
+    assert!(
+        String::from_utf8_lossy(&env.stdout)
+            .lines()
+            .any(|l| l.starts_with("NATS_CREDS_PARTNER_PARTNER_APP=/"))
+    );
+
     // Every listener requires TLS; servers verify each other; gateways negotiate TLS.
     let varz = https_monitor(&d, EAST_1, "/varz");
     assert_eq!(varz["tls_required"], true, "client listener: {varz:#}");

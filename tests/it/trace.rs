@@ -2,6 +2,8 @@
 //! (nats-server's own message tracing) and prints the hops the servers recorded; a flow's
 //! `via:` must appear on its path, and when a link is down the report says where it stopped.
 
+use serde_json::json;
+
 use crate::support::{Deployment, json_of, text, topology};
 
 /// The supercluster (east and west joined by gateways, leafnode `edge` on east) with two
@@ -67,6 +69,31 @@ fn a_traced_flow_shows_its_gateway_hop_and_names_where_it_stopped_when_the_link_
             .any(|h| h["site"] == "west" && h["came_in"].as_str().unwrap().starts_with("gateway from east-")),
         "{hops:?}"
     );
+
+    // Static accounts: `output` names the password's variable, never the password, and its
+    // context's URLs, with that password, let a client in.
+    let out = d.cmd("output").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let access = json_of(&out);
+    let app = &access["users"][0];
+    assert_eq!(
+        (&app["account"], &app["user"], &app["password_env"]),
+        (&json!("APP"), &json!("app"), &json!("APP_PASS")),
+        "{access:#}"
+    );
+    assert!(!text(&out).contains("app-secret"));
+    assert_eq!(access["sites"]["edge"].as_array().unwrap().len(), 1, "{access:#}");
+    let urls: Vec<String> = app["context"]["url"].as_str().unwrap().split(',').map(String::from).collect();
+    assert_eq!(urls.len(), 6, "{access:#}");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let addrs: Vec<async_nats::ServerAddr> = urls.iter().map(|u| u.parse().unwrap()).collect();
+        let client = async_nats::ConnectOptions::with_user_and_password("app".into(), "app-secret".into())
+            .connect(addrs)
+            .await
+            .expect("the context's URLs and user let a client in");
+        client.flush().await.unwrap();
+    });
 
     // West goes away: both flows fail their `via: west`, naming where the message stopped.
     for server in ["west-1", "west-2", "west-3"] {
