@@ -21,6 +21,7 @@ pub mod plan;
 pub mod reach;
 pub mod subject;
 pub mod targets;
+pub mod timings;
 pub mod topology;
 pub mod ui;
 pub mod units;

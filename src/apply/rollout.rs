@@ -41,6 +41,8 @@ pub struct Rollout<'a> {
     pub allow_replace: bool,
     /// How long a rolling restart waits for its cluster's servers to answer before it stops.
     pub peer_wait: Duration,
+    /// Where each kind of step's time is recorded.
+    pub timings: &'a crate::timings::Timings,
 }
 
 /// A rollout that stopped because a step failed: the state is saved and says the same.
@@ -153,13 +155,16 @@ impl Rollout<'_> {
             .map(|c| c.server.clone())
             .collect();
 
+        let timings = self.timings;
         let changes: Vec<_> = plan.files.iter().collect();
+        let phase = Instant::now();
         if !changes.is_empty() {
             progress.begin("files");
             target.write_files(&changes, self.files, state, host).await?;
             state.save(dir)?;
             progress.finish("files");
             log(format!("wrote {} file(s)", changes.len()));
+            timings.record(format!("rollout: files ({})", changes.len()), phase);
             progress.checkpoint()?;
         }
         state
@@ -183,7 +188,10 @@ impl Rollout<'_> {
             changes.sort_by(|a, b| target.roll_order(&a.server, &b.server));
             changes
         };
-        for c in in_order(ServerAction::Stop) {
+        let phase = Instant::now();
+        let stops = in_order(ServerAction::Stop);
+        for c in &stops {
+            let c = *c;
             progress.begin(step_name(c));
             target
                 .stop(&c.server, stop_grace(self.desired, &c.server), StopMode::Terminate)
@@ -203,8 +211,12 @@ impl Rollout<'_> {
         if moves {
             super::replicas::shrink(self.desired, self.keys, &plan.cluster, log).await?;
         }
+        if !stops.is_empty() {
+            timings.record(format!("rollout: stops ({})", stops.len()), phase);
+        }
 
         let starts: Vec<&ServerChange> = plan.servers.iter().filter(|c| c.action == ServerAction::Start).collect();
+        let phase = Instant::now();
         if !starts.is_empty() {
             progress.begin(starts.iter().map(|c| step_name(c)).collect::<Vec<_>>().join(", "));
             let mut digests = Vec::new();
@@ -231,14 +243,18 @@ impl Rollout<'_> {
                 progress.finish(&step_name(c));
                 host(&c.server, "answering".into());
             }
+            timings.record(format!("rollout: starts, each answering with its digest ({})", starts.len()), phase);
             progress.checkpoint()?;
         }
 
+        let phase = Instant::now();
+        let mut reloads = 0;
         for c in plan
             .servers
             .iter()
             .filter(|c| c.action == ServerAction::Reload && !promoted.contains(&c.server))
         {
+            reloads += 1;
             progress.begin(step_name(c));
             self.reload(&monitor, c).await?;
             if let Some(s) = self.desired.server(&c.server) {
@@ -249,8 +265,14 @@ impl Rollout<'_> {
             host(&c.server, format!("reloaded ({})", c.reason));
             progress.checkpoint()?;
         }
+        if reloads > 0 {
+            timings.record(format!("rollout: reloads ({reloads})"), phase);
+        }
 
-        for c in in_order(ServerAction::Restart) {
+        let phase = Instant::now();
+        let restarts = in_order(ServerAction::Restart);
+        for c in &restarts {
+            let c = *c;
             progress.begin(step_name(c));
             self.wait_for_cluster(&monitor, &c.server, host).await?;
             let digest = self.expected_digest(c).await?;
@@ -283,14 +305,20 @@ impl Rollout<'_> {
             progress.checkpoint()?;
         }
 
+        if !restarts.is_empty() {
+            timings.record(format!("rollout: rolling restarts ({})", restarts.len()), phase);
+        }
         if !plan.cluster.is_empty() {
+            let phase = Instant::now();
             progress.begin("cluster steps");
             run_cluster_steps(self.desired, self.keys, &plan.cluster, log).await?;
             progress.finish("cluster steps");
+            timings.record("rollout: cluster steps", phase);
             progress.checkpoint()?;
         }
 
         progress.begin("JetStream");
+        let phase = Instant::now();
         converge_jetstream(
             self.desired,
             self.keys,
@@ -299,7 +327,9 @@ impl Rollout<'_> {
             (self.prune, self.allow_replace),
             log,
         )
-        .await
+        .await?;
+        timings.record("rollout: JetStream objects", phase);
+        Ok(())
     }
 
     /// Waits until `server` answers and every other server of its cluster is healthy: a

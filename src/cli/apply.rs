@@ -2,10 +2,11 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use notif_infra::ops;
 use notif_infra::plan::render_human;
+use notif_infra::timings::Timings;
 use notif_infra::ui::{self, Format, Spinner};
 
 #[derive(Args)]
@@ -33,6 +34,10 @@ pub struct ApplyArgs {
     /// to this file as NAME=value lines (e.g. "$GITHUB_ENV" for later CI steps)
     #[arg(long)]
     env_file: Option<std::path::PathBuf>,
+    /// Print where the time went: each phase (prepare, each kind of rollout step, each part of
+    /// verify) with its seconds and share (on stderr; `timings` in `-o json`)
+    #[arg(long)]
+    timings: bool,
     #[arg(short = 'o', long, value_enum, default_value = "human")]
     pub(super) output: Format,
 }
@@ -68,9 +73,23 @@ pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
         progress: &|p| spinner.progress(p),
     };
     let timeout = a.timeout;
-    let result = ops::apply(&opts, saved.as_ref().map(|s| (s, a.target.file.as_path())), timeout, events).await;
+    let timings = Timings::default();
+    let started = Instant::now();
+    let result = ops::apply(
+        &opts,
+        saved.as_ref().map(|s| (s, a.target.file.as_path())),
+        timeout,
+        events,
+        &timings,
+    )
+    .await;
     spinner.finish();
     let (loaded, plan, report) = result?;
+    let total_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let phases = timings.phases();
+    if a.timings && a.output == Format::Human {
+        eprint!("{}", notif_infra::timings::table(&phases, total_ms));
+    }
     if let (Some(file), true) = (&a.env_file, report.ok) {
         let vars = ops::client_environment(&opts).await?;
         let lines: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
@@ -85,6 +104,12 @@ pub async fn run(a: ApplyArgs) -> Result<ExitCode> {
     }
     match a.output {
         Format::Human => print!("{}", ui::verify_table(&report)),
+        Format::Json if a.timings => ui::json(&json!({
+            "plan": plan,
+            "verify": report,
+            "warnings": loaded.warnings,
+            "timings": { "total_ms": total_ms, "phases": phases },
+        })),
         Format::Json => ui::json(&json!({ "plan": plan, "verify": report, "warnings": loaded.warnings })),
     }
     Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })

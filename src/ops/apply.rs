@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::material::KeyMode;
 use super::plan::{PlanFile, check_saved};
@@ -14,6 +14,7 @@ use crate::apply::interrupt::{self, Interrupted};
 use crate::apply::rollout::Rollout;
 use crate::observed::jetstream::StreamPlacement;
 use crate::plan::{LiveState, Plan, ServerAction};
+use crate::timings::Timings;
 use crate::topology::Loaded;
 use crate::verify::{self, Report};
 
@@ -24,14 +25,23 @@ pub async fn apply(
     saved: Option<(&PlanFile, &Path)>,
     timeout: Duration,
     events: ApplyEvents<'_>,
+    timings: &Timings,
 ) -> Result<(Loaded, Plan, Report)> {
     // Invalid input stops here, before the lock or anything else is written.
+    let phase = Instant::now();
     let loaded = super::load_for_servers(&opts.topology)?;
+    timings.record("read and check the topology", phase);
+    let phase = Instant::now();
     let _lock = lock(opts, &loaded.topology.name, "apply", events.log)?;
+    timings.record("take the deployment's lock", phase);
     if let Some((saved, path)) = saved {
+        let phase = Instant::now();
         check_saved(opts, saved, path, events.host).await?;
+        timings.record("check the saved plan still holds", phase);
     }
+    let phase = Instant::now();
     let mut p = prepare(opts, loaded, KeyMode::Generate, events.host).await?;
+    timings.record("prepare: keys, render, read the live state, plan", phase);
     let result = async {
         let starting: Vec<_> = p
             .plan
@@ -54,6 +64,7 @@ pub async fn apply(
             prune: opts.prune,
             allow_replace: opts.allow_replace,
             peer_wait: timeout,
+            timings,
         };
         rollout.run(&mut p.state, events.log, events.host).await?;
         p.state.save(p.target.dir())?;
@@ -82,6 +93,9 @@ pub async fn apply(
             events.progress,
         )
         .await;
+        for phase in &report.phases {
+            timings.push(phase.name.clone(), phase.ms);
+        }
         record_verification(p.target.dir(), &report)?;
         Ok::<_, anyhow::Error>(report)
     }

@@ -41,6 +41,8 @@ pub struct Report {
     /// The path of each flow's message as the servers traced it (`--flows --trace`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub traces: Vec<FlowTrace>,
+    /// Where the verification's time went.
+    pub phases: Vec<crate::timings::Phase>,
 }
 
 impl Report {
@@ -98,18 +100,28 @@ pub async fn verify(
             .unwrap_or(0)
     );
     let poll = Duration::from_millis(5);
-    let report = loop {
+    let timings = crate::timings::Timings::default();
+    let mut links_up = false;
+    let mut report = loop {
         let seen = observe_all(&monitor, desired).await;
         let evaluation = evaluate(desired, &seen);
         let mut probes = Vec::new();
         if evaluation.ok() {
+            if !links_up {
+                timings.record("verify: health, links and meta group up", started);
+                links_up = true;
+            }
             on_progress(Progress {
                 evaluation: &evaluation,
                 probing: true,
             });
+            let round = Instant::now();
             probes = probes::run_all(desired, keys, &clients, &nonce).await;
             if probes.iter().all(|p| p.ok) {
+                timings.record(format!("verify: message probes ({})", probes.len()), round);
+                let phase = Instant::now();
                 let streams = streams_until_current(desired, &monitor, known_streams.take(), started, timeout).await;
+                timings.record(format!("verify: JetStream objects placed and current ({})", streams.len()), phase);
                 break build_report(desired, target, started, evaluation, probes, streams);
             }
         } else {
@@ -130,17 +142,21 @@ pub async fn verify(
         tokio::time::sleep(poll).await;
     };
     clients.close().await;
-    let mut report = report;
     if scope.flows && !(desired.flows.is_empty() && desired.bucket_uses.is_empty() && desired.request_checks.is_empty()) {
+        let phase = Instant::now();
         report.flows = flows::run_all(desired, keys, &nonce).await;
         report.flows.extend(readers::use_buckets(desired).await);
         report.flows.extend(readers::make_requests(desired, keys, &nonce).await);
         report.ok &= report.flows.iter().all(|f| f.ok);
+        timings.record(format!("verify: flows ({})", report.flows.len()), phase);
     }
     if scope.flows && scope.trace {
+        let phase = Instant::now();
         report.traces = trace::trace_all(desired, keys, &nonce).await;
         report.ok &= report.traces.iter().all(|t| t.ok);
+        timings.record(format!("verify: traced paths ({})", report.traces.len()), phase);
     }
+    report.phases = timings.phases();
     report
 }
 
@@ -191,5 +207,6 @@ fn build_report(
         streams,
         flows: Vec::new(),
         traces: Vec::new(),
+        phases: Vec::new(),
     }
 }

@@ -131,15 +131,31 @@ fn shipped_topologies_render_manifests_kubernetes_accepts() {
 struct Cluster {
     dir: tempfile::TempDir,
     port_base: u16,
+    pods: u16,
 }
+
+/// Ports of the range handed to a cluster beyond its pods' slots, for the test's own
+/// port-forwards and listeners: inside the range, so no other test is handed them.
+const SPARE_SLOTS: u16 = 4;
 
 impl Cluster {
     fn new(pods: u16) -> Cluster {
         crate::support::local_image();
         Cluster {
             dir: tempfile::tempdir().unwrap(),
-            port_base: crate::support::free_port_base(pods),
+            port_base: crate::support::free_port_base(pods + SPARE_SLOTS),
+            pods,
         }
+    }
+
+    /// The `i`-th spare port of the cluster's range.
+    fn spare_port(&self, i: u16) -> u16 {
+        assert!(
+            i < SPARE_SLOTS * crate::support::STRIDE,
+            "only {} spare ports",
+            SPARE_SLOTS * crate::support::STRIDE
+        );
+        self.port_base + self.pods * crate::support::STRIDE + i
     }
 
     fn root(&self) -> std::path::PathBuf {
@@ -192,7 +208,7 @@ impl Cluster {
     fn forward_clients(&self, namespace: &str, pods: &[&str], stop: &std::sync::Arc<std::sync::atomic::AtomicBool>) -> Vec<String> {
         let mut urls = Vec::new();
         for (i, pod) in pods.iter().enumerate() {
-            let local = self.port_base + 900 + i as u16;
+            let local = self.spare_port(i as u16);
             urls.push(format!("nats://127.0.0.1:{local}"));
             let (stop, root, pod, ns) = (stop.clone(), self.root(), pod.to_string(), namespace.to_string());
             std::thread::spawn(move || {
@@ -309,7 +325,7 @@ fn covenant_comes_up_on_pods_and_carries_its_flows_then_scales_and_goes() {
     assert!(out.status.success(), "{}", text(&out));
     assert_contains_all(&text(&out), &["global-sovereign-0", "global-sovereign-2"]);
     // monitor keeps its port-forwards for as long as it watches.
-    let listen = format!("127.0.0.1:{}", cluster.port_base + 950);
+    let listen = format!("127.0.0.1:{}", cluster.spare_port(19));
     let mut monitor = std::process::Command::new(env!("CARGO_BIN_EXE_notif-infra"));
     monitor
         .current_dir(cluster.dir.path())

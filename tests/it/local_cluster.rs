@@ -162,8 +162,32 @@ fn monitoring_formats(d: &Deployment) -> (Option<i32>, String, String) {
 #[test]
 fn killing_a_node_fails_verify_naming_its_links() {
     let d = Deployment::new(&topology("dev"), "dev", 3);
-    let out = d.cmd("apply").output().unwrap();
+    let out = d.cmd("apply").args(["--timings", "-o", "json"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    // Where apply's time went, phase by phase, adding up to no more than the whole.
+    let timings = &json_of(&out)["timings"];
+    let phases: Vec<&str> = timings["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "prepare: keys, render, read the live state, plan",
+        "rollout: starts, each answering with its digest (3)",
+        "rollout: JetStream objects",
+        "verify: health, links and meta group up",
+        "verify: message probes (6)",
+    ] {
+        assert!(phases.contains(&expected), "{expected:?} not in {phases:?}");
+    }
+    let summed: f64 = timings["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["ms"].as_f64().unwrap())
+        .sum();
+    assert!(summed <= timings["total_ms"].as_f64().unwrap(), "{timings}");
     let (code, line, metrics) = monitoring_formats(&d);
     assert_eq!(code, Some(0), "{line}");
     assert!(line.starts_with("OK notif-infra dev: ") && line.contains(" | checks="), "{line}");

@@ -106,7 +106,7 @@ fn hosts_import_fills_in_the_addresses_terraform_reports() {
     let before = std::fs::read_to_string(topology("unityplan")).unwrap();
     let after = std::fs::read_to_string(&file).unwrap();
     assert_eq!(before.lines().count(), after.lines().count());
-    assert!(after.starts_with("# UnityPlan (seed 002)"));
+    assert!(after.starts_with("# yaml-language-server: $schema=notif-infra.schema.json\n# UnityPlan (seed 002)"));
 
     // An output naming a node the topology does not have changes nothing.
     std::fs::write(&output, r#"{"hosts":{"value":{"ghost":{"public_ipv4":"192.0.2.99"}}}}"#).unwrap();
