@@ -236,16 +236,24 @@ pub async fn converge_jetstream(
     planned_from: &LiveState,
     (prune, allow_replace): (bool, bool),
     log: &(dyn Fn(String) + Sync),
+    timings: &crate::timings::Timings,
 ) -> Result<()> {
+    let phase = std::time::Instant::now();
     if plan.servers_change() || !matches!(planned_from, LiveState::Read(_)) {
         if !desired.jetstream_accounts.is_empty() {
             wait_jetstream_ready(desired).await?;
+            timings.record("rollout: JetStream ready (every server healthy, the meta group whole)", phase);
+            let phase = std::time::Instant::now();
             let live = read_live_jetstream(desired, keys, ELECTION_TIMEOUT).await?;
+            timings.record("rollout: JetStream objects read", phase);
+            let phase = std::time::Instant::now();
             let changes = crate::plan::jetstream_changes(&desired.jetstream, &live, prune);
             apply_jetstream(desired, keys, &changes, allow_replace, log).await?;
+            timings.record(format!("rollout: JetStream objects applied ({})", changes.len()), phase);
         }
     } else if plan.jetstream_work().next().is_some() {
         apply_jetstream(desired, keys, &plan.jetstream, allow_replace, log).await?;
+        timings.record(format!("rollout: JetStream objects applied ({})", plan.jetstream.len()), phase);
     }
     Ok(())
 }

@@ -318,7 +318,6 @@ impl Rollout<'_> {
         }
 
         progress.begin("JetStream");
-        let phase = Instant::now();
         converge_jetstream(
             self.desired,
             self.keys,
@@ -326,10 +325,9 @@ impl Rollout<'_> {
             self.live_jetstream,
             (self.prune, self.allow_replace),
             log,
+            timings,
         )
-        .await?;
-        timings.record("rollout: JetStream objects", phase);
-        Ok(())
+        .await
     }
 
     /// Waits until `server` answers and every other server of its cluster is healthy: a

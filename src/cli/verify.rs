@@ -49,6 +49,18 @@ pub struct VerifyArgs {
     /// A probe slower than this is CRITICAL
     #[arg(long, value_parser = super::duration_arg)]
     crit_latency: Option<Duration>,
+    /// A JetStream store fuller than this percent of its limit is a WARNING
+    #[arg(long)]
+    warn_store: Option<f64>,
+    /// A JetStream store fuller than this percent of its limit is CRITICAL
+    #[arg(long)]
+    crit_store: Option<f64>,
+    /// A server certificate expiring within this many days is a WARNING
+    #[arg(long, default_value_t = 30.0)]
+    warn_cert_days: f64,
+    /// A server certificate expiring within this many days is CRITICAL
+    #[arg(long, default_value_t = 7.0)]
+    crit_cert_days: f64,
     #[arg(short = 'o', long, alias = "format", value_enum, default_value = "human")]
     pub(super) output: VerifyFormat,
 }
@@ -71,6 +83,8 @@ pub async fn run(a: VerifyArgs) -> Result<ExitCode> {
     let millis = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
     let thresholds = Thresholds {
         probe_latency_ms: (millis(a.warn_latency), millis(a.crit_latency)),
+        store_used_percent: (a.warn_store, a.crit_store),
+        certificate_days: (Some(a.warn_cert_days), Some(a.crit_cert_days)),
     };
     let report = match (report, a.output) {
         (Ok(report), _) => report,

@@ -33,6 +33,7 @@ pub use security::{ClientTls, Material, OperatorConf, PreloadedAccount, TlsConf,
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use crate::model::Topology;
@@ -98,6 +99,8 @@ pub struct Desired {
     /// notif-infra's user JWT per account (operator mode).
     pub own_jwts: BTreeMap<String, String>,
     pub client_tls: Option<ClientTls>,
+    /// Each TLS server's certificate as notif-infra issued it (this machine's copy), by server.
+    pub certificates: Vec<(String, PathBuf)>,
     /// Operator and account JWTs, credentials and natscli contexts (operator mode).
     pub auth_files: Vec<RenderedFile>,
     /// What many configs hold alike, each written once beside them and included.
@@ -275,6 +278,14 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         .collect();
     let context_url = (!node_urls.is_empty()).then(|| node_urls.join(","));
     let client_tls = security::client_tls(topology, material.tree);
+    let certificates = if topology.tls.any() {
+        servers
+            .iter()
+            .map(|s| (s.name.clone(), material.tree.join("pki").join(format!("{}.pem", s.name))))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let auth_files = issued
         .map(|i| {
             security::auth_files(
@@ -331,6 +342,7 @@ pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) 
         account_ids,
         own_jwts,
         client_tls,
+        certificates,
         auth_files,
         shared,
     }

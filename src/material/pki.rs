@@ -296,6 +296,16 @@ fn subject_of(der: &[u8]) -> Result<Vec<u8>, String> {
     Ok(cert.subject().as_raw().to_vec())
 }
 
+/// Whole days until the PEM certificate expires (negative once it has).
+pub fn days_left(pem: &str) -> Result<i64, String> {
+    let not_after = facts(pem)?.not_after;
+    let now = SystemTime::now();
+    Ok(match not_after.duration_since(now) {
+        Ok(left) => (left.as_secs() / 86_400) as i64,
+        Err(past) => -((past.duration().as_secs() / 86_400) as i64) - 1,
+    })
+}
+
 fn facts(pem: &str) -> Result<CertFacts, String> {
     let der = pem_der(pem)?;
     let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| format!("not an X.509 certificate: {e}"))?;

@@ -50,13 +50,39 @@ pub struct Check {
 
 /// Levels for measured figures: at or above `warning`, WARNING; at or above `critical`,
 /// CRITICAL.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct Thresholds {
     pub probe_latency_ms: (Option<f64>, Option<f64>),
+    /// Percent of a JetStream store's limit in use.
+    pub store_used_percent: (Option<f64>, Option<f64>),
+    /// Days left on a server's certificate: at or below, WARNING or CRITICAL.
+    pub certificate_days: (Option<f64>, Option<f64>),
+}
+
+impl Default for Thresholds {
+    /// A certificate warns 30 days before it expires and is critical 7 days before, as nats
+    /// server check's defaults do; the rest has no threshold.
+    fn default() -> Self {
+        Thresholds {
+            probe_latency_ms: (None, None),
+            store_used_percent: (None, None),
+            certificate_days: (Some(30.0), Some(7.0)),
+        }
+    }
 }
 
 fn pass_or_fail(ok: bool) -> Level {
     if ok { Level::Ok } else { Level::Critical }
+}
+
+fn under(value: f64, (warning, critical): (Option<f64>, Option<f64>)) -> Level {
+    if critical.is_some_and(|c| value <= c) {
+        Level::Critical
+    } else if warning.is_some_and(|w| value <= w) {
+        Level::Warning
+    } else {
+        Level::Ok
+    }
 }
 
 fn over(value: f64, (warning, critical): (Option<f64>, Option<f64>)) -> Level {
@@ -81,6 +107,35 @@ impl Report {
                 evidence: n.detail.clone().unwrap_or_else(|| "healthy".into()),
                 measured: None,
                 failing_as: " unhealthy",
+            });
+        }
+        for n in &self.nodes {
+            let Some(percent) = n.store_used_percent else { continue };
+            checks.push(Check {
+                kind: "store".into(),
+                subject: n.name.clone(),
+                level: over(percent, thresholds.store_used_percent),
+                evidence: format!("JetStream store {percent:.1}% full"),
+                measured: Some((percent, "%")),
+                failing_as: "",
+            });
+        }
+        for c in &self.certificates {
+            let (level, evidence, measured) = match &c.days_left {
+                Ok(days) => (
+                    under(*days as f64, thresholds.certificate_days),
+                    format!("its certificate expires in {days} day(s)"),
+                    Some((*days as f64, "days")),
+                ),
+                Err(e) => (Level::Unknown, e.clone(), None),
+            };
+            checks.push(Check {
+                kind: "certificate".into(),
+                subject: c.server.clone(),
+                level,
+                evidence,
+                measured,
+                failing_as: "",
             });
         }
         for l in &self.links {
@@ -187,6 +242,7 @@ pub fn nagios(topology: &str, checks: &[Check], thresholds: &Thresholds) -> Stri
     let latency = checks
         .iter()
         .filter_map(|c| c.measured)
+        .filter(|(_, unit)| *unit == "ms")
         .map(|(v, _)| v)
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
     let mut perf = format!("checks={} not_ok={failing}", checks.len());
@@ -216,10 +272,30 @@ pub fn prometheus(topology: &str, target: &str, checks: &[Check]) -> String {
     for c in checks {
         let _ = writeln!(out, "notif_infra_check_status{{{}}} {}", labels(c), c.level as u8);
     }
-    out += "# HELP notif_infra_check_measured_seconds The figure a check measured (a probe's latency).\n# TYPE notif_infra_check_measured_seconds gauge\n";
-    for c in checks {
-        if let Some((ms, "ms")) = c.measured {
-            let _ = writeln!(out, "notif_infra_check_measured_seconds{{{}}} {}", labels(c), ms / 1000.0);
+    // Each unit a check measures in, as its own metric in Prometheus' base units.
+    let measures: [(&str, &str, &str, f64); 3] = [
+        ("ms", "notif_infra_check_latency_seconds", "A probe's latency.", 1000.0),
+        (
+            "%",
+            "notif_infra_check_store_used_ratio",
+            "How full a server's fuller JetStream store is.",
+            100.0,
+        ),
+        (
+            "days",
+            "notif_infra_check_certificate_expiry_days",
+            "Days until a server's certificate expires.",
+            1.0,
+        ),
+    ];
+    for (unit, metric, help, divisor) in measures {
+        let _ = write!(out, "# HELP {metric} {help}\n# TYPE {metric} gauge\n");
+        for c in checks {
+            if let Some((value, u)) = c.measured
+                && u == unit
+            {
+                let _ = writeln!(out, "{metric}{{{}}} {}", labels(c), value / divisor);
+            }
         }
     }
     let _ = write!(

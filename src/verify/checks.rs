@@ -16,6 +16,9 @@ pub struct NodeReport {
     pub healthy: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// How full its fuller JetStream store is, in percent of its limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_used_percent: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,6 +81,16 @@ fn full_store(desired: &Desired, s: &crate::desired::ServerSpec, o: &NodeObserva
     ))
 }
 
+/// The fuller of a server's JetStream stores, in percent of its limit (none without a limit).
+fn store_used_percent(o: &NodeObservation) -> Option<f64> {
+    let f = o.figures.as_ref()?;
+    [f.file_store, f.memory_store]
+        .into_iter()
+        .filter(|(_, limit)| *limit > 0)
+        .map(|(used, limit)| 100.0 * used as f64 / limit as f64)
+        .reduce(f64::max)
+}
+
 pub fn evaluate(desired: &Desired, seen: &BTreeMap<String, NodeObservation>) -> Evaluation {
     let empty = NodeObservation::default();
     let obs = |name: &str| seen.get(name).unwrap_or(&empty);
@@ -115,6 +128,7 @@ pub fn evaluate(desired: &Desired, seen: &BTreeMap<String, NodeObservation>) -> 
                 monitor_url: s.monitor_url.clone(),
                 healthy,
                 detail,
+                store_used_percent: store_used_percent(o),
             }
         })
         .collect();

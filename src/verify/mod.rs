@@ -43,6 +43,29 @@ pub struct Report {
     pub traces: Vec<FlowTrace>,
     /// Where the verification's time went.
     pub phases: Vec<crate::timings::Phase>,
+    /// Days left on each TLS server's certificate as issued (`Err`: unreadable).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CertificateReport {
+    pub server: String,
+    pub days_left: Result<i64, String>,
+}
+
+/// The certificates of the deployment's TLS servers, as this machine holds them.
+fn certificates(desired: &Desired) -> Vec<CertificateReport> {
+    desired
+        .certificates
+        .iter()
+        .map(|(server, path)| CertificateReport {
+            server: server.clone(),
+            days_left: std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+                .and_then(|pem| crate::material::pki::days_left(&pem)),
+        })
+        .collect()
 }
 
 impl Report {
@@ -156,6 +179,7 @@ pub async fn verify(
         report.ok &= report.traces.iter().all(|t| t.ok);
         timings.record(format!("verify: traced paths ({})", report.traces.len()), phase);
     }
+    report.certificates = certificates(desired);
     report.phases = timings.phases();
     report
 }
@@ -208,5 +232,6 @@ fn build_report(
         flows: Vec::new(),
         traces: Vec::new(),
         phases: Vec::new(),
+        certificates: Vec::new(),
     }
 }

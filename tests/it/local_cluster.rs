@@ -175,7 +175,7 @@ fn killing_a_node_fails_verify_naming_its_links() {
     for expected in [
         "prepare: keys, render, read the live state, plan",
         "rollout: starts, each answering with its digest (3)",
-        "rollout: JetStream objects",
+        "rollout: JetStream objects applied (3)",
         "verify: health, links and meta group up",
         "verify: message probes (6)",
     ] {
@@ -190,6 +190,18 @@ fn killing_a_node_fails_verify_naming_its_links() {
     assert!(summed <= timings["total_ms"].as_f64().unwrap(), "{timings}");
     let (code, line, metrics) = monitoring_formats(&d);
     assert_eq!(code, Some(0), "{line}");
+    assert!(
+        metrics.contains("notif_infra_check_store_used_ratio{topology=\"dev\",target=\"local\",kind=\"store\",subject=\"main-1\"}"),
+        "{metrics}"
+    );
+    // A store threshold below what is used makes the store check CRITICAL.
+    let out = d.cmd("verify").args(["--format", "nagios", "--crit-store", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("store main-1: JetStream store "),
+        "{}",
+        text(&out)
+    );
     assert!(line.starts_with("OK notif-infra dev: ") && line.contains(" | checks="), "{line}");
     assert!(
         metrics.contains("notif_infra_verify_status{topology=\"dev\",target=\"local\"} 0"),

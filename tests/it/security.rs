@@ -141,6 +141,29 @@ fn secure_topology_encrypts_every_listener_and_isolates_tenants() {
         "a client with only the context could not connect: {}",
         text(&step)
     );
+    // Certificate expiry as a monitoring check: each server's certificate has 364 days left,
+    // OK by default, a WARNING when warned about a year ahead, CRITICAL two years ahead.
+    let nagios = run(d.cmd("verify").args(["--format", "nagios"]), 0);
+    assert!(
+        String::from_utf8_lossy(&nagios.stdout).starts_with("OK notif-infra secure"),
+        "{}",
+        text(&nagios)
+    );
+    let warned = run(d.cmd("verify").args(["--format", "nagios", "--warn-cert-days", "400"]), 1);
+    assert!(
+        String::from_utf8_lossy(&warned.stdout).contains("certificate east-1: its certificate expires in 364 day(s)"),
+        "{}",
+        text(&warned)
+    );
+    run(d.cmd("verify").args(["--format", "nagios", "--crit-cert-days", "730"]), 2);
+    let metrics = run(d.cmd("verify").args(["--format", "prometheus"]), 0);
+    assert!(
+        String::from_utf8_lossy(&metrics.stdout).contains(
+            "notif_infra_check_certificate_expiry_days{topology=\"secure\",target=\"local\",kind=\"certificate\",subject=\"edge\"} 364"
+        ),
+        "{}",
+        text(&metrics)
+    );
     let env = run(d.cmd("output").args(["-o", "env"]), 0);
     assert!(
         String::from_utf8_lossy(&env.stdout)
