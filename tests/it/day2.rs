@@ -332,3 +332,43 @@ fn removing_the_pod_that_leads_a_stream_moves_its_replica_first_and_loses_nothin
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
 }
+
+/// A second leafnode on a hub that has one already: its hub's nodes (and the other region's,
+/// which hold the same accounts) reload to know the new link user, the leaf starts, nothing
+/// restarts; the new leaf is verified like the first.
+#[test]
+fn adding_a_leafnode_reloads_the_hub_and_restarts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("leaves.yaml");
+    let base = std::fs::read_to_string(crate::support::topology("supercluster")).unwrap();
+    std::fs::write(&file, &base).unwrap();
+    let d = Deployment::new(&file, "supercluster", 8);
+    let out = d.cmd("apply").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    let with_second = base.replacen("accounts:\n", "  edge2:\n    hub: east\n    account: APP\naccounts:\n", 1);
+    assert_ne!(with_second, base);
+    std::fs::write(&file, with_second).unwrap();
+    let out = d.cmd("plan").args(["-o", "json"]).output().unwrap();
+    let servers = json_of(&out)["plan"]["servers"].clone();
+    let taken: Vec<(String, String)> = servers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["server"].as_str().unwrap().to_string(), s["action"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(taken.contains(&("edge2".into(), "start".into())), "{taken:?}");
+    assert!(!taken.iter().any(|(_, a)| a == "restart"), "{taken:?}");
+    assert_eq!(taken.iter().filter(|(_, a)| a == "reload").count(), 6, "{taken:?}");
+    let out = d.cmd("apply").args(["-o", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let links = json_of(&out)["verify"]["links"].clone();
+    assert!(
+        links
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["kind"] == "leaf" && l["from"] == "edge2" && l["ok"] == true),
+        "{links}"
+    );
+}
