@@ -18,7 +18,7 @@ Usage: bench/apply-at-scale.py [--runs 3] [--size 6x10]   (needs the release bui
 import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from benchlib import BIN, NATS, ROOT, free_base
+from benchlib import BIN, NATS, ROOT, formation_time, free_base
 
 ENV = dict(os.environ, APP_PASS="bench-secret", NATS_SERVER_BIN=NATS)
 
@@ -64,20 +64,16 @@ def formed(server, regions, nodes):
 
 
 def formation(confs, servers, regions, nodes):
-    start = time.perf_counter()
-    procs = [subprocess.Popen([NATS, "-c", c], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in confs]
     pending = list(servers)
-    try:
-        with ThreadPoolExecutor(16) as pool:
-            while pending:
-                done = list(pool.map(lambda s: formed(s, regions, nodes), pending))
-                pending = [s for s, ok in zip(pending, done) if not ok]
-        return time.perf_counter() - start
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait()
+
+    with ThreadPoolExecutor(16) as pool:
+
+        def all_formed():
+            done = list(pool.map(lambda s: formed(s, regions, nodes), pending))
+            pending[:] = [s for s, ok in zip(pending, done) if not ok]
+            return not pending
+
+        return formation_time(confs, ENV, all_formed)
 
 
 def run_once(path, regions, nodes):

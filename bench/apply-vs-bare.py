@@ -11,7 +11,7 @@ Prints one line per run and a summary with medians and the ratio.
 """
 import argparse, os, shutil, statistics, subprocess, tempfile, time, urllib.request
 
-from benchlib import BIN, NATS, ROOT, free_base
+from benchlib import BIN, NATS, ROOT, formation_time, free_base
 
 ENV = dict(os.environ, APP_PASS="bench", NATS_SERVER_BIN=NATS)
 TARGETS = {"dev": 1.3, "supercluster": 1.5}
@@ -32,18 +32,13 @@ def timed_apply(topology, work, base):
 
 
 def timed_bare(confs, monitors):
-    start = time.perf_counter()
-    procs = [subprocess.Popen([NATS, "-c", c], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in confs]
     pending = set(monitors)
-    try:
-        while pending:
-            pending = {m for m in pending if not healthy(m)}
-        return time.perf_counter() - start
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait()
+
+    def formed():
+        pending.difference_update({m for m in pending if healthy(m)})
+        return not pending
+
+    return formation_time(confs, ENV, formed)
 
 
 def bench(name, runs):

@@ -1,6 +1,6 @@
 """What the benchmarks share: where the binaries are, a free local port range, and a whole-process
 measurement."""
-import os, socket, subprocess, sys
+import os, socket, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "notif-infra")
@@ -34,3 +34,19 @@ def timed(args, cwd, env, accept=(0,)):
         sys.exit(f"{' '.join(args)} failed ({p.returncode}):\n{p.stderr[-3000:]}")
     wall, rss_kb = p.stderr.strip().splitlines()[-1].split()
     return float(wall), int(rss_kb) / 1024
+
+
+def formation_time(confs, env, formed):
+    """Seconds from starting nats-server on every config at once until `formed()` says the
+    system is up (it is called again and again); the servers are stopped afterwards."""
+    start = time.perf_counter()
+    procs = [subprocess.Popen([NATS, "-c", c], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in confs]
+    try:
+        while not formed():
+            pass
+        return time.perf_counter() - start
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()

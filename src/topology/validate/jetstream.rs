@@ -297,6 +297,19 @@ impl Validator {
         }
     }
 
+    /// A time as the JetStream API takes it (RFC 3339); refused where it is written otherwise.
+    fn time(&mut self, t: &Spanned<String>, object: &str) -> String {
+        if !is_rfc3339(&t.value) {
+            self.error(
+                Diagnostic::error(format!("`{}` is not an RFC 3339 time", t.value))
+                    .at(loc(t))
+                    .object(object.to_string())
+                    .help("write it as 2026-01-31T12:00:00Z"),
+            );
+        }
+        t.value.clone()
+    }
+
     /// The settings of nats-server 2.11 to 2.15, with the combinations the server refuses
     /// (measured on 2.15) refused here, where they are written.
     fn stream_features(&mut self, spec: &StreamSpec, object: &str) -> StreamFeatures {
@@ -452,17 +465,7 @@ impl Validator {
             );
         }
         let deliver_policy = spec.deliver_policy.as_ref().map(|d| d.value).unwrap_or_default();
-        let opt_start_time = spec.opt_start_time.as_ref().map(|t| {
-            if !is_rfc3339(&t.value) {
-                self.error(
-                    Diagnostic::error(format!("`{}` is not an RFC 3339 time", t.value))
-                        .at(loc(t))
-                        .object(object.clone())
-                        .help("write it as 2026-01-31T12:00:00Z"),
-                );
-            }
-            t.value.clone()
-        });
+        let opt_start_time = spec.opt_start_time.as_ref().map(|t| self.time(t, &object));
         let at = loc(name);
         match (deliver_policy, &opt_start_time, &spec.opt_start_seq) {
             (DeliverPolicy::ByStartTime, None, _) => self.error(
@@ -481,17 +484,7 @@ impl Validator {
             }
             _ => {}
         }
-        let pause_until = spec.pause_until.as_ref().map(|t| {
-            if !is_rfc3339(&t.value) {
-                self.error(
-                    Diagnostic::error(format!("`{}` is not an RFC 3339 time", t.value))
-                        .at(loc(t))
-                        .object(object.clone())
-                        .help("write it as 2026-01-31T12:00:00Z"),
-                );
-            }
-            t.value.clone()
-        });
+        let pause_until = spec.pause_until.as_ref().map(|t| self.time(t, &object));
         if let Some(policy) = &spec.priority_policy
             && policy.value != PriorityPolicy::None
         {
