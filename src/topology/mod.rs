@@ -3,6 +3,7 @@
 mod diagnostic;
 pub mod edit;
 mod schema;
+mod shape;
 mod validate;
 
 pub use diagnostic::{Diagnostic, Severity, did_you_mean};
@@ -86,7 +87,14 @@ pub fn load(path: &Path) -> Result<Loaded, TopologyError> {
 pub fn parse(source: Source) -> Result<Loaded, TopologyError> {
     let file: schema::TopologyFile = match serde_saphyr::from_str(&source.text) {
         Ok(file) => file,
-        Err(e) => return Err(TopologyError::invalid(&source, vec![parse_diagnostic(&e, &source.text)])),
+        Err(e) => {
+            // The typed reading stops at the first problem; the schema walk finds them all.
+            let first = parse_diagnostic(&e, &source.text);
+            let mut all: Vec<Diagnostic> = shape::problems(&source.text).into_iter().filter(|d| d.loc != first.loc).collect();
+            all.push(first);
+            all.sort_by_key(|d| d.loc.map(|l| (l.line, l.col)).unwrap_or((u32::MAX, 0)));
+            return Err(TopologyError::invalid(&source, all));
+        }
     };
     let validated = validate::validate(file);
     let mut diagnostics = validated.diagnostics;

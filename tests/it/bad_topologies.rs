@@ -16,6 +16,19 @@ const CASES: &[(&str, &str, &[&str])] = &[
         &["expected string scalar", "bad.yaml:1:7"],
     ),
     (
+        "every problem of shape at once, each where it is",
+        "name: dev\nregions:\n  main:\n    nodes: 3\n    jetstrem: true\nstreams:\n  S:\n    subjectz: [a]\n    storage: disk\n",
+        &[
+            "unknown field `jetstrem`",
+            "bad.yaml:5:5",
+            "did you mean `jetstream`?",
+            "unknown field `subjectz` in `streams.S`",
+            "bad.yaml:8:5",
+            "`streams.S.storage` is `disk`, expected one of file, memory",
+            "bad.yaml:9:14",
+        ],
+    ),
+    (
         "wrong type for nodes",
         "name: dev\nregions:\n  main:\n    nodes: three\n",
         &["invalid type: string", "expected a node count or a list of nodes", "bad.yaml:4:5"],
