@@ -10,6 +10,8 @@ use super::RenderedFile;
 use crate::model::Topology;
 
 pub const LINK_UP: &str = "nats_link_up";
+/// What `verify --format prometheus` prints too.
+pub const CHECK_STATUS: &str = "notif_infra_check_status";
 pub const PROBE_OK: &str = "nats_probe_ok";
 pub const PROBE_LATENCY: &str = "nats_probe_latency_seconds";
 pub const SERVER_UP: &str = "nats_server_up";

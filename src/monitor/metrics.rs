@@ -53,6 +53,15 @@ pub fn encode(w: &Watched, p: &Picture) -> String {
         families: Vec::new(),
         common: &common,
     };
+    // Every check as verify's Prometheus output names it: one list behind both.
+    for c in p.checks() {
+        m.set(
+            CHECK_STATUS,
+            "The level of one verify check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
+            &[("kind", c.kind.clone()), ("subject", c.subject.clone())],
+            c.level as u8 as f64,
+        );
+    }
     if let Some(e) = &p.evaluation {
         for n in &e.nodes {
             let labels = [("server", n.name.clone()), ("region", n.region.clone())];

@@ -35,6 +35,22 @@ pub struct Picture {
     pub probe_seconds: f64,
 }
 
+impl Picture {
+    /// The picture as verify's list of checks (what a monitor reading holds of it).
+    pub fn checks(&self) -> Vec<verify::Check> {
+        let Some(e) = &self.evaluation else { return Vec::new() };
+        verify::Findings {
+            nodes: &e.nodes,
+            links: &e.links,
+            jetstream: &e.jetstream,
+            probes: &self.probes,
+            streams: &self.streams,
+            ..Default::default()
+        }
+        .checks(&verify::Thresholds::default())
+    }
+}
+
 /// What the monitor watches and how.
 pub struct Watched {
     pub desired: Desired,
@@ -88,7 +104,16 @@ impl Watcher {
         }
         let started = Instant::now();
         let (evaluation, figures, js) = read_round(&self.watched.desired, &self.monitor).await;
-        let problems = problems(&evaluation);
+        // The same list of checks verify reads, for what the log says went down or came back.
+        let findings = verify::Findings {
+            nodes: &evaluation.nodes,
+            links: &evaluation.links,
+            jetstream: &evaluation.jetstream,
+            ..Default::default()
+        };
+        let problems: BTreeSet<String> = verify::problems(&findings.checks(&verify::Thresholds::default()))
+            .into_iter()
+            .collect();
         for p in problems.difference(&reading.problems) {
             (self.log)(format!("down: {p}"));
         }
@@ -180,19 +205,4 @@ async fn read_round(desired: &Desired, monitor: &Monitor) -> (Evaluation, BTreeM
         })
     };
     (evaluation, figures, js)
-}
-
-/// What is wrong, one line each, for the log.
-fn problems(e: &Evaluation) -> BTreeSet<String> {
-    let nodes = e
-        .nodes
-        .iter()
-        .filter(|n| !n.healthy)
-        .map(|n| format!("server {}: {}", n.name, n.detail.as_deref().unwrap_or("unhealthy")));
-    let links = e
-        .links
-        .iter()
-        .filter(|l| !l.ok)
-        .map(|l| format!("{} {} -> {}", l.kind, l.from, l.to));
-    nodes.chain(links).collect()
 }

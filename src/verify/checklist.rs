@@ -6,7 +6,9 @@
 use serde::Serialize;
 use std::fmt::Write as _;
 
-use super::Report;
+use crate::desired::monitoring::CHECK_STATUS;
+
+use super::{CertificateReport, FlowReport, FlowTrace, LinkReport, MetaReport, NodeReport, ProbeReport, Report, StreamReport};
 
 /// natscli's levels, in order of gravity; the number is Nagios' exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -95,11 +97,42 @@ fn over(value: f64, (warning, critical): (Option<f64>, Option<f64>)) -> Level {
     }
 }
 
+/// What the checks are made of: a verification's findings, or `monitor`'s latest picture.
+#[derive(Default)]
+pub struct Findings<'a> {
+    pub nodes: &'a [NodeReport],
+    pub links: &'a [LinkReport],
+    pub jetstream: &'a [MetaReport],
+    pub probes: &'a [ProbeReport],
+    pub streams: &'a [StreamReport],
+    pub flows: &'a [FlowReport],
+    pub traces: &'a [FlowTrace],
+    pub certificates: &'a [CertificateReport],
+}
+
 impl Report {
     /// Every check of the report, in the report's order.
     pub fn checks(&self, thresholds: &Thresholds) -> Vec<Check> {
+        Findings {
+            nodes: &self.nodes,
+            links: &self.links,
+            jetstream: &self.jetstream,
+            probes: &self.probes,
+            streams: &self.streams,
+            flows: &self.flows,
+            traces: &self.traces,
+            certificates: &self.certificates,
+        }
+        .checks(thresholds)
+    }
+}
+
+impl Findings<'_> {
+    /// Every check, in this order: servers, stores, certificates, links, meta group, probes,
+    /// JetStream objects, flows, traced paths.
+    pub fn checks(&self, thresholds: &Thresholds) -> Vec<Check> {
         let mut checks = Vec::new();
-        for n in &self.nodes {
+        for n in self.nodes {
             checks.push(Check {
                 kind: "node".into(),
                 subject: n.name.clone(),
@@ -109,7 +142,7 @@ impl Report {
                 failing_as: " unhealthy",
             });
         }
-        for n in &self.nodes {
+        for n in self.nodes {
             let Some(percent) = n.store_used_percent else { continue };
             checks.push(Check {
                 kind: "store".into(),
@@ -120,7 +153,7 @@ impl Report {
                 failing_as: "",
             });
         }
-        for c in &self.certificates {
+        for c in self.certificates {
             let (level, evidence, measured) = match &c.days_left {
                 Ok(days) => (
                     under(*days as f64, thresholds.certificate_days),
@@ -138,7 +171,7 @@ impl Report {
                 failing_as: "",
             });
         }
-        for l in &self.links {
+        for l in self.links {
             checks.push(Check {
                 kind: l.kind.into(),
                 subject: format!("{} -> {}", l.from, l.to),
@@ -148,7 +181,7 @@ impl Report {
                 failing_as: " missing",
             });
         }
-        for m in &self.jetstream {
+        for m in self.jetstream {
             checks.push(Check {
                 kind: "meta group".into(),
                 subject: m.node.clone(),
@@ -163,7 +196,7 @@ impl Report {
                 failing_as: "",
             });
         }
-        for p in &self.probes {
+        for p in self.probes {
             let level = match (p.ok, p.latency_ms) {
                 (false, _) => Level::Critical,
                 (true, Some(ms)) => over(ms, thresholds.probe_latency_ms),
@@ -178,7 +211,7 @@ impl Report {
                 failing_as: "",
             });
         }
-        for s in &self.streams {
+        for s in self.streams {
             let account = s.account.as_deref().map(|a| format!(" (account {a})")).unwrap_or_default();
             checks.push(Check {
                 kind: s.kind.label().into(),
@@ -189,7 +222,7 @@ impl Report {
                 failing_as: "",
             });
         }
-        for f in &self.flows {
+        for f in self.flows {
             checks.push(Check {
                 kind: "flow".into(),
                 subject: format!("{} ({} {})", f.name, f.expect, f.target),
@@ -199,7 +232,7 @@ impl Report {
                 failing_as: "",
             });
         }
-        for t in &self.traces {
+        for t in self.traces {
             checks.push(Check {
                 kind: "flow path".into(),
                 subject: t.flow.clone(),
@@ -266,11 +299,11 @@ pub fn prometheus(topology: &str, target: &str, checks: &[Check]) -> String {
             escape(&c.subject)
         )
     };
-    let mut out = String::from(
-        "# HELP notif_infra_check_status The level of one verify check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n# TYPE notif_infra_check_status gauge\n",
+    let mut out = format!(
+        "# HELP {CHECK_STATUS} The level of one verify check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n# TYPE {CHECK_STATUS} gauge\n"
     );
     for c in checks {
-        let _ = writeln!(out, "notif_infra_check_status{{{}}} {}", labels(c), c.level as u8);
+        let _ = writeln!(out, "{CHECK_STATUS}{{{}}} {}", labels(c), c.level as u8);
     }
     // Each unit a check measures in, as its own metric in Prometheus' base units.
     let measures: [(&str, &str, &str, f64); 3] = [

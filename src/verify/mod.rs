@@ -9,7 +9,7 @@ mod readers;
 mod streams;
 mod trace;
 
-pub use checklist::{Check, Level, Thresholds, nagios, prometheus, worst};
+pub use checklist::{Check, Findings, Level, Thresholds, nagios, problems, prometheus, worst};
 pub use checks::{Evaluation, LinkReport, MetaReport, NodeReport, evaluate};
 pub use flows::FlowReport;
 pub use probes::{Clients as ProbeClients, ProbeReport, run_all as run_probes};
@@ -71,7 +71,7 @@ fn certificates(desired: &Desired) -> Vec<CertificateReport> {
 impl Report {
     /// One line per thing that is wrong, naming it.
     pub fn failures(&self) -> Vec<String> {
-        checklist::problems(&self.checks(&Thresholds::default()))
+        problems(&self.checks(&Thresholds::default()))
     }
 }
 

@@ -301,6 +301,19 @@ fn prometheus_fires_link_down_for_a_killed_server_and_resolves_it_when_the_serve
         api(&format!("{prometheus}/api/v1/query?query=min(nats_link_up)")).is_some_and(|up| up["data"]["result"][0]["value"][1] == "1")
     });
     assert!(firing(&prometheus, "NatsLinkDown").is_empty());
+    // verify's list of checks, as monitor serves it: every one OK while all is up.
+    let checks = get_json(&format!(
+        "{prometheus}/api/v1/query?query=max(notif_infra_check_status)%20by%20(kind)"
+    ));
+    let kinds: Vec<(&str, &str)> = checks["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["metric"]["kind"].as_str().unwrap(), r["value"][1].as_str().unwrap()))
+        .collect();
+    for kind in ["node", "route", "gateway", "meta group"] {
+        assert!(kinds.contains(&(kind, "0")), "{kind} checks OK: {kinds:?}");
+    }
     // The consumer's pending count, read from its leader, past the topology's threshold of 5.
     let pending = get_json(&format!("{prometheus}/api/v1/query?query=nats_consumer_pending"));
     assert_eq!(pending["data"]["result"][0]["value"][1], "10", "{pending}");
