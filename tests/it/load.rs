@@ -88,12 +88,28 @@ async fn publish_until(urls: Vec<String>, stop: Arc<AtomicBool>) -> (BTreeSet<u6
 async fn stored_ids(urls: &[String]) -> BTreeSet<u64> {
     use futures_util::StreamExt;
     let js = async_nats::jetstream::new(connect(urls).await);
-    let mut stream = js.get_stream("EVENTS").await.unwrap();
-    let total = stream.info().await.unwrap().state.messages;
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
-        .await
-        .unwrap();
+    // Right after servers came back (a restarted engine, a roll) the stream may still be electing
+    // its leader: its API requests time out until it has one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (total, consumer) = loop {
+        let attempt = async {
+            let mut stream = js.get_stream("EVENTS").await.map_err(|e| e.to_string())?;
+            let total = stream.info().await.map_err(|e| e.to_string())?.state.messages;
+            let consumer = stream
+                .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((total, consumer))
+        };
+        match attempt.await {
+            Ok(ready) => break ready,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("reading EVENTS back: {e}; asking again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("cannot read EVENTS back: {e}"),
+        }
+    };
     let mut messages = consumer.messages().await.unwrap();
     let mut ids = BTreeSet::new();
     while (ids.len() as u64) < total {
