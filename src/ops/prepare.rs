@@ -75,9 +75,15 @@ pub(super) async fn prepare(opts: &Options, loaded: Loaded, mode: KeyMode, host:
     let quorum = js_nodes.len() / 2 + 1;
     let read_live = async {
         if js_running < quorum || !secrets.missing.is_empty() || desired.jetstream_accounts.is_empty() {
-            Ok(LiveState::NotRunning)
-        } else {
-            read_live_jetstream(&desired, &secrets.keys, ELECTION_TIMEOUT).await
+            return Ok(LiveState::NotRunning);
+        }
+        match read_live_jetstream(&desired, &secrets.keys, ELECTION_TIMEOUT).await {
+            // Part of the meta group down (an interrupted bring-up) can leave the rest without a
+            // leader until apply starts the others: as without a quorum, apply reads again then.
+            Err(e) if js_running < js_nodes.len() && e.downcast_ref::<crate::jsapi::ApiError>().is_some_and(|a| a.is_transient()) => {
+                Ok(LiveState::NotRunning)
+            }
+            read => read,
         }
     };
     // Plan needs the digests of running servers to compare; apply also checks every config it
