@@ -35,15 +35,21 @@ pub struct FlowReport {
 
 pub async fn run_all(desired: &Desired, keys: &Keys, nonce: &str) -> Vec<FlowReport> {
     // Flows that look at one consumer take turns: a read (with its NAKs of what is not its own)
-    // would otherwise move what another flow is checking.
+    // would otherwise move what another flow is checking. So do flows that look at one stream:
+    // each finds its message as the last on its subject, which another flow's may have followed.
     let consumers_of = |f: &ExpectedFlow| -> BTreeSet<(Option<String>, String, String)> {
         f.targets
             .iter()
-            .filter_map(|t| match &t.kind {
+            .flat_map(|t| match &t.kind {
+                // A consumer's message is found in its stream first.
                 TargetKind::Consumer {
                     stream, consumer, account, ..
-                } => Some((account.clone(), stream.clone(), consumer.clone())),
-                _ => None,
+                } => vec![
+                    (account.clone(), stream.clone(), String::new()),
+                    (account.clone(), stream.clone(), consumer.clone()),
+                ],
+                TargetKind::Stream { stream, account, .. } => vec![(account.clone(), stream.clone(), String::new())],
+                TargetKind::Subscriber { .. } => Vec::new(),
             })
             .collect()
     };
