@@ -18,7 +18,7 @@ Usage: bench/apply-at-scale.py [--runs 3] [--size 6x10]   (needs the release bui
 import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from benchlib import BIN, NATS, ROOT, formation_time, free_base
+from benchlib import BIN, NATS, ROOT, formation_time, free_base, write_section, DOCS, README
 
 ENV = dict(os.environ, APP_PASS="bench-secret", NATS_SERVER_BIN=NATS)
 
@@ -63,17 +63,39 @@ def formed(server, regions, nodes):
     return len((gatewayz or {}).get("outbound_gateways", {})) >= regions - 1
 
 
+def meta_whole(servers, members):
+    """Whether the JetStream meta leader sees all `members` current (as verify requires)."""
+    monitors = dict(servers)
+    _, jsz = get(next(url for name, url in servers if not name.startswith("l")) + "/jsz")
+    leader = ((jsz or {}).get("meta_cluster") or {}).get("leader")
+    if leader not in monitors:
+        return False
+    _, jsz = get(monitors[leader] + "/jsz")
+    replicas = ((jsz or {}).get("meta_cluster") or {}).get("replicas") or []
+    return len(replicas) + 1 == members and all(r.get("current") for r in replicas)
+
+
 def formation(confs, servers, regions, nodes):
+    """(seconds until every /healthz and link is up, seconds until the meta group is whole
+    too) from starting the configs at once."""
     pending = list(servers)
+    start = time.perf_counter()
+    links_up = []
 
     with ThreadPoolExecutor(16) as pool:
 
         def all_formed():
-            done = list(pool.map(lambda s: formed(s, regions, nodes), pending))
-            pending[:] = [s for s, ok in zip(pending, done) if not ok]
-            return not pending
+            if not links_up:
+                done = list(pool.map(lambda s: formed(s, regions, nodes), pending))
+                pending[:] = [s for s, ok in zip(pending, done) if not ok]
+                if pending:
+                    return False
+                links_up.append(time.perf_counter() - start)
+            time.sleep(0.05)
+            return meta_whole(servers, regions * nodes)
 
-        return formation_time(confs, ENV, all_formed)
+        whole = formation_time(confs, ENV, all_formed)
+        return links_up[0], whole
 
 
 def run_once(path, regions, nodes):
@@ -100,16 +122,17 @@ def run_once(path, regions, nodes):
         nodes_ = report["verify"]["nodes"]
         monitors = [(n["name"], n["monitor_url"]) for n in nodes_]
         confs = [os.path.join(keep, f"{n['name']}.conf") for n in nodes_]
-        limit = formation(confs, monitors, regions, nodes)
+        limit, meta = formation(confs, monitors, regions, nodes)
         links = len(report["verify"]["links"])
         probes = len(report["verify"]["probes"])
-        return applied, verified, limit, report["timings"]["phases"], links, probes
+        return applied, verified, limit, meta, report["timings"]["phases"], links, probes
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--size", default="6x10")
+    ap.add_argument("--write-docs", action="store_true", help="write the figures into docs/benchmarks.md")
     args = ap.parse_args()
     regions, nodes = map(int, args.size.split("x"))
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
@@ -119,18 +142,39 @@ def main():
             f.write(topology(regions, nodes))
         rows, phases = [], {}
         for run in range(args.runs):
-            applied, verified, limit, ph, links, probes = run_once(path, regions, nodes)
-            rows.append((applied, verified, limit))
+            applied, verified, limit, meta, ph, links, probes = run_once(path, regions, nodes)
+            rows.append((applied, verified, limit, meta))
             for p in ph:
                 phases.setdefault(p["name"], []).append(p["ms"] / 1000)
-            print(f"run {run + 1}: apply-to-verified {applied:.2f} s, verify {verified:.2f} s, formation limit {limit:.2f} s, ratio {applied / limit:.2f} ({links} links, {probes} probes)", flush=True)
+            print(f"run {run + 1}: apply-to-verified {applied:.2f} s, verify {verified:.2f} s, formation limit {limit:.2f} s "
+                  f"(meta group whole {meta:.2f} s), ratios {applied / limit:.2f} and {applied / meta:.2f} ({links} links, {probes} probes)", flush=True)
     servers = regions * nodes + regions
-    ma, mv, ml = (statistics.median(c) for c in zip(*rows))
-    print(f"\n{servers} servers ({args.size} + {regions} leafnodes), medians of {args.runs}: apply-to-verified {ma:.2f} s, "
-          f"formation limit {ml:.2f} s, ratio {ma / ml:.2f}; verify alone {mv:.2f} s")
+    ma, mv, ml, mm = (statistics.median(c) for c in zip(*rows))
+    summary = (f"{servers} servers ({args.size} + {regions} leafnodes, {regions * 5} R3 streams; {links} links, {probes} probes), "
+               f"medians of {args.runs}: apply-to-verified {ma:.2f} s; formation limit {ml:.2f} s (ratio {ma / ml:.2f}), "
+               f"with the JetStream meta group whole {mm:.2f} s (ratio {ma / mm:.2f}); verify alone {mv:.2f} s")
+    print("\n" + summary)
     print("apply's phases (median seconds):")
-    for name, values in phases.items():
-        print(f"  {statistics.median(values):7.3f}  {name}")
+    phase_lines = [f"  {statistics.median(values):7.3f}  {name}" for name, values in phases.items()]
+    print("\n".join(phase_lines))
+    if args.write_docs:
+        runs = "\n".join(
+            f"| {i + 1} | {a:.2f} | {v:.2f} | {l:.2f} | {m:.2f} | {a / l:.2f} | {a / m:.2f} |" for i, (a, v, l, m) in enumerate(rows)
+        )
+        write_section(
+            README,
+            f"live-{args.size}",
+            f"| {servers} servers live ({args.size} + {regions} leafnodes, {regions * 5} R3 streams) | apply-to-verified {ma:.2f} s | "
+            f"formation limit {ml:.2f} s ({ma / ml:.2f}x); meta group whole {mm:.2f} s ({ma / mm:.2f}x) | verify alone {mv:.2f} s |",
+        )
+        write_section(
+            DOCS,
+            f"live-{args.size}",
+            f"{summary}.\n\n"
+            "| run | apply-to-verified s | verify alone s | formation limit s | meta group whole s | ratio to the limit | ratio to meta whole |\n"
+            "|---|---|---|---|---|---|---|\n"
+            f"{runs}\n\napply's phases (median seconds):\n\n```\n" + "\n".join(phase_lines) + "\n```",
+        )
 
 
 if __name__ == "__main__":

@@ -50,3 +50,21 @@ def formation_time(confs, env, formed):
             p.terminate()
         for p in procs:
             p.wait()
+
+
+DOCS = os.path.join(ROOT, "docs", "benchmarks.md")
+README = os.path.join(ROOT, "README.md")
+
+
+def write_section(path, name, text):
+    """Replaces what the file at `path` holds between `<!-- bench:NAME -->` and
+    `<!-- /bench:NAME -->` with `text` (a benchmark's latest figures)."""
+    with open(path) as f:
+        doc = f.read()
+    begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    if begin not in doc or end not in doc:
+        sys.exit(f"{path} has no {begin} ... {end} section")
+    head, rest = doc.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    with open(path, "w") as f:
+        f.write(f"{head}{begin}\n{text}\n{end}{tail}")

@@ -23,7 +23,7 @@ Usage: bench/scale.py [--runs 3] [--sizes 25x10,50x10,100x10,200x10,250x20] [--w
 """
 import argparse, math, os, statistics, sys, tempfile
 
-from benchlib import BIN, NATS, ROOT, timed
+from benchlib import BIN, DOCS, NATS, README, ROOT, timed, write_section
 
 ENV = dict(os.environ, NATS_SERVER_BIN=NATS, APP_PASS="bench-secret")
 COMMANDS = ["validate", "render", "plan"]
@@ -126,6 +126,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sizes", default="25x10,50x10,100x10,200x10,250x20")
     ap.add_argument("--work-dir", default="/dev/shm")
+    ap.add_argument("--write-docs", action="store_true", help="write the figures into docs/benchmarks.md and README.md")
     a = ap.parse_args()
     if not os.access(BIN, os.X_OK):
         sys.exit(f"no release build at {BIN}: run cargo build --release")
@@ -169,6 +170,16 @@ def main():
     svg(rows, os.path.join(results, "scale.svg"))
     print("\n".join(lines))
     print("\n".join(doubling))
+    if a.write_docs:
+        table = "\n".join(lines) + "\n\nDoubling the servers:\n\n" + "".join(f"- {d}\n" for d in doubling)
+        write_section(DOCS, "scale", f"Medians of {a.runs}, files under `{a.work_dir}`:\n\n{table}\n![validate, render and plan against servers](../bench/results/scale.svg)")
+        biggest = rows[-1]
+        write_section(
+            README,
+            "scale",
+            f"| {biggest['servers']} servers, offline | validate {biggest['validate_time']:.2f} s | render {biggest['render_time']:.2f} s, "
+            f"{biggest['render_mem']:.0f} MB | plan {biggest['plan_time']:.2f} s |",
+        )
 
 
 if __name__ == "__main__":

@@ -28,10 +28,7 @@ pub fn read_state<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<
 /// the same file never share one), synced, renamed into place, and the directory synced: after
 /// a crash the file holds either the old or the new content.
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(path);
     fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     let (tmp, f) = write_temporary(dir, path, content, mode)?;
     f.sync_all().with_context(|| format!("cannot write `{}`", tmp.display()))?;
@@ -39,6 +36,25 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .with_context(|| format!("cannot sync `{}`", dir.display()))
+}
+
+/// Writes `content` to `path` through a temporary file and a rename, so that readers see the
+/// old or the new content, without making it durable: for files that mean nothing after the
+/// machine restarts (a running process's pid). Two fsyncs per pid file made the starts of 66
+/// servers wait seconds on a busy disk.
+pub fn write_visible(path: &Path, content: &[u8], mode: u32) -> Result<()> {
+    let dir = parent_dir(path);
+    fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let (tmp, _) = write_temporary(dir, path, content, mode)?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot move `{}` into place", path.display()))
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 /// The temporary file of this process beside `path` (in `dir`), holding `content` with
@@ -60,13 +76,14 @@ fn write_temporary(dir: &Path, path: &Path, content: &[u8], mode: u32) -> Result
     Ok((tmp, f))
 }
 
-/// Writes many files atomically, as `write_atomic` does each, with one flush of the filesystem
-/// for all of them instead of two syncs per file: every temporary file is written, the
-/// filesystem synced once, then each renamed into place and each directory synced. After a
-/// crash each file holds either its old or its new content. Paths are relative to `root`.
+/// Writes many files atomically, as `write_atomic` does each, without two syncs per file in a
+/// row: every temporary file is written, all are made durable at once (`sync_all_of`), then
+/// each is renamed into place and each directory synced. After a crash each file holds either
+/// its old or its new content. Paths are relative to `root`.
 pub fn write_batch_atomic<'a>(root: &Path, files: impl IntoIterator<Item = (&'a Path, &'a [u8], u32)>) -> Result<()> {
     let mut renames = Vec::new();
     let mut dirs = std::collections::BTreeSet::new();
+    let mut bytes = 0u64;
     for (rel, content, mode) in files {
         let path = root.join(rel);
         let dir = path.parent().unwrap_or(root).to_path_buf();
@@ -74,22 +91,79 @@ pub fn write_batch_atomic<'a>(root: &Path, files: impl IntoIterator<Item = (&'a 
             fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
         }
         let (tmp, _) = write_temporary(&dir, &path, content, mode)?;
+        bytes += content.len() as u64;
         renames.push((tmp, path));
     }
     if renames.is_empty() {
         return Ok(());
     }
-    let root_dir = fs::File::open(root).with_context(|| format!("cannot open `{}`", root.display()))?;
-    nix::unistd::syncfs(&root_dir).with_context(|| format!("cannot sync the filesystem of `{}`", root.display()))?;
+    let temporaries: Vec<&Path> = renames.iter().map(|(tmp, _)| tmp.as_path()).collect();
+    sync_all_of(root, &temporaries, bytes)?;
     for (tmp, path) in &renames {
         fs::rename(tmp, path).with_context(|| format!("cannot move `{}` into place", path.display()))?;
     }
-    for dir in &dirs {
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("cannot sync `{}`", dir.display()))?;
+    let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    sync_each(&dirs)
+}
+
+/// Dirty pages of other processes beyond which one `syncfs` costs more than syncing each file.
+const OTHERS_DIRTY_LIMIT: u64 = 64 << 20;
+
+/// Makes `files` (`bytes` in all, under `root`) durable. One `syncfs` is cheapest when they are
+/// most of what the machine has dirty (3000 files: 0.07 s), but it also waits for every other
+/// process's dirty pages (3.0 s beside 3 GB another process wrote). An fsync of each file, many
+/// at once, pays for these files only (0.29-0.31 s either way; measured on this project's
+/// 2-core VM). So `syncfs` while the machine's dirty pages are about these files alone.
+fn sync_all_of(root: &Path, files: &[&Path], bytes: u64) -> Result<()> {
+    match machine_dirty_bytes() {
+        Some(dirty) if dirty <= bytes + OTHERS_DIRTY_LIMIT => {
+            let root_dir = fs::File::open(root).with_context(|| format!("cannot open `{}`", root.display()))?;
+            nix::unistd::syncfs(&root_dir).with_context(|| format!("cannot sync the filesystem of `{}`", root.display()))
+        }
+        _ => sync_each(files),
     }
-    Ok(())
+}
+
+/// The machine's dirty and under-writeback page cache, from `/proc/meminfo`.
+fn machine_dirty_bytes() -> Option<u64> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = |field: &str| -> Option<u64> {
+        let line = meminfo.lines().find(|l| l.starts_with(field))?;
+        line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+    };
+    Some((kib("Dirty:")? + kib("Writeback:")?) * 1024)
+}
+
+/// Syncs each path (a file or a directory), several at once: the device serves concurrent
+/// flushes together (3000 files: 2.3 s one at a time, 0.3 s 32 at once).
+fn sync_each(paths: &[&Path]) -> Result<()> {
+    each_at_once(paths, |path| {
+        fs::File::open(path)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot sync `{}`", path.display()))
+    })
+}
+
+/// Runs `work` on every item, 32 threads at once; fails with the first error seen.
+fn each_at_once<T: Sync>(items: &[T], work: impl Fn(&T) -> Result<()> + Sync) -> Result<()> {
+    const AT_ONCE: usize = 32;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..AT_ONCE.min(items.len()))
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { return Ok(()) };
+                        work(item)?;
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().expect("a file worker does not panic"))
+    })
 }
 
 /// Removes a file; one already gone is not an error.
@@ -149,6 +223,22 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn syncing_each_file_names_the_one_that_cannot_be_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let present = dir.path().join("present");
+        fs::write(&present, "x").unwrap();
+        let missing = dir.path().join("missing");
+        sync_each(&[present.as_path()]).unwrap();
+        let e = sync_each(&[present.as_path(), missing.as_path()]).unwrap_err();
+        assert!(format!("{e:#}").contains("missing"), "{e:#}");
+    }
+
+    #[test]
+    fn the_machine_dirty_pages_are_read_from_meminfo() {
+        assert!(machine_dirty_bytes().is_some());
     }
 
     #[test]

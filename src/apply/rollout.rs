@@ -233,12 +233,15 @@ impl Rollout<'_> {
             }
             let ready = starts.iter().zip(&digests).map(|(c, d)| self.wait_ready(&monitor, &c.server, d));
             let results = futures_util::future::join_all(ready).await;
-            for (c, result) in starts.iter().zip(results) {
+            // Each started server runs its config, answering or not: one save for them all.
+            for c in &starts {
                 if let Some(s) = self.desired.server(&c.server) {
                     state.applied.insert(c.server.clone(), s.conf.clone());
                 }
                 state.starting.remove(&c.server);
-                state.save(dir)?;
+            }
+            state.save(dir)?;
+            for (c, result) in starts.iter().zip(results) {
                 result?;
                 progress.finish(&step_name(c));
                 host(&c.server, "answering".into());
@@ -438,7 +441,7 @@ impl Rollout<'_> {
                     self.target.log_tail(server).await
                 );
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Monitor::poll_interval(self.desired.servers.len())).await;
         }
     }
 

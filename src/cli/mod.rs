@@ -198,7 +198,7 @@ fn duration_arg(text: &str) -> Result<Duration, String> {
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    match cli.command {
+    let outcome = match cli.command {
         Command::Init(a) => init::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Render(a) => render::run(a),
@@ -224,5 +224,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Monitor(a) => runtime.block_on(monitor::run(a)),
         Command::Backup(a) => runtime.block_on(backup::run(a)),
         Command::Restore(a) => runtime.block_on(restore::run(a)),
-    }
+    };
+    // The command is done: connections still closing and idle pooled sockets are not waited
+    // for (measured: 0.2-0.3 s at the end of a verify of 66 servers).
+    runtime.shutdown_background();
+    outcome
 }

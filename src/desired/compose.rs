@@ -232,24 +232,8 @@ pub fn host_projects(desired: &Desired, env_vars: &[String], config_dir: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::{Addressing, build};
+    use crate::desired::{Addressing, build, of_yaml as desired};
     use crate::topology::{Source, parse};
-
-    fn desired(yaml: &str) -> Desired {
-        let t = parse(Source {
-            path: "t.yaml".into(),
-            text: yaml.into(),
-        })
-        .unwrap()
-        .topology;
-        let material = crate::desired::Material {
-            keys: &Default::default(),
-            certs: &Default::default(),
-            issued: None,
-            tree: std::path::Path::new("/out"),
-        };
-        build(&t, &Addressing::Declared, &material)
-    }
 
     #[test]
     fn shared_ports_are_offset_and_distinct_ports_kept() {

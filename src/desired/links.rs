@@ -20,8 +20,9 @@ pub enum Link {
     Leaf { from: String, to: String, account: String },
 }
 
-/// A message sent from one server to another; `expect_delivery` false is a negative probe that
-/// proves a deny rule blocks the subject.
+/// A message sent from one server to another, one per link; `expect_delivery` false is a
+/// negative probe that proves a deny rule blocks the subject. A gateway probe goes from a node
+/// to a region (`to` is the region's name).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Probe {
     pub kind: ProbeKind,
@@ -114,10 +115,12 @@ pub(super) fn probes(topology: &Topology) -> Vec<Probe> {
             }
         }
     }
+    // Every node's own outbound gateway to every other region: `to` names the region, since
+    // the message arrives at whichever of its nodes the gateway connected to.
     for from in &topology.regions {
-        for to in topology.regions.iter().filter(|r| r.name != from.name) {
-            if let (Some(a), Some(b)) = (from.nodes.first(), to.nodes.last()) {
-                probes.push(positive(ProbeKind::Gateway, &a.name, &b.name, &account));
+        for node in &from.nodes {
+            for to in topology.regions.iter().filter(|r| r.name != from.name) {
+                probes.push(positive(ProbeKind::Gateway, &node.name, &to.name, &account));
             }
         }
     }
@@ -242,6 +245,46 @@ mod tests {
                 (ProbeKind::LeafExport, false)
             ]
         );
+    }
+
+    #[test]
+    fn every_route_and_every_outbound_gateway_gets_one_probe() {
+        let text = "name: t\nregions:\n  east:\n    nodes: 3\n  west:\n    nodes: 2\n  north:\n    nodes: 1\n";
+        let loaded = parse(Source {
+            path: "t.yaml".into(),
+            text: text.into(),
+        })
+        .expect("valid topology");
+        let probes = probes(&loaded.topology);
+        let links = expected_links(&loaded.topology);
+        let probed = |kind| -> Vec<(String, String)> {
+            let mut pairs: Vec<_> = probes
+                .iter()
+                .filter(|p| p.kind == kind)
+                .map(|p| (p.from.clone(), p.to.clone()))
+                .collect();
+            pairs.sort();
+            pairs
+        };
+        let mut routes: Vec<_> = links
+            .iter()
+            .filter_map(|l| match l {
+                Link::Route { from, to } => Some((from.clone(), to.clone())),
+                _ => None,
+            })
+            .collect();
+        routes.sort();
+        let mut gateways: Vec<_> = links
+            .iter()
+            .filter_map(|l| match l {
+                Link::Gateway { from, to } => Some((from.clone(), to.clone())),
+                _ => None,
+            })
+            .collect();
+        gateways.sort();
+        assert_eq!(probed(ProbeKind::Route), routes);
+        assert_eq!(probed(ProbeKind::Gateway), gateways);
+        assert_eq!(gateways.len(), 6 * 2);
     }
 
     #[test]

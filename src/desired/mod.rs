@@ -212,6 +212,24 @@ pub fn build_declared(text: &str) -> Desired {
     build(&t, &Addressing::Declared, &material)
 }
 
+/// The desired state of a topology text, with declared addresses and no keys (for tests).
+#[cfg(test)]
+pub(crate) fn of_yaml(yaml: &str) -> Desired {
+    let t = crate::topology::parse(crate::topology::Source {
+        path: "t.yaml".into(),
+        text: yaml.into(),
+    })
+    .expect("a valid topology")
+    .topology;
+    let material = Material {
+        keys: &Default::default(),
+        certs: &Default::default(),
+        issued: None,
+        tree: std::path::Path::new("/out"),
+    };
+    build(&t, &Addressing::Declared, &material)
+}
+
 pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) -> Desired {
     let keys = material.keys;
     let issued = material.issued;

@@ -187,6 +187,14 @@ impl Monitor {
         Monitor::new(desired.client_tls.as_ref())
     }
 
+    /// How long to wait between two rounds of `requests` requests to the servers while waiting
+    /// for them: about a thousand requests a second in all, from 10 ms to 250 ms apart. Asking
+    /// faster takes the CPU the servers need to form: on 2 cores, 66 servers polled every 10 ms
+    /// took 8.8 s to all answer after their start.
+    pub fn poll_interval(requests: usize) -> Duration {
+        Duration::from_millis(requests as u64).clamp(Duration::from_millis(10), Duration::from_millis(250))
+    }
+
     async fn get<T: for<'de> Deserialize<'de>>(&self, base: &str, path: &str) -> Result<T, String> {
         let url = format!("{base}{path}");
         let resp = self.http.get(&url).send().await.map_err(|e| describe(&e))?;
@@ -236,6 +244,9 @@ impl Monitor {
         let v: Varz = self.get(base, "/varz").await?;
         Ok((v.config_digest, v.config_load_time))
     }
+
+    /// How many requests `observe` sends a server.
+    pub const ENDPOINTS_OBSERVED: usize = 6;
 
     /// Reads every endpoint concurrently.
     pub async fn observe(&self, base: &str) -> NodeObservation {

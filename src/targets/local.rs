@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::{DeploymentState, HostLog, StopMode, Target, TargetKind};
 use crate::desired::{self, Addressing, DEFAULT_LOCAL_PORT_BASE, Desired, RenderedFile, ServerConf, ServerSpec};
-use crate::fsio::{remove_file, write_atomic};
+use crate::fsio::remove_file;
 use crate::material::{auth, redact};
 use crate::model::Topology;
 use crate::observed::{Monitor, files, process};
@@ -88,7 +88,9 @@ impl LocalTarget {
             .process_group(0)
             .spawn()
             .with_context(|| format!("cannot start `{}` for server {server}", self.bin.display()))?;
-        write_atomic(&self.pid_path(server), format!("{}\n", child.id()).as_bytes(), 0o644)
+        // The pid file is a hint (a server is also found by its config): it need not outlive
+        // a restart of the machine, which ends the process too.
+        crate::fsio::write_visible(&self.pid_path(server), format!("{}\n", child.id()).as_bytes(), 0o644)
     }
 }
 

@@ -122,11 +122,16 @@ pub async fn verify(
             .map(|d| d.as_nanos())
             .unwrap_or(0)
     );
-    let poll = Duration::from_millis(5);
+    let poll = Monitor::poll_interval(desired.servers.len() * Monitor::ENDPOINTS_OBSERVED);
     let timings = crate::timings::Timings::default();
     let mut links_up = false;
+    // The probes' connections open while the servers are first read.
+    let mut opening = Some(clients.open_all(desired, keys));
     let mut report = loop {
-        let seen = observe_all(&monitor, desired).await;
+        let seen = match opening.take() {
+            Some(open) => tokio::join!(observe_all(&monitor, desired), open).0,
+            None => observe_all(&monitor, desired).await,
+        };
         let evaluation = evaluate(desired, &seen);
         let mut probes = Vec::new();
         if evaluation.ok() {

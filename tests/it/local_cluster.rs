@@ -103,7 +103,12 @@ fn supercluster_with_leafnode_verifies_links_and_probes() {
     assert!(v["jetstream"].as_array().unwrap().iter().all(|m| m["cluster_size"] == 6));
     let probes = v["probes"].as_array().unwrap();
     let gateway = probes.iter().filter(|p| p["kind"] == "gateway" && p["ok"] == true).count();
-    assert_eq!(gateway, 2, "east->west and west->east");
+    assert_eq!(gateway, 6, "each node's outbound gateway to the other region");
+    // Each gateway's evidence names the node of the other region its message reached.
+    for p in probes.iter().filter(|p| p["kind"] == "gateway") {
+        let to = p["to"].as_str().unwrap();
+        assert!(p["detail"].as_str().unwrap().contains(&format!(" at {to}-")), "{p}");
+    }
     let negative = probes
         .iter()
         .find(|p| p["expect_delivery"] == false)
