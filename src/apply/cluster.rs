@@ -339,7 +339,7 @@ mod tests {
 
     #[test]
     fn each_region_needs_as_many_current_members_as_its_widest_stream() {
-        let desired = desired::of_yaml(
+        let desired = desired::build_declared(
             "name: t\nregions:\n  east:\n    nodes: 3\n    jetstream: true\n  west:\n    nodes: 5\n    jetstream: true\n\
              accounts:\n  SYS:\n    system: true\n  APP:\n    jetstream: true\n\
              streams:\n  A:\n    subjects: [a]\n    replicas: 3\n    placement: { region: west }\n\

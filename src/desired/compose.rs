@@ -232,7 +232,7 @@ pub fn host_projects(desired: &Desired, env_vars: &[String], config_dir: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::{Addressing, build, of_yaml as desired};
+    use crate::desired::{Addressing, build, build_declared as desired};
     use crate::topology::{Source, parse};
 
     #[test]

@@ -266,25 +266,22 @@ mod tests {
             pairs.sort();
             pairs
         };
-        let mut routes: Vec<_> = links
-            .iter()
-            .filter_map(|l| match l {
-                Link::Route { from, to } => Some((from.clone(), to.clone())),
-                _ => None,
-            })
-            .collect();
-        routes.sort();
-        let mut gateways: Vec<_> = links
-            .iter()
-            .filter_map(|l| match l {
-                Link::Gateway { from, to } => Some((from.clone(), to.clone())),
-                _ => None,
-            })
-            .collect();
-        gateways.sort();
-        assert_eq!(probed(ProbeKind::Route), routes);
-        assert_eq!(probed(ProbeKind::Gateway), gateways);
-        assert_eq!(gateways.len(), 6 * 2);
+        let linked = |kind| -> Vec<(String, String)> {
+            let mut pairs: Vec<_> = links
+                .iter()
+                .filter_map(|l| match (l, kind) {
+                    (Link::Route { from, to }, ProbeKind::Route) | (Link::Gateway { from, to }, ProbeKind::Gateway) => {
+                        Some((from.clone(), to.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            pairs.sort();
+            pairs
+        };
+        assert_eq!(probed(ProbeKind::Route), linked(ProbeKind::Route));
+        assert_eq!(probed(ProbeKind::Gateway), linked(ProbeKind::Gateway));
+        assert_eq!(linked(ProbeKind::Gateway).len(), 6 * 2);
     }
 
     #[test]

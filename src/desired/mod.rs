@@ -192,8 +192,6 @@ pub(super) fn host_port(host: &str, port: u16) -> String {
     format!("{host}:{port}")
 }
 
-/// Builds the desired state. The material must hold every key `needed_keys` names, the
-/// certificates `cert_requests` names and, in operator mode, the issued JWTs.
 /// The desired state of the topology in `text`, with declared addresses and no key material.
 #[cfg(test)]
 pub fn build_declared(text: &str) -> Desired {
@@ -212,24 +210,8 @@ pub fn build_declared(text: &str) -> Desired {
     build(&t, &Addressing::Declared, &material)
 }
 
-/// The desired state of a topology text, with declared addresses and no keys (for tests).
-#[cfg(test)]
-pub(crate) fn of_yaml(yaml: &str) -> Desired {
-    let t = crate::topology::parse(crate::topology::Source {
-        path: "t.yaml".into(),
-        text: yaml.into(),
-    })
-    .expect("a valid topology")
-    .topology;
-    let material = Material {
-        keys: &Default::default(),
-        certs: &Default::default(),
-        issued: None,
-        tree: std::path::Path::new("/out"),
-    };
-    build(&t, &Addressing::Declared, &material)
-}
-
+/// Builds the desired state. The material must hold every key `needed_keys` names, the
+/// certificates `cert_requests` names and, in operator mode, the issued JWTs.
 pub fn build(topology: &Topology, addressing: &Addressing, material: &Material) -> Desired {
     let keys = material.keys;
     let issued = material.issued;
