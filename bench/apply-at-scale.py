@@ -106,6 +106,8 @@ def run_once(path, regions, nodes):
         out = subprocess.run([BIN, "apply", path, "--port-base", str(base), "--timings", "-o", "json"], cwd=work, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         applied = time.perf_counter() - start
         if out.returncode != 0:
+            # Whatever it started goes too, before the work directory does.
+            subprocess.run([BIN, "destroy", path], cwd=work, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             sys.exit(f"apply failed:\n{out.stderr[-3000:]}")
         report = json.loads(out.stdout)
         start = time.perf_counter()
