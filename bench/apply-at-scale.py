@@ -114,6 +114,7 @@ def run_once(path, regions, nodes):
         v = subprocess.run([BIN, "verify", path], cwd=work, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         verified = time.perf_counter() - start
         if v.returncode != 0:
+            subprocess.run([BIN, "destroy", path], cwd=work, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             sys.exit("verify of the running system failed")
         name = f"live-{regions}x{nodes}"
         keep = os.path.join(work, "confs")
