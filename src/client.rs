@@ -32,6 +32,25 @@ pub fn nats_options(desired: &Desired, keys: &Keys, account: &Option<String>) ->
     Ok(opts.custom_inbox_prefix(crate::access::OWN_INBOX))
 }
 
+/// A connection as notif-infra's own user of `account` to `server` alone (not to the servers
+/// it tells of), named `name` for the servers' connection lists.
+pub async fn own_connection(
+    desired: &Desired,
+    keys: &Keys,
+    account: &Option<String>,
+    server: &crate::desired::ServerSpec,
+    name: &str,
+    timeout: std::time::Duration,
+) -> Result<async_nats::Client, String> {
+    nats_options(desired, keys, account)?
+        .name(name)
+        .connection_timeout(timeout)
+        .ignore_discovered_servers()
+        .connect(server.client_url.as_str())
+        .await
+        .map_err(|e| format!("cannot connect to {} ({}): {e}", server.name, server.client_url))
+}
+
 /// Installs the process-wide TLS crypto provider (ring, as async-nats uses) once: reqwest is
 /// built without one so the binary carries a single provider.
 pub fn install_crypto_provider() {

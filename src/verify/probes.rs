@@ -61,14 +61,8 @@ impl Clients {
             .or_default()
             .clone();
         cell.get_or_try_init(|| async {
-            let url = desired.server(server).map(|s| s.client_url.clone()).ok_or("unknown server")?;
-            crate::client::nats_options(desired, keys, account)?
-                .name("notif-infra-verify")
-                .connection_timeout(Duration::from_secs(1))
-                .ignore_discovered_servers()
-                .connect(url.as_str())
-                .await
-                .map_err(|e| format!("cannot connect to {server} ({url}): {e}"))
+            let spec = desired.server(server).ok_or_else(|| format!("unknown server {server}"))?;
+            crate::client::own_connection(desired, keys, account, spec, "notif-infra-verify", Duration::from_secs(1)).await
         })
         .await
         .cloned()

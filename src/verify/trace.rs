@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::flows::MARK_HEADER;
+use crate::client::own_connection;
 use crate::desired::{Desired, ExpectedFlow, Role, TargetKind};
 use crate::material::Keys;
 
@@ -20,6 +21,9 @@ const QUIET: Duration = Duration::from_millis(400);
 const FIRST_EVENT: Duration = Duration::from_secs(3);
 /// A path that misses a `via:` site is traced this many times before it is reported.
 const ATTEMPTS: usize = 3;
+/// The name the trace's connections carry, and how long each may take to open.
+const TRACE_CLIENT: &str = "notif-infra-trace";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One server the message crossed.
 #[derive(Debug, Clone, Serialize)]
@@ -193,13 +197,7 @@ async fn trace_listener(
     let server = desired
         .server(&flow.publisher.server)
         .ok_or_else(|| format!("unknown server {}", flow.publisher.server))?;
-    let client = crate::client::nats_options(desired, keys, &flow.publisher.account)?
-        .name("notif-infra-trace")
-        .connection_timeout(Duration::from_secs(2))
-        .ignore_discovered_servers()
-        .connect(server.client_url.as_str())
-        .await
-        .map_err(|e| format!("cannot connect to {}: {e}", flow.publisher.server))?;
+    let client = own_connection(desired, keys, &flow.publisher.account, server, TRACE_CLIENT, CONNECT_TIMEOUT).await?;
     let events = client.subscribe(format!("{prefix}.>")).await.map_err(|e| e.to_string())?;
     client.flush().await.map_err(|e| e.to_string())?;
     Ok((client, events))
@@ -265,16 +263,9 @@ async fn stand_in_subscribers(desired: &Desired, keys: &Keys, flow: &ExpectedFlo
     for t in flow.targets.iter().filter(|t| t.must_arrive) {
         let TargetKind::Subscriber { client } = &t.kind else { continue };
         let Some(server) = desired.server(&client.server) else { continue };
-        let Ok(options) = crate::client::nats_options(desired, keys, &client.account) else {
+        let Ok(c) = own_connection(desired, keys, &client.account, server, TRACE_CLIENT, CONNECT_TIMEOUT).await else {
             continue;
         };
-        let connected = options
-            .name("notif-infra-trace")
-            .connection_timeout(Duration::from_secs(2))
-            .ignore_discovered_servers()
-            .connect(server.client_url.as_str())
-            .await;
-        let Ok(c) = connected else { continue };
         // Dropping a subscriber unsubscribes: it is kept until the trace is done.
         if let Ok(subscription) = c.subscribe(t.subject.clone()).await
             && c.flush().await.is_ok()
