@@ -49,17 +49,10 @@ async fn wait_jetstream_ready(desired: &Desired) -> Result<()> {
 /// The most replicas of a stream (or bucket) placed in each region of the super-cluster;
 /// streams without a placement live in the first region running JetStream.
 fn replicas_by_region(desired: &Desired) -> BTreeMap<String, usize> {
-    let first = desired.jetstream_nodes().first().map(|s| s.region.clone());
     let mut needs = BTreeMap::new();
-    for o in desired
-        .jetstream
-        .iter()
-        .filter(|o| o.kind != desired::ObjectKind::Consumer && o.leaf_domain.is_none())
-    {
-        if let Some(region) = o.region.clone().or_else(|| first.clone()) {
-            let most = needs.entry(region).or_insert(0);
-            *most = (*most).max(usize::from(o.replicas));
-        }
+    for (o, region) in desired.streams_by_region() {
+        let most = needs.entry(region.to_string()).or_insert(0);
+        *most = (*most).max(usize::from(o.replicas));
     }
     needs
 }

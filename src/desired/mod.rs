@@ -186,6 +186,17 @@ impl Desired {
             .filter(|s| s.role == Role::Node && s.conf.jetstream.is_some())
             .collect()
     }
+
+    /// The streams, buckets and object stores of the super-cluster (not in a leafnode's own
+    /// domain), each with the region it lives in: its placement, else the first region running
+    /// JetStream.
+    pub fn streams_by_region(&self) -> impl Iterator<Item = (&JsObject, &str)> {
+        let first = self.jetstream_nodes().first().map(|s| s.region.as_str());
+        self.jetstream
+            .iter()
+            .filter(|o| o.kind != ObjectKind::Consumer && o.leaf_domain.is_none())
+            .filter_map(move |o| Some((o, o.region.as_deref().or(first)?)))
+    }
 }
 
 pub(super) fn host_port(host: &str, port: u16) -> String {

@@ -61,14 +61,10 @@ fn full_store(desired: &Desired, s: &crate::desired::ServerSpec, o: &NodeObserva
         .into_iter()
         .map(|(kind, (used, limit))| (kind, used, limit))
         .find(|(_, used, limit)| *limit > 0 && u128::from(*used) * 100 >= u128::from(*limit) * threshold)?;
-    // Unplaced objects live in the first region running JetStream.
-    let first_region = desired.jetstream_nodes().first().map(|n| n.region.clone());
     let here: Vec<&str> = desired
-        .jetstream
-        .iter()
-        .filter(|j| j.kind != crate::desired::ObjectKind::Consumer && j.leaf_domain.is_none())
-        .filter(|j| j.region.as_ref().or(first_region.as_ref()) == Some(&s.region))
-        .map(|j| j.stream.as_str())
+        .streams_by_region()
+        .filter(|(_, region)| *region == s.region)
+        .map(|(j, _)| j.stream.as_str())
         .collect();
     Some(format!(
         "its JetStream {kind} store is {}% full ({used} of {limit} bytes, the threshold is {threshold}%): publishes to {} will be refused",
