@@ -98,6 +98,10 @@ def formation(confs, servers, regions, nodes):
         return links_up[0], whole
 
 
+def destroy(path, work, check=False):
+    subprocess.run([BIN, "destroy", path], cwd=work, env=ENV, check=check, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def run_once(path, regions, nodes):
     with tempfile.TemporaryDirectory(prefix="notif-live-") as work:
         servers = regions * nodes + regions
@@ -107,19 +111,19 @@ def run_once(path, regions, nodes):
         applied = time.perf_counter() - start
         if out.returncode != 0:
             # Whatever it started goes too, before the work directory does.
-            subprocess.run([BIN, "destroy", path], cwd=work, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            destroy(path, work)
             sys.exit(f"apply failed:\n{out.stderr[-3000:]}")
         report = json.loads(out.stdout)
         start = time.perf_counter()
         v = subprocess.run([BIN, "verify", path], cwd=work, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         verified = time.perf_counter() - start
         if v.returncode != 0:
-            subprocess.run([BIN, "destroy", path], cwd=work, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            destroy(path, work)
             sys.exit("verify of the running system failed")
         name = f"live-{regions}x{nodes}"
         keep = os.path.join(work, "confs")
         shutil.copytree(os.path.join(work, ".notif-infra", name, "nats"), keep)
-        subprocess.run([BIN, "destroy", path], cwd=work, env=ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        destroy(path, work, check=True)
         # The data of the first bring-up goes: the limit forms from nothing, as apply did.
         shutil.rmtree(os.path.join(work, ".notif-infra", name, "data"), ignore_errors=True)
         nodes_ = report["verify"]["nodes"]

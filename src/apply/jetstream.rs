@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::jsapi::{ApiError, INSUFFICIENT_RESOURCES, JsApi};
+use crate::jsapi::{ApiError, INSUFFICIENT_RESOURCES, JsApi, NO_SUITABLE_PEERS};
 use crate::observed::jetstream::Connections;
 use crate::plan::{JsAction, JsChange};
 
@@ -56,10 +56,10 @@ fn hint(e: &ApiError) -> &'static str {
         Some(10047) | Some(10028) => {
             "; the servers' JetStream storage is too small: raise `max_file_store`/`max_memory_store` or lower `max_bytes`"
         }
-        Some(INSUFFICIENT_RESOURCES) | Some(10023) if storage => {
+        Some(NO_SUITABLE_PEERS | INSUFFICIENT_RESOURCES) if storage => {
             "; no server has the storage: raise `max_file_store`/`max_memory_store` of the region or lower `max_bytes`"
         }
-        Some(INSUFFICIENT_RESOURCES) | Some(10023) => {
+        Some(NO_SUITABLE_PEERS | INSUFFICIENT_RESOURCES) => {
             "; not enough servers for the replicas or placement: lower `replicas:`, fix `placement:` or add nodes"
         }
         Some(10052) | Some(10012) => {

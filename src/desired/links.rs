@@ -14,7 +14,8 @@ pub enum Link {
     Route { from: String, to: String },
     /// Node `from` has its outbound gateway to region `to`.
     Gateway { from: String, to: String },
-    /// The nodes of region `to` hold `expected` inbound gateway connections from region `from`.
+    /// The nodes of region `to` hold inbound gateway connections from all `expected` nodes of
+    /// region `from`.
     GatewayInbound { from: String, to: String, expected: usize },
     /// Leafnode `from` is connected to a node of hub region `to`, bound to `account`.
     Leaf { from: String, to: String, account: String },

@@ -33,10 +33,19 @@ pub const CONSUMER_NOT_FOUND: u32 = 10014;
 pub const RECONFIGURATION_IN_PROGRESS: u32 = 10226;
 /// `SERVER.REMOVE` of a server the meta group does not have.
 pub const PEER_NOT_MEMBER: u32 = 10044;
-/// No peers for the replicas or placement (the reason is in the description).
-pub const INSUFFICIENT_RESOURCES: u32 = 10005;
+/// No peers for the replicas or placement (nats-server's "no suitable peers for placement",
+/// the reasons follow in the description).
+pub const NO_SUITABLE_PEERS: u32 = 10005;
+/// Not enough resources for a consumer or stream on the peers chosen.
+pub const INSUFFICIENT_RESOURCES: u32 = 10023;
 /// The stream's leader could not create its store.
 pub const STORE_FAILED: u32 = 10049;
+
+/// The reasons nats-server gives after "no suitable peers for placement", each as it wrote it.
+fn placement_reasons(description: &str) -> impl Iterator<Item = &str> {
+    let reasons = description.strip_prefix("no suitable peers for placement").unwrap_or(description);
+    reasons.split(',').map(str::trim).filter(|reason| !reason.is_empty())
+}
 
 impl ApiError {
     pub fn err_code(&self) -> Option<u32> {
@@ -49,13 +58,16 @@ impl ApiError {
     /// Worth another try: the cluster is busy or electing, not refusing.
     pub fn is_transient(&self) -> bool {
         match self {
-            // A peer the meta leader has not yet heard from (its statistics arrive after the
-            // group forms) counts as offline for placement: it comes online within moments.
+            // While the meta group fills, a peer the leader has not yet heard from (its
+            // statistics arrive after it joins) counts as offline, and a region whose members
+            // have not all joined has too few peers, which the server gives no reason for
+            // (validate refuses more replicas than a region has nodes). Both pass within
+            // moments; a reason naming the configuration (tags, storage) does not.
             ApiError::Server {
-                err_code: INSUFFICIENT_RESOURCES,
+                err_code: NO_SUITABLE_PEERS,
                 description,
                 ..
-            } => description.contains("peer offline"),
+            } => placement_reasons(description).all(|reason| reason == "peer offline"),
             // Right after an account's JWT reaches the servers, the stream's store can fail to
             // be created once on a peer still applying the account's limits; it takes on retry.
             ApiError::Server {
@@ -288,10 +300,20 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_not_yet_heard_from_is_worth_waiting_for_but_too_few_servers_is_not() {
-        assert!(refusal(INSUFFICIENT_RESOURCES, "no suitable peers for placement, peer offline").is_transient());
+    fn a_meta_group_still_filling_is_worth_waiting_for_but_a_configuration_refusal_is_not() {
+        assert!(refusal(NO_SUITABLE_PEERS, "no suitable peers for placement, peer offline").is_transient());
+        assert!(refusal(NO_SUITABLE_PEERS, "no suitable peers for placement").is_transient());
+        assert!(!refusal(NO_SUITABLE_PEERS, "insufficient resources").is_transient());
+        assert!(!refusal(NO_SUITABLE_PEERS, "no suitable peers for placement, tags not matched").is_transient());
+        assert!(
+            !refusal(
+                NO_SUITABLE_PEERS,
+                "no suitable peers for placement, peer offline, insufficient storage"
+            )
+            .is_transient()
+        );
+        assert!(!refusal(NO_SUITABLE_PEERS, "no suitable peers for placement, miscellaneous issue").is_transient());
         assert!(!refusal(INSUFFICIENT_RESOURCES, "insufficient resources").is_transient());
-        assert!(!refusal(INSUFFICIENT_RESOURCES, "no suitable peers for placement, tags not matched").is_transient());
         assert!(refusal(RECONFIGURATION_IN_PROGRESS, "reconfiguration in progress").is_transient());
         assert!(refusal(STORE_FAILED, "error creating store for stream").is_transient());
         assert!(!refusal(10065, "subjects overlap with an existing stream").is_transient());

@@ -20,8 +20,8 @@ pub struct NodeObservation {
     pub route_peers: Vec<String>,
     /// Remote clusters this server has its outbound gateway connection to.
     pub gateways_out: Vec<String>,
-    /// Inbound gateway connections by remote cluster.
-    pub gateways_in: BTreeMap<String, usize>,
+    /// Inbound gateway connections by remote cluster: the server ID at the other end of each.
+    pub gateways_in: BTreeMap<String, Vec<String>>,
     pub leafs: Vec<LeafConnection>,
     pub meta: Option<MetaCluster>,
     /// Its load and resource use, from `/varz`.
@@ -112,7 +112,18 @@ struct Gatewayz {
     #[serde(default)]
     outbound_gateways: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
-    inbound_gateways: BTreeMap<String, Vec<serde_json::Value>>,
+    inbound_gateways: BTreeMap<String, Vec<InboundGateway>>,
+}
+
+#[derive(Deserialize)]
+struct InboundGateway {
+    connection: GatewayConnection,
+}
+
+#[derive(Deserialize)]
+struct GatewayConnection {
+    /// The remote server's ID.
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -286,7 +297,11 @@ impl Monitor {
         }
         if let Ok(g) = gatewayz {
             o.gateways_out = g.outbound_gateways.into_keys().collect();
-            o.gateways_in = g.inbound_gateways.into_iter().map(|(k, v)| (k, v.len())).collect();
+            o.gateways_in = g
+                .inbound_gateways
+                .into_iter()
+                .map(|(region, conns)| (region, conns.into_iter().map(|c| c.connection.name).collect()))
+                .collect();
         }
         if let Ok(l) = leafz {
             o.leafs = l.leafs;

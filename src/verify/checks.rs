@@ -162,19 +162,27 @@ pub fn evaluate(desired: &Desired, seen: &BTreeMap<String, NodeObservation>) -> 
                 }
             }
             Link::GatewayInbound { from, to, expected } => {
-                // Inbound connections land unevenly on a region's nodes: only their sum is fixed.
-                let got: usize = desired
+                // Inbound connections land unevenly on a region's nodes: only the set of remote
+                // servers across the region is fixed. A node of `from` can be held twice for a
+                // while (seen at 110 servers: its old connection still listed on another node
+                // after it reconnected), so servers are counted, not connections.
+                let remotes: Vec<&String> = desired
                     .servers
                     .iter()
                     .filter(|s| s.region == *to && s.role == Role::Node)
-                    .map(|s| obs(&s.name).gateways_in.get(from).copied().unwrap_or(0))
-                    .sum();
+                    .flat_map(|s| obs(&s.name).gateways_in.get(from).into_iter().flatten())
+                    .collect();
+                let servers = remotes.iter().collect::<std::collections::BTreeSet<_>>().len();
+                let doubles = match remotes.len() - servers {
+                    0 => String::new(),
+                    n => format!(" ({n} held twice)"),
+                };
                 LinkReport {
                     kind: "gateway",
                     from: from.clone(),
                     to: to.clone(),
-                    ok: got == *expected,
-                    detail: format!("region {to} holds {got}/{expected} inbound gateway connections from {from}"),
+                    ok: servers == *expected,
+                    detail: format!("region {to} holds inbound gateway connections from {servers}/{expected} nodes of {from}{doubles}"),
                 }
             }
             Link::Leaf { from, to, account } => {
@@ -231,4 +239,42 @@ pub fn evaluate(desired: &Desired, seen: &BTreeMap<String, NodeObservation>) -> 
         .collect();
 
     Evaluation { nodes, links, jetstream }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inbound_report(held: &[(&str, &[&str])]) -> LinkReport {
+        let desired = crate::desired::build_declared("name: t\nregions:\n  a: { nodes: 3 }\n  b: { nodes: 2 }\n");
+        let seen = held
+            .iter()
+            .map(|(node, remotes)| {
+                let mut o = NodeObservation::default();
+                o.gateways_in.insert("a".into(), remotes.iter().map(|r| r.to_string()).collect());
+                (node.to_string(), o)
+            })
+            .collect();
+        evaluate(&desired, &seen)
+            .links
+            .into_iter()
+            .find(|l| l.kind == "gateway" && l.from == "a" && l.to == "b")
+            .expect("the inbound check of region b")
+    }
+
+    #[test]
+    fn inbound_gateways_count_remote_servers_not_connections() {
+        let all = inbound_report(&[("b-1", &["A1", "A2"]), ("b-2", &["A3", "A1"])]);
+        assert!(all.ok, "{}", all.detail);
+        assert_eq!(
+            all.detail,
+            "region b holds inbound gateway connections from 3/3 nodes of a (1 held twice)"
+        );
+        let short = inbound_report(&[("b-1", &["A1", "A2"]), ("b-2", &["A2"])]);
+        assert!(!short.ok);
+        assert_eq!(
+            short.detail,
+            "region b holds inbound gateway connections from 2/3 nodes of a (1 held twice)"
+        );
+    }
 }

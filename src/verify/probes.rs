@@ -71,17 +71,8 @@ impl Clients {
     /// Opens every connection the probes will use, a bounded number at once; a failure is left
     /// for the probe that needs the connection to report.
     pub async fn open_all(&self, desired: &Desired, keys: &Keys) {
-        let wanted: BTreeSet<(&str, &Option<String>)> = desired
-            .probes()
-            .iter()
-            .flat_map(|p| {
-                receivers(desired, p)
-                    .into_iter()
-                    .chain([p.from.as_str()])
-                    .map(move |s| (s, &p.account))
-            })
-            .collect();
-        futures_util::stream::iter(wanted)
+        let probes: Vec<&Probe> = desired.probes().iter().collect();
+        futures_util::stream::iter(endpoints(desired, &probes))
             .map(|(server, account)| self.get(desired, keys, server, account))
             .buffer_unordered(CONNECTS_AT_ONCE)
             .collect::<Vec<_>>()
@@ -134,23 +125,36 @@ fn receivers<'a>(desired: &'a Desired, probe: &'a Probe) -> Vec<&'a str> {
     }
 }
 
+/// The servers, with the account, that `probes` send from or count a delivery at.
+fn endpoints<'a>(desired: &'a Desired, probes: &[&'a Probe]) -> BTreeSet<(&'a str, &'a Option<String>)> {
+    probes
+        .iter()
+        .flat_map(|p| {
+            receivers(desired, p)
+                .into_iter()
+                .chain([p.from.as_str()])
+                .map(move |s| (s, &p.account))
+        })
+        .collect()
+}
+
 /// Every node listens on the run's broadcast subjects; each sender sends its message until
 /// each of its probes has a delivery (or the time is up). Each probe's evidence is the first
 /// delivery at one of its receivers and the time since its sender first sent.
 async fn run_broadcast(desired: &Desired, keys: &Keys, clients: &Clients, probes: &[&Probe], nonce: &str) -> Vec<ProbeReport> {
-    let Some(account) = probes.first().map(|p| &p.account) else {
+    if probes.is_empty() {
         return Vec::new();
-    };
+    }
     let senders: Vec<&str> = probes
         .iter()
         .map(|p| p.from.as_str())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let listeners: BTreeSet<&str> = probes.iter().flat_map(|p| receivers(desired, p)).collect();
-    let servers: BTreeSet<&str> = senders.iter().copied().chain(listeners.iter().copied()).collect();
-    let conns: HashMap<&str, Result<async_nats::Client, String>> = futures_util::stream::iter(servers)
-        .map(|server| async move { (server, clients.get(desired, keys, server, account).await) })
+    let receivers_of: Vec<Vec<&str>> = probes.iter().map(|p| receivers(desired, p)).collect();
+    let listeners: BTreeSet<&str> = receivers_of.iter().flatten().copied().collect();
+    let conns: HashMap<&str, Result<async_nats::Client, String>> = futures_util::stream::iter(endpoints(desired, probes))
+        .map(|(server, account)| async move { (server, clients.get(desired, keys, server, account).await) })
         .buffer_unordered(CONNECTS_AT_ONCE)
         .collect()
         .await;
@@ -201,10 +205,14 @@ async fn run_broadcast(desired: &Desired, keys: &Keys, clients: &Clients, probes
         }
     }
     // What each sender must reach: for each of its probes, the servers that count.
-    let wanted: Vec<Vec<Vec<&str>>> = senders
+    let sender_of: Vec<usize> = probes
         .iter()
-        .map(|s| probes.iter().filter(|p| p.from == *s).map(|p| receivers(desired, p)).collect())
+        .map(|p| senders.binary_search(&p.from.as_str()).expect("every probe's sender is listed"))
         .collect();
+    let mut wanted: Vec<Vec<&[&str]>> = vec![Vec::new(); senders.len()];
+    for (sender, receivers) in sender_of.iter().zip(&receivers_of) {
+        wanted[*sender].push(receivers);
+    }
     let arrivals: std::sync::Mutex<HashMap<(usize, &str), Instant>> = Default::default();
     let first_sent: Vec<std::sync::OnceLock<Instant>> = senders.iter().map(|_| Default::default()).collect();
     let deadline = tokio::time::Instant::now() + PROBE_TIMEOUT;
@@ -265,10 +273,11 @@ async fn run_broadcast(desired: &Desired, keys: &Keys, clients: &Clients, probes
     let arrivals = arrivals.into_inner().expect("probe arrivals lock");
     probes
         .iter()
-        .map(|p| {
-            let sender = senders.iter().position(|s| *s == p.from).expect("every probe's sender is listed");
-            let at = receivers(desired, p)
-                .into_iter()
+        .zip(sender_of.iter().zip(&receivers_of))
+        .map(|(p, (&sender, receivers))| {
+            let at = receivers
+                .iter()
+                .copied()
                 .filter_map(|r| arrivals.get(&(sender, r)).map(|t| (r, *t)))
                 .min_by_key(|(_, t)| *t);
             let outcome = match (&conns[p.from.as_str()], at, first_sent[sender].get()) {
@@ -282,8 +291,8 @@ async fn run_broadcast(desired: &Desired, keys: &Keys, clients: &Clients, probes
                     };
                     Ok((format!("delivered in {} ms{place}", latency.as_millis()), latency))
                 }
-                (Ok(_), _, _) => Err(receivers(desired, p)
-                    .into_iter()
+                (Ok(_), _, _) => Err(receivers
+                    .iter()
                     .find_map(|r| match &conns[r] {
                         Err(e) => Some(e.clone()),
                         Ok(_) => subscribe_failures.get(r).cloned(),

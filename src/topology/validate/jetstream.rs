@@ -650,7 +650,7 @@ impl Validator {
                     if tags.is_empty() { String::new() } else { " with its tags".into() }
                 ))
                 .at(h.loc)
-                .help("lower `replicas:` or add nodes (nats-server error 10005: insufficient resources)"),
+                .help("lower `replicas:` or add nodes (nats-server error 10005: no suitable peers for placement)"),
             );
         }
     }
