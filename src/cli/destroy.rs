@@ -4,7 +4,6 @@ use serde_json::json;
 use std::process::ExitCode;
 
 use notif_infra::ops;
-use notif_infra::targets::TargetKind;
 use notif_infra::ui::{self, Format};
 
 #[derive(Args)]
@@ -25,7 +24,7 @@ pub struct DestroyArgs {
 
 pub async fn run(a: DestroyArgs) -> Result<ExitCode> {
     let opts = a.target.options(None);
-    if a.purge_keys && opts.target != TargetKind::Local && !a.auto_approve {
+    if a.purge_keys && opts.target.shared() && !a.auto_approve {
         confirm_purge(&opts)?;
     }
     let done = ops::destroy(&opts, a.purge_keys, &|l| eprintln!("{l}"), &|server, step| {

@@ -41,6 +41,12 @@ impl TargetKind {
         }
     }
 
+    /// Whether others likely hold the deployment's credentials, so that purging its identity
+    /// asks first: a local deployment is this machine's own.
+    pub fn shared(self) -> bool {
+        self != TargetKind::Local
+    }
+
     /// The deployment's directory under the state root: `<topology>` for local, else
     /// `<topology>.<target>`.
     pub fn deployment_dir(self, state_root: &Path, topology: &str) -> PathBuf {
